@@ -1,0 +1,59 @@
+"""The one metric table: name -> MetricSpec. Names follow Prometheus conventions (base units in
+the name, ratios 0..1, counters end in `_total`). docs/METRICS.md is checked against it by a test.
+
+The `kind` decides how a rollup reads: a gauge's `avg` is meaningful; a state's `close` is its
+value at the end of the window; a counter's `close - open` is its increase.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class MetricKind(enum.StrEnum):
+    GAUGE = "gauge"
+    COUNTER = "counter"
+    STATE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    name: str
+    unit: str
+    kind: MetricKind
+    help: str
+    resolution: float | None = None
+    """Smallest step a real sensor reports (e.g. 0.1 °C); the twin rounds to it."""
+
+
+_G, _S = MetricKind.GAUGE, MetricKind.STATE
+
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        # server
+        MetricSpec("cpu_temperature_celsius", "celsius", _G, "CPU package temperature.", 0.1),
+        MetricSpec("inlet_temperature_celsius", "celsius", _G, "Air temperature at the server's front intake.", 0.1),
+        MetricSpec("chassis_temperature_celsius", "celsius", _G, "Air temperature inside the chassis, at the exhaust.", 0.1),
+        MetricSpec("power_watts", "watts", _G, "Electrical power drawn by the server, fans included.", 1.0),
+        MetricSpec("airflow_cfm", "cfm", _G, "Air volume moved through the server by its fans (cubic feet per minute).", 0.1),
+        MetricSpec("cpu_utilization_ratio", "ratio", _G, "CPU busy time over wall time, 0..1.", 0.001),
+        MetricSpec("disk_ok", "boolean", _S, "1 while the server's disk answers, 0 once it has failed.", 1.0),
+        # fan (component of a server)
+        MetricSpec("fan_level", "level", _S, "Commanded fan level: 0 off, 1 low, 2 medium, 3 high.", 1.0),
+        MetricSpec("fan_rpm", "rpm", _G, "Measured fan speed.", 10.0),
+        MetricSpec("fan_power_watts", "watts", _G, "Electrical power drawn by the fan.", 0.1),
+        # rack PDU
+        MetricSpec("pdu_power_watts", "watts", _G, "Power delivered by the rack PDU to all its servers.", 1.0),
+        MetricSpec("pdu_capacity_watts", "watts", _G, "Power the PDU lets through before it caps (a cap fault lowers it).", 1.0),
+        # room
+        MetricSpec("crac_supply_temperature_celsius", "celsius", _G, "Cold air temperature supplied by the CRAC unit.", 0.1),
+        MetricSpec("crac_power_watts", "watts", _G, "Electrical power drawn by the CRAC unit (cooling).", 1.0),
+        MetricSpec("it_power_watts", "watts", _G, "Power drawn by all IT equipment in the room.", 1.0),
+        MetricSpec("facility_power_watts", "watts", _G, "Total room power: IT, cooling and distribution losses.", 1.0),
+        MetricSpec("pue_ratio", "ratio", _G, "Power usage effectiveness: facility power over IT power.", 0.001),
+    )
+}
+
+FAN_LEVELS = {0: "off", 1: "low", 2: "medium", 3: "high"}
