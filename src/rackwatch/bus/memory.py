@@ -1,0 +1,79 @@
+"""In-process bus: one bounded queue per subscriber; a slow subscriber loses its oldest messages
+(counted in `dropped`) instead of slowing the publisher or the other subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from rackwatch.bus.subjects import subject_matches
+
+
+class MemorySubscription:
+    def __init__(self, pattern: str, max_pending: int) -> None:
+        self.pattern = pattern
+        self.dropped = 0
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._max_pending = max_pending
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def offer(self, subject: str, message: Any) -> None:
+        if len(self._queue) >= self._max_pending:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append((subject, message))
+        self._ready.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._ready.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
+        while True:
+            while self._queue:
+                yield self._queue.popleft()
+            if self._closed:
+                return
+            self._ready.clear()
+            await self._ready.wait()
+
+
+class MemoryBus:
+    """The default bus; `publish` never blocks. Close it to end every subscription's iteration."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[MemorySubscription] = []
+        self.published = 0
+
+    async def publish(self, subject: str, message: Any) -> None:
+        self.published += 1
+        for sub in self._subscriptions:
+            if subject_matches(subject, sub.pattern):
+                sub.offer(subject, message)
+
+    @asynccontextmanager
+    async def subscribe(
+        self, pattern: str, *, max_pending: int = 10_000
+    ) -> AsyncIterator[MemorySubscription]:
+        sub = MemorySubscription(pattern, max_pending)
+        self._subscriptions.append(sub)
+        try:
+            yield sub
+        finally:
+            self._subscriptions.remove(sub)
+
+    def close(self) -> None:
+        for sub in self._subscriptions:
+            sub.close()
+
+    @property
+    def dropped(self) -> int:
+        return sum(sub.dropped for sub in self._subscriptions)
