@@ -1,12 +1,12 @@
 """rackwatch's exceptions. Every message says what to do next.
 
-    RackwatchError
-    ├── ConfigError          a settings file, env variable or CLI option is wrong
-    ├── SourceError
-    │   ├── SourceTimeout    a device did not answer in time
-    │   └── SourceUnavailable
-    ├── StoreError           the store cannot be opened, read or written
-    └── CommandRejected      a command names an unknown target or an action it cannot do
+RackwatchError
+├── ConfigError          a settings file, env variable or CLI option is wrong
+├── SourceError
+│   ├── SourceTimeout    a device did not answer in time
+│   └── SourceUnavailable
+├── StoreError           the store cannot be opened, read or written
+└── CommandRejected      a command names an unknown target or an action it cannot do
 """
 
 from __future__ import annotations

@@ -34,12 +34,27 @@ class TwinSettings(_Section):
     clusters: int = Field(1, ge=1, le=1000)
     speed: float = Field(1.0, gt=0, le=1_000_000)
     """Simulated seconds per wall second in `rackwatch run`."""
+    random_fault_mtbf_days: float | None = Field(None, gt=0)
+    """Also draw random failures (fans, disks, sensors) from Weibull lifetimes with this mean
+    time between failures per entity; None: only the scenario's scheduled faults."""
 
 
 class StoreSettings(_Section):
     raw_retention_days: float = Field(7, gt=0)
     minute_retention_days: float = Field(90, gt=0)
     hour_retention_days: float = Field(5 * 365, gt=0)
+
+
+class ServerSettings(_Section):
+    """The HTTP server of `rackwatch run`: REST, WebSocket, /metrics and the dashboard."""
+
+    host: str = "127.0.0.1"
+    """Loopback by default: other machines reach it only when you say so (0.0.0.0)."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """0 picks a free port (printed on start)."""
+    ws_client_limit: int = Field(default=1000, ge=1, le=100_000)
+    ws_send_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    """A WebSocket client that takes no message for this long is disconnected."""
 
 
 class Settings(BaseSettings):
@@ -50,6 +65,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("rackwatch-data")
     twin: TwinSettings = TwinSettings()
     store: StoreSettings = StoreSettings()
+    server: ServerSettings = ServerSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -57,8 +73,8 @@ class Settings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 (pydantic's signature)
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if _toml_path is not None:

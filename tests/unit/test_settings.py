@@ -6,7 +6,9 @@ from rackwatch.errors import ConfigError
 from rackwatch.settings import load_settings
 
 
-def test_precedence_file_then_env_then_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_precedence_file_then_env_then_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "rackwatch.toml"
     config.write_text('data_dir = "here"\n[twin]\nseed = 3\nclusters = 2\nspeed = 4\n')
     monkeypatch.setenv("RACKWATCH_TWIN__SEED", "9")

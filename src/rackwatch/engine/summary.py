@@ -39,8 +39,11 @@ def summarize(live: LiveState, registry: SeriesRegistry, top: int = 5) -> RoomSu
         ids = [i for i in by_metric.get(metric, []) if ts[i] >= 0]
         return float(np.nansum(value[ids])) if ids else math.nan
 
-    cpu = [(keys[i].entity, float(value[i])) for i in by_metric.get("cpu_temperature_celsius", [])
-           if ts[i] >= 0 and not math.isnan(value[i])]
+    cpu = [
+        (keys[i].entity, float(value[i]))
+        for i in by_metric.get("cpu_temperature_celsius", [])
+        if ts[i] >= 0 and not math.isnan(value[i])
+    ]
     cpu.sort(key=lambda item: item[1], reverse=True)
     stopped = [keys[i].entity for i in by_metric.get("fan_rpm", []) if ts[i] >= 0 and value[i] == 0]
     seen = ts[:n] >= 0

@@ -34,25 +34,93 @@ METRICS: dict[str, MetricSpec] = {
     for spec in (
         # server
         MetricSpec("cpu_temperature_celsius", "celsius", _G, "CPU package temperature.", 0.1),
-        MetricSpec("inlet_temperature_celsius", "celsius", _G, "Air temperature at the server's front intake.", 0.1),
-        MetricSpec("chassis_temperature_celsius", "celsius", _G, "Air temperature inside the chassis, at the exhaust.", 0.1),
-        MetricSpec("power_watts", "watts", _G, "Electrical power drawn by the server, fans included.", 1.0),
-        MetricSpec("airflow_cfm", "cfm", _G, "Air volume moved through the server by its fans (cubic feet per minute).", 0.1),
-        MetricSpec("cpu_utilization_ratio", "ratio", _G, "CPU busy time over wall time, 0..1.", 0.001),
-        MetricSpec("disk_ok", "boolean", _S, "1 while the server's disk answers, 0 once it has failed.", 1.0),
+        MetricSpec(
+            "inlet_temperature_celsius",
+            "celsius",
+            _G,
+            "Air temperature at the server's front intake.",
+            0.1,
+        ),
+        MetricSpec(
+            "chassis_temperature_celsius",
+            "celsius",
+            _G,
+            "Air temperature inside the chassis, at the exhaust.",
+            0.1,
+        ),
+        MetricSpec(
+            "power_watts", "watts", _G, "Electrical power drawn by the server, fans included.", 1.0
+        ),
+        MetricSpec(
+            "airflow_cfm",
+            "cfm",
+            _G,
+            "Air volume moved through the server by its fans (cubic feet per minute).",
+            0.1,
+        ),
+        MetricSpec(
+            "cpu_utilization_ratio", "ratio", _G, "CPU busy time over wall time, 0..1.", 0.001
+        ),
+        MetricSpec(
+            "disk_ok",
+            "boolean",
+            _S,
+            "1 while the server's disk answers, 0 once it has failed.",
+            1.0,
+        ),
         # fan (component of a server)
-        MetricSpec("fan_level", "level", _S, "Commanded fan level: 0 off, 1 low, 2 medium, 3 high.", 1.0),
+        MetricSpec(
+            "fan_level", "level", _S, "Commanded fan level: 0 off, 1 low, 2 medium, 3 high.", 1.0
+        ),
         MetricSpec("fan_rpm", "rpm", _G, "Measured fan speed.", 10.0),
         MetricSpec("fan_power_watts", "watts", _G, "Electrical power drawn by the fan.", 0.1),
         # rack PDU
-        MetricSpec("pdu_power_watts", "watts", _G, "Power delivered by the rack PDU to all its servers.", 1.0),
-        MetricSpec("pdu_capacity_watts", "watts", _G, "Power the PDU lets through before it caps (a cap fault lowers it).", 1.0),
+        MetricSpec(
+            "pdu_power_watts",
+            "watts",
+            _G,
+            "Power delivered by the rack PDU to all its servers.",
+            1.0,
+        ),
+        MetricSpec(
+            "pdu_capacity_watts",
+            "watts",
+            _G,
+            "Power the PDU lets through before it caps (a cap fault lowers it).",
+            1.0,
+        ),
         # room
-        MetricSpec("crac_supply_temperature_celsius", "celsius", _G, "Cold air temperature supplied by the CRAC unit.", 0.1),
-        MetricSpec("crac_power_watts", "watts", _G, "Electrical power drawn by the CRAC unit (cooling).", 1.0),
-        MetricSpec("it_power_watts", "watts", _G, "Power drawn by all IT equipment in the room.", 1.0),
-        MetricSpec("facility_power_watts", "watts", _G, "Total room power: IT, cooling and distribution losses.", 1.0),
-        MetricSpec("pue_ratio", "ratio", _G, "Power usage effectiveness: facility power over IT power.", 0.001),
+        MetricSpec(
+            "crac_supply_temperature_celsius",
+            "celsius",
+            _G,
+            "Cold air temperature supplied by the CRAC unit.",
+            0.1,
+        ),
+        MetricSpec(
+            "crac_power_watts",
+            "watts",
+            _G,
+            "Electrical power drawn by the CRAC unit (cooling).",
+            1.0,
+        ),
+        MetricSpec(
+            "it_power_watts", "watts", _G, "Power drawn by all IT equipment in the room.", 1.0
+        ),
+        MetricSpec(
+            "facility_power_watts",
+            "watts",
+            _G,
+            "Total room power: IT, cooling and distribution losses.",
+            1.0,
+        ),
+        MetricSpec(
+            "pue_ratio",
+            "ratio",
+            _G,
+            "Power usage effectiveness: facility power over IT power.",
+            0.001,
+        ),
     )
 }
 

@@ -26,7 +26,7 @@ class Batch:
     The three arrays have the same length. Rows need not be sorted; sources usually emit them
     time-major (every series at one instant, then the next instant).
 
-    >>> b = Batch.from_grid(np.array([0, 5000]), np.array([7, 9]), np.array([[1.0, 2.0], [3.0, 4.0]]))
+    >>> b = Batch.from_grid([0, 5000], [7, 9], [[1.0, 2.0], [3.0, 4.0]])
     >>> b.ts.tolist(), b.series.tolist(), b.value.tolist()
     ([0, 0, 5000, 5000], [7, 9, 7, 9], [1.0, 2.0, 3.0, 4.0])
     """

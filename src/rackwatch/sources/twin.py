@@ -28,6 +28,11 @@ class TwinSource:
         self.registry = registry
         self.series_ids = registry.intern_many(twin.series_keys)
 
+    @property
+    def now_ms(self) -> int:
+        """The source's clock: the simulated instant of its next step."""
+        return self.twin.now_ms
+
     def read(self, n_steps: int = 1) -> tuple[Batch, list[Event]]:
         """The next `n_steps` steps as one time-major Batch, and the Events they carry."""
         frame = self.twin.run(n_steps)

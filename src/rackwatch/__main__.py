@@ -1,0 +1,3 @@
+from rackwatch.cli import main
+
+main()

@@ -1,0 +1,256 @@
+"""Wiring: builds every part from the Settings. The only module that knows them all.
+
+`build_services` gives the long-running parts of `rackwatch run`; `run_live` runs them on one
+event loop; `simulate` is the bulk path of `rackwatch simulate` (no bus: the twin writes blocks
+straight into the store as fast as it can).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from rackwatch.api import ApiContext, create_app
+from rackwatch.api.server import serving
+from rackwatch.bus import MemoryBus
+from rackwatch.engine.live import LiveState
+from rackwatch.engine.writer import StoreWriter
+from rackwatch.model import SeriesRegistry
+from rackwatch.settings import DAY_S, Settings
+from rackwatch.sources.poller import PacedPoller
+from rackwatch.sources.twin import TwinSource
+from rackwatch.store.base import EntityRecord, Retention
+from rackwatch.store.duckdb import DuckDBStore
+from rackwatch.twin import (
+    DEFAULT_LIFETIMES,
+    SCENARIOS,
+    Lifetime,
+    Twin,
+    draw_random_faults,
+)
+
+STORE_FILE = "rackwatch.duckdb"
+DAY_MS = DAY_S * 1000
+
+
+def store_path(data_dir: Path) -> Path:
+    return data_dir / STORE_FILE
+
+
+def open_store(
+    settings: Settings, registry: SeriesRegistry, data_dir: Path | None = None
+) -> DuckDBStore:
+    directory = data_dir or settings.data_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    s = settings.store
+    retention = Retention(
+        raw_ms=int(s.raw_retention_days * DAY_MS),
+        m1_ms=int(s.minute_retention_days * DAY_MS),
+        h1_ms=int(s.hour_retention_days * DAY_MS),
+    )
+    return DuckDBStore(store_path(directory), registry, retention=retention)
+
+
+def build_twin(settings: Settings, start_ms: int, horizon_s: float = 365 * DAY_S) -> Twin:
+    """The scenario's twin; with `random_fault_mtbf_days`, plus failures drawn from lifetimes
+    over `horizon_s` (each one labelled like a scheduled fault)."""
+    t = settings.twin
+    twin = Twin.from_scenario(t.scenario, clusters=t.clusters, seed=t.seed, start_ms=start_ms)
+    if t.random_fault_mtbf_days is not None:
+        mtbf_s = t.random_fault_mtbf_days * DAY_S
+        lifetimes = {k: Lifetime(mtbf_s, life.shape) for k, life in DEFAULT_LIFETIMES.items()}
+        for fault in draw_random_faults(twin.topology, t.seed, horizon_s, lifetimes):
+            twin.inject(
+                fault.kind,
+                fault.entity,
+                fault.params,
+                start_ms=start_ms + int(fault.offset_s * 1000),
+            )
+    return twin
+
+
+def inventory_records(twin: Twin) -> list[EntityRecord]:
+    records = []
+    for item in twin.inventory():
+        attributes = {k: v for k, v in item.items() if k not in ("entity", "kind")}
+        records.append(EntityRecord(item["entity"], item["kind"], attributes))
+    return records
+
+
+@dataclass
+class Services:
+    """The parts of `rackwatch run`, built and connected, not yet started."""
+
+    settings: Settings
+    registry: SeriesRegistry
+    store: DuckDBStore
+    bus: MemoryBus
+    live: LiveState
+    writer: StoreWriter
+    twin: Twin
+    poller: PacedPoller
+    api: FastAPI
+    started_at: float = field(default_factory=time.time)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_services(settings: Settings, *, start_ms: int | None = None) -> Services:
+    registry = SeriesRegistry()
+    store = open_store(settings, registry)
+    try:
+        twin = build_twin(settings, start_ms if start_ms is not None else _aligned_now_ms(5000))
+        store.upsert_inventory(inventory_records(twin))
+        bus = MemoryBus()
+        source = TwinSource(twin, registry)
+        poller = PacedPoller(source, bus, step_s=twin.step_s, speed=settings.twin.speed)
+        live = LiveState(len(registry))
+        api = create_app(
+            ApiContext(
+                store=store,
+                registry=registry,
+                live=live,
+                bus=bus,
+                scenario=twin.name,
+                ws_client_limit=settings.server.ws_client_limit,
+                ws_send_timeout_s=settings.server.ws_send_timeout_seconds,
+                bus_queue_depth=lambda: sum(sub.pending for sub in bus._subscriptions),
+            )
+        )
+        return Services(
+            settings=settings,
+            registry=registry,
+            store=store,
+            bus=bus,
+            live=live,
+            writer=StoreWriter(bus, store),
+            twin=twin,
+            poller=poller,
+            api=api,
+        )
+    except BaseException:
+        store.close()
+        raise
+
+
+async def run_live(
+    services: Services,
+    stop: asyncio.Event,
+    *,
+    serve_http: bool = False,
+    on_serving: Callable[[str], None] | None = None,
+) -> None:
+    """Run until `stop` is set, then drain: everything published is written before return.
+
+    With `serve_http`, the API and dashboard are served on the settings' host and port in
+    this loop (`on_serving` gets the URL once it answers); on stop the server closes first,
+    then the pipeline drains.
+    """
+    bus = services.bus
+
+    async def follow_live() -> None:
+        async with bus.subscribe("telemetry.>") as telemetry:
+            async for _subject, batch in telemetry:
+                services.live.update(batch)
+
+    writer = asyncio.create_task(services.writer.run(), name="store-writer")
+    await services.writer.ready.wait()
+    consumers = [
+        writer,
+        asyncio.create_task(follow_live(), name="live-state"),
+        asyncio.create_task(services.poller.obey(), name="twin-commands"),
+    ]
+    await asyncio.sleep(0)  # let the subscriptions open before the first publish
+    try:
+        if serve_http:
+            server = services.settings.server
+            async with serving(services.api, server.host, server.port) as url:
+                if on_serving is not None:
+                    on_serving(url)
+                await services.poller.run(stop)
+        else:
+            await services.poller.run(stop)
+    finally:
+        bus.close()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        await asyncio.to_thread(services.store.flush)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulateSummary:
+    scenario: str
+    n_servers: int
+    n_series: int
+    n_samples: int
+    n_faults: int
+    start_ms: int
+    end_ms: int
+    seconds: float
+    store_bytes: int
+    out: Path
+
+
+def simulate(
+    settings: Settings,
+    *,
+    duration_s: float,
+    out: Path,
+    start_ms: int | None = None,
+    block_steps: int = 720,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> SimulateSummary:
+    """Generate `duration_s` of the scenario into the store in `out`, as fast as possible."""
+    began = time.perf_counter()
+    if start_ms is None:
+        start_ms = _aligned_now_ms(DAY_MS) - int(duration_s * 1000)
+        start_ms -= start_ms % DAY_MS
+    registry = SeriesRegistry()
+    twin = build_twin(settings, start_ms, horizon_s=duration_s)
+    n_steps = int(duration_s / twin.step_s)
+    n_faults = 0
+    n_samples = 0
+    with contextlib.closing(open_store(settings, registry, out)) as store:
+        store.upsert_inventory(inventory_records(twin))
+        source = TwinSource(twin, registry)
+        done = 0
+        while done < n_steps:
+            todo = min(block_steps, n_steps - done)
+            batch, events = source.read(todo)
+            store.write(batch)
+            if events:
+                store.write_events(events)
+                n_faults += sum(e.kind == "fault.injected" for e in events)
+            n_samples += len(batch)
+            done += todo
+            if on_progress is not None:
+                on_progress(done, n_steps)
+        store.flush()
+        stats = store.stats()
+    return SimulateSummary(
+        scenario=twin.name,
+        n_servers=twin.topology.n_servers,
+        n_series=len(twin.series_keys),
+        n_samples=n_samples,
+        n_faults=n_faults,
+        start_ms=start_ms,
+        end_ms=start_ms + n_steps * twin.step_ms,
+        seconds=time.perf_counter() - began,
+        store_bytes=stats.bytes_on_disk,
+        out=out,
+    )
+
+
+def scenario_names() -> list[str]:
+    return list(SCENARIOS)
+
+
+def _aligned_now_ms(step_ms: int) -> int:
+    now = int(time.time() * 1000)
+    return now - now % step_ms

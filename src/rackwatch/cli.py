@@ -1,0 +1,391 @@
+"""The `rackwatch` command line (Typer + Rich). Thin: it parses, then calls `rackwatch.app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from rackwatch import __version__, app
+from rackwatch.engine.summary import RoomSummary, summarize
+from rackwatch.errors import RackwatchError
+from rackwatch.model import SeriesRegistry
+from rackwatch.settings import Settings, load_settings
+from rackwatch.store.base import Query
+from rackwatch.twin import SCENARIOS
+
+cli = typer.Typer(
+    name="rackwatch",
+    help="Monitor, control and predict failures in a server room (and its simulated twin).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="TOML settings file (see README: Settings).", show_default=False
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Where the store lives [default: ./rackwatch-data].", show_default=False
+    ),
+]
+ScenarioOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scenario",
+        "-s",
+        help="A preset or test protocol: see `rackwatch scenarios` [default: very-large].",
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option(help="Random seed: same seed, same data [default: 0].", show_default=False),
+]
+MtbfOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--random-faults-mtbf",
+        help="Also draw random fan, disk and sensor failures (Weibull lifetimes) with this mean "
+        "time between failures per entity, in days.",
+        show_default=False,
+        min=0.001,
+    ),
+]
+ClustersOpt = Annotated[
+    int | None,
+    typer.Option(help="Copies of the scenario's cluster [default: 1].", show_default=False, min=1),
+]
+
+
+def _settings(config: Path | None, **overrides: object) -> Settings:
+    settings = load_settings(config, **overrides)
+    if settings.twin.scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"unknown scenario {settings.twin.scenario!r}; choose one of: {', '.join(SCENARIOS)}",
+            param_hint="--scenario",
+        )
+    return settings
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"rackwatch {__version__}")
+        raise typer.Exit
+
+
+@cli.callback()
+def main_callback(
+    _show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@cli.command()
+def scenarios() -> None:
+    """List the twin's scenarios: the presets and the seed's test protocols."""
+    table = Table("name", "servers/cluster", "scheduled faults", "what happens", show_lines=False)
+    from rackwatch.twin import PRESETS
+
+    for scenario in SCENARIOS.values():
+        faults = ", ".join(sorted({f.kind for f in scenario.faults})) or "-"
+        table.add_row(
+            scenario.name, str(PRESETS[scenario.preset].n_servers), faults, scenario.description
+        )
+    console.print(table)
+
+
+@cli.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Data directory to write (created).")],
+    scenario: ScenarioOpt = None,
+    days: Annotated[float, typer.Option(help="Simulated days.", min=0)] = 0,
+    hours: Annotated[float, typer.Option(help="Simulated hours (added to --days).", min=0)] = 0,
+    seed: SeedOpt = None,
+    clusters: ClustersOpt = None,
+    random_faults_mtbf: MtbfOpt = None,
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            help="Simulated start (UTC) [default: midnight, so that the data ends today].",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Generate a scenario's data as fast as possible into a store, with the fault labels."""
+    duration_s = days * 86_400 + hours * 3_600
+    if duration_s <= 0:
+        raise typer.BadParameter("give a duration: --days and/or --hours", param_hint="--days")
+    settings = _settings(
+        config,
+        twin={
+            "scenario": scenario,
+            "seed": seed,
+            "clusters": clusters,
+            "random_fault_mtbf_days": random_faults_mtbf,
+        },
+    )
+    start_ms = None
+    if start is not None:
+        start_ms = int(start.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    with Progress(
+        TextColumn("[bold]simulating"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f} %"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("simulate", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = app.simulate(
+            settings, duration_s=duration_s, out=out, start_ms=start_ms, on_progress=progress
+        )
+    table = Table.grid(padding=(0, 2))
+    rate = summary.n_samples / summary.seconds if summary.seconds else math.inf
+    rows = [
+        ("scenario", f"{summary.scenario} (seed {settings.twin.seed})"),
+        ("servers", str(summary.n_servers)),
+        ("series", str(summary.n_series)),
+        ("samples", f"{summary.n_samples:,}"),
+        ("faults injected", str(summary.n_faults)),
+        ("simulated", f"{_utc(summary.start_ms)} → {_utc(summary.end_ms)}"),
+        ("seconds taken", f"{summary.seconds:.1f} ({rate / 1e6:.1f} M samples/s)"),
+        (
+            "store",
+            f"{app.store_path(out)} ({summary.store_bytes / 1e6:.1f} MB, "
+            f"{summary.store_bytes / max(summary.n_samples, 1):.2f} bytes/sample)",
+        ),
+    ]
+    for name, value in rows:
+        table.add_row(f"[bold]{name}", value)
+    console.print(Panel(table, title="rackwatch simulate", expand=False))
+
+
+@cli.command()
+def run(
+    scenario: ScenarioOpt = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(
+            help="Simulated seconds per wall second [default: 1, real time].", show_default=False
+        ),
+    ] = None,
+    seed: SeedOpt = None,
+    clusters: ClustersOpt = None,
+    data_dir: DataDirOpt = None,
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to serve on [default: 127.0.0.1; 0.0.0.0 for every interface].",
+            show_default=False,
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="HTTP port; 0 picks a free one [default: 8000].", show_default=False),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """The main job: run the twin live, store everything, serve the dashboard, the API and
+    /metrics, show a live summary. Ctrl-C stops."""
+    settings = _settings(
+        config,
+        data_dir=data_dir,
+        twin={"scenario": scenario, "seed": seed, "clusters": clusters, "speed": speed},
+        server={"host": host, "port": port},
+    )
+    services = app.build_services(settings)
+    console.print(
+        f"rackwatch {__version__}: scenario [bold]{services.twin.name}[/] "
+        f"({services.twin.topology.n_servers} servers, {len(services.registry)} series) "
+        f"at {settings.twin.speed:g}x, storing in {app.store_path(settings.data_dir)}"
+    )
+    console.print("Press Ctrl-C to stop.")
+    try:
+        asyncio.run(_run_with_summary(services))
+    finally:
+        services.close()
+    console.print(
+        f"stopped: {services.writer.n_samples:,} samples and "
+        f"{services.writer.n_events} events written to {app.store_path(settings.data_dir)}"
+    )
+
+
+async def _run_with_summary(services: app.Services) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def serving(url: str) -> None:
+        console.print(
+            f"Dashboard: [bold link={url}]{url}[/]  (API docs {url}docs, metrics {url}metrics)"
+        )
+
+    runner = asyncio.create_task(app.run_live(services, stop, serve_http=True, on_serving=serving))
+    with Live(_render(services), console=console, refresh_per_second=2, transient=False) as live:
+        while not runner.done():
+            await asyncio.wait({runner}, timeout=0.5)
+            live.update(_render(services))
+    await runner
+
+
+def _render(services: app.Services) -> Panel:
+    room: RoomSummary = summarize(services.live, services.registry)
+    poller, writer = services.poller, services.writer
+    head = Table.grid(padding=(0, 2))
+    sim = _utc(room.sim_time_ms) if room.sim_time_ms is not None else "starting…"
+    head.add_row(
+        "[bold]simulated time",
+        sim,
+        "[bold]speed",
+        f"{poller.speed:g}x"
+        + (f" (behind by {poller.lag_steps} steps)" if poller.lag_steps > 1 else ""),
+    )
+    head.add_row(
+        "[bold]samples stored", f"{writer.n_samples:,}", "[bold]events", str(writer.n_events)
+    )
+    head.add_row(
+        "[bold]IT power",
+        f"{room.it_power_watts / 1000:.2f} kW",
+        "[bold]facility",
+        f"{room.facility_power_watts / 1000:.2f} kW  PUE {room.pue_ratio:.2f}",
+    )
+    head.add_row(
+        "[bold]series reporting",
+        f"{room.n_series_reporting}/{room.n_series}",
+        "[bold]CRAC supply",
+        f"{room.crac_supply_temperature_celsius:.1f} °C",
+    )
+    hot = Table("hottest servers", "CPU °C", box=None)
+    for server, celsius in room.hottest:
+        colour = "red" if celsius >= 80 else "yellow" if celsius >= 70 else "green"
+        hot.add_row(server, f"[{colour}]{celsius:.1f}")
+    fans = ", ".join(room.fans_stopped) or "none"
+    return Panel(
+        Group(head, hot, f"[bold]fans stopped:[/] {fans}"),
+        title=f"rackwatch run · {services.twin.name}",
+        expand=False,
+    )
+
+
+@cli.command()
+def query(
+    entity: Annotated[str, typer.Option(help="Entity glob: `*` one level, `**` any.")] = "**",
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Metric name or glob (repeatable).", show_default=False)
+    ] = None,
+    since: Annotated[
+        str, typer.Option(help="How far back from the newest sample: 30m, 6h, 7d.")
+    ] = "1h",
+    step: Annotated[
+        str | None, typer.Option(help="Bucket: 5s, 1m, 1h… (picks the tier).", show_default=False)
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print stored series: one line per series with its last rows or buckets."""
+    settings = load_settings(config, data_dir=data_dir)
+    if not app.store_path(settings.data_dir).exists():
+        raise typer.BadParameter(
+            f"no store in {settings.data_dir}: run `rackwatch simulate --out "
+            f"{settings.data_dir}` or `rackwatch run` first",
+            param_hint="--data-dir",
+        )
+    with contextlib.closing(app.open_store(settings, SeriesRegistry())) as store:
+        latest = store.latest(entity, metric)
+        if len(latest.ts) == 0:
+            console.print(f"no series match entity {entity!r} and metric {metric or 'any'}")
+            raise typer.Exit(1)
+        end = int(latest.ts.max()) + 1
+        result = store.query(
+            Query(
+                start_ms=end - _duration_ms(since, "--since"),
+                end_ms=end,
+                entity=entity,
+                metrics=metric,
+                step_ms=_duration_ms(step, "--step") if step else None,
+            )
+        )
+    console.print(f"tier {result.tier}, {len(result.keys)} series, {len(result):,} rows")
+    table = Table("entity", "metric", "rows", "first", "last", "min", "max", "last value")
+    for key, rows in result:
+        values = rows["value"] if "value" in rows else rows["close"]
+        finite = values[~np.isnan(values)]
+        table.add_row(
+            key.entity,
+            key.metric,
+            str(len(rows["ts"])),
+            _utc(int(rows["ts"][0])) if len(rows["ts"]) else "-",
+            _utc(int(rows["ts"][-1])) if len(rows["ts"]) else "-",
+            f"{finite.min():g}" if len(finite) else "-",
+            f"{finite.max():g}" if len(finite) else "-",
+            f"{values[-1]:g}" if len(values) else "-",
+        )
+    console.print(table)
+
+
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _duration_ms(text: str, option: str) -> int:
+    number, unit = text[:-1], text[-1:]
+    if text.endswith("ms"):
+        number, unit = text[:-2], "ms"
+    try:
+        value = float(number) * _UNITS_MS[unit]
+    except (KeyError, ValueError):
+        raise typer.BadParameter(
+            f"{text!r} is not a duration like 30s, 5m, 6h or 7d", param_hint=option
+        ) from None
+    if value <= 0:
+        raise typer.BadParameter(f"{text!r} must be positive", param_hint=option)
+    return int(value)
+
+
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def main() -> None:
+    try:
+        cli()
+    except RackwatchError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise SystemExit(2) from None

@@ -1,0 +1,877 @@
+"""DuckDBStore: the embedded store, one DuckDB file plus a write-ahead log in the data directory.
+
+Write path (`write`): append the batch to the write-ahead log (buffered; synced every
+`wal_sync_seconds` by a background thread) and queue it; every `consolidate_rows` queued rows
+are sorted by series into a head chunk and folded into the in-memory 1-minute and 1-hour
+rollup buckets. When the head passes `flush_rows`, the oldest
+samples of each series, a multiple of 2048 per series, go to the `raw` table in one transaction
+with the closed rollup buckets; the rest stays in the head and is rewritten as the next log
+generation. Samples older than the last flushed rollup bucket (late data) are merged into the
+stored rollups at once. Queries read the tables and the in-memory head and buckets together.
+
+Threads: writes, flushes and state snapshots take one lock; each reading thread gets its own
+DuckDB cursor, and reads the tables in a transaction begun under that lock, so a query never
+sees a flush half done.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from rackwatch.errors import StoreError
+from rackwatch.model import Batch, Event, SeriesRegistry
+from rackwatch.store import archive, records, results, rollup
+from rackwatch.store.base import (
+    RAW_COLUMNS,
+    EntityRecord,
+    Latest,
+    Query,
+    QueryResult,
+    Retention,
+    StoreStats,
+    Tier,
+    choose_tier,
+    parse_tier,
+)
+from rackwatch.store.head import GROUP_ROWS, Chunk, Head, make_chunk, select_rows
+from rackwatch.store.rollup import F64, HOUR_MS, I32, I64, MINUTE_MS, NO_TS_FIRST, NO_TS_LAST
+from rackwatch.store.schema import DDL, META_DEFAULTS, ROLLUP_TABLES, SCHEMA_VERSION
+from rackwatch.store.tierstate import TierState
+from rackwatch.store.wal import (
+    FLAG_HEAD,
+    Record,
+    WriteAheadLog,
+    generations,
+    read_records,
+    wal_path,
+)
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "rackwatch.duckdb"
+_NO_TS = -(2**63)
+
+Array = npt.NDArray[Any]
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class DuckDBStore:
+    """The embedded Store (see the module docstring).
+
+    `path` is the data directory (created if missing), or a `*.duckdb` file in it; beside
+    the database file go `<stem>-wal/` (the log of the head) and `<stem>.lock`. `registry` is
+    the process' series registry: the store loads its persisted series into it (ids stay
+    stable across restarts) and persists series added to it later.
+
+    `flush_rows` bounds the head (about 20 bytes a sample, and as much again, reused, for
+    flushing); `consolidate_rows` is the batch size of the sort and rollup work;
+    `wal_sync_seconds` is the most a crash may lose (0: every write is fsynced before it
+    returns); `lateness_ms` keeps a rollup bucket open that much past its end; `clock` (ms)
+    decides which tiers a query range is still retained in; `duckdb_config` goes to DuckDB.
+    Queries and writes may come from any thread.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        registry: SeriesRegistry,
+        *,
+        flush_rows: int = 16_000_000,
+        consolidate_rows: int = 262_144,
+        retention: Retention | None = None,
+        wal_sync_seconds: float = 1.0,
+        lateness_ms: int = 0,
+        clock: Callable[[], int] = _wall_clock_ms,
+        duckdb_config: Mapping[str, str | int | bool] | None = None,
+    ) -> None:
+        if flush_rows <= 0 or consolidate_rows <= 0:
+            raise StoreError("flush_rows and consolidate_rows must be positive")
+        given = Path(path)
+        # A data directory, or the database file itself (then its siblings hold the rest).
+        self.db_path = given if given.suffix == ".duckdb" else given / DB_FILE
+        self.path = self.db_path.parent
+        self.wal_dir = self.path / f"{self.db_path.stem}-wal"
+        """The write-ahead log of the head (DuckDB keeps its own `<db>.wal` beside the file)."""
+        self._registry = registry
+        self._flush_rows = flush_rows
+        self._consolidate_rows = consolidate_rows
+        self.retention = retention or Retention()
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._closed = False
+        try:
+            self.wal_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot open the store in {self.path}: {exc}") from exc
+        # Released on close, or when the store is garbage-collected without a close.
+        lock = self.path / f"{self.db_path.stem}.lock"
+        self._release_dir = weakref.finalize(self, os.close, _lock_directory(lock))
+        try:
+            self._con = duckdb.connect(str(self.db_path), config=dict(duckdb_config or {}))
+        except duckdb.Error as exc:
+            self._release_dir()
+            raise StoreError(f"cannot open the store in {self.path}: {exc}") from exc
+        try:
+            self._open(flush_rows, lateness_ms, wal_sync_seconds)
+        except BaseException:
+            self._con.close()
+            self._release_dir()
+            raise
+        self._syncer_stop = threading.Event()
+        if wal_sync_seconds > 0:
+            _start_syncer(self, wal_sync_seconds, self._syncer_stop)
+
+    def _open(self, flush_rows: int, lateness_ms: int, sync_seconds: float) -> None:
+        """Schema, series, and the in-memory state rebuilt from the tables and the log."""
+        self._create_schema()
+        meta = self._read_meta()
+        self._seq = max(meta["seq"], meta["late_seq"])
+        self._late_seq = meta["late_seq"]
+        self._n_persisted = self._load_series()
+        self._persist_series()
+        self._rank_cache: tuple[int, npt.NDArray[np.intp]] = (-1, np.empty(0, np.intp))
+
+        self._head = Head()
+        self._pending: list[tuple[int, Batch]] = []
+        self._pending_rows = 0
+        self._watermark = _NO_TS
+        self._m1 = TierState(MINUTE_MS, meta["f1m"], lateness_ms)
+        self._h1 = TierState(HOUR_MS, meta["f1h"], lateness_ms)
+        self._latest_ts = np.full(0, _NO_TS, np.int64)
+        self._latest_value = np.full(0, np.nan)
+        self._latest_loaded = False
+        self._flush_at = flush_rows
+        self._recovering = False
+        self._kept_from = {t: meta[f"kept_{t.value}"] for t in Tier}
+        self._recover(meta["wal_gen"], sync_seconds)
+
+    # ------------------------------------------------------------------ setup and recovery
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            for ddl in DDL:
+                self._con.execute(ddl)
+            for key, value in META_DEFAULTS.items():
+                self._con.execute(
+                    "INSERT INTO meta VALUES (?, ?) ON CONFLICT DO NOTHING", [key, value]
+                )
+            version = self._read_meta()["schema_version"]
+            if version != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} holds store schema {version}; this rackwatch reads "
+                    f"{SCHEMA_VERSION}: use a matching version or a new data directory"
+                )
+
+    def _read_meta(self) -> dict[str, int]:
+        rows = self._con.execute("SELECT key, value FROM meta").fetchall()
+        return {str(k): int(v) for k, v in rows}
+
+    def _load_series(self) -> int:
+        rows = self._con.execute("SELECT id, entity, metric FROM series ORDER BY id").fetchall()
+        for sid, entity, metric in rows:
+            got = self._registry.intern(entity, metric)
+            if got != sid:
+                raise StoreError(
+                    f"the series registry gives id {got} to ({entity}, {metric}) but the store "
+                    f"in {self.path} has it as {sid}: open the store before interning series, "
+                    "or pass an empty registry"
+                )
+        return len(rows)
+
+    def _persist_series(self) -> None:
+        keys = self._registry.keys()
+        if len(keys) <= self._n_persisted:
+            return
+        new = keys[self._n_persisted :]
+        table = pa.table(
+            {
+                "id": pa.array(np.arange(self._n_persisted, len(keys), dtype=np.int32)),
+                "entity": pa.array([k.entity for k in new], pa.string()),
+                "metric": pa.array([k.metric for k in new], pa.string()),
+            }
+        )
+        self._insert("series", table)
+        self._n_persisted = len(keys)
+
+    def _recover(self, gen: int, sync_seconds: float) -> None:
+        """Rebuild the head and the open rollup buckets from the tables and the log."""
+        wal_dir = self.wal_dir
+        f1m, f1h = self._m1.flushed_to, self._h1.flushed_to
+        # Samples already in `raw` whose minute is not in rollup_1m yet (flushed with the head).
+        ts, series, value = self._fetch_raw("ts >= ?", [f1m])
+        if len(ts):
+            self._fold_rollups(make_chunk(ts, series, value, len(self._registry)), max(ts))
+        # Minutes in rollup_1m whose hour is not in rollup_1h yet.
+        stored = self._fetch_rollup_partials("rollup_1m", "ts >= ? AND ts < ?", [f1h, f1m])
+        if len(stored):
+            self._h1.add(rollup.combine(stored, HOUR_MS), self._watermark)
+        for other in generations(wal_dir):  # older ones, or one whose flush never committed
+            if other != gen:
+                wal_path(wal_dir, other).unlink(missing_ok=True)
+        for tmp in wal_dir.glob("*.tmp"):
+            tmp.unlink(missing_ok=True)
+        records = read_records(wal_path(wal_dir, gen)) if wal_path(wal_dir, gen).exists() else ()
+        self._wal = WriteAheadLog(wal_dir, gen, sync_seconds=sync_seconds)
+        # No flush until the whole log is replayed: a flush rewrites the log.
+        self._recovering = True
+        for record in records:
+            self._seq = max(self._seq, record.seq)
+            self._replay(record)
+        self._consolidate()
+        self._recovering = False
+        self._maybe_flush()
+
+    def _replay(self, record: Record) -> None:
+        n_series = len(self._registry)
+        if len(record.ts) and int(record.series.max()) >= n_series:
+            raise StoreError(
+                f"the write-ahead log names series id {int(record.series.max())} but the store "
+                f"knows {n_series} series: the log does not belong to this database"
+            )
+        if record.flags & FLAG_HEAD:
+            # Rows kept by the last flush: in the head; their rollups are stored up to f1m.
+            chunk = make_chunk(record.ts, record.series, record.value, n_series)
+            self._head.add(chunk)
+            self._update_latest(chunk)
+            fresh = chunk.ts >= self._m1.flushed_to
+            if fresh.any():
+                self._fold_rollups(
+                    make_chunk(chunk.ts[fresh], chunk.series[fresh], chunk.value[fresh], n_series),
+                    int(chunk.ts.max()),
+                )
+            return
+        batch = Batch(record.ts, record.series, record.value)
+        if record.seq <= self._late_seq:  # its late samples were merged before the crash
+            batch = batch.take(batch.ts >= self._m1.flushed_to)
+        self._pending.append((record.seq, batch))
+        self._pending_rows += len(batch)
+        if self._pending_rows >= self._consolidate_rows:
+            self._consolidate()
+
+    # ------------------------------------------------------------------ writing
+
+    def write(self, batch: Batch) -> None:
+        """Store samples (any order; NaN is a NULL reading). They are visible to queries at
+        once and durable within `wal_sync_seconds`. The store keeps references to the batch's
+        arrays for a while: do not modify them after the call. Costs a few µs plus, amortised,
+        ~0.1 µs a sample."""
+        if not len(batch):
+            return
+        with self._lock:
+            self._check_open()
+            n_series = len(self._registry)
+            if n_series > self._n_persisted:
+                self._persist_series()
+            # One pass validates ids: a negative id becomes huge as uint32.
+            if int(batch.series.view(np.uint32).max()) >= n_series:
+                bad = batch.series[(batch.series < 0) | (batch.series >= n_series)][0]
+                raise StoreError(
+                    f"batch names series id {int(bad)}, unknown to the registry ({n_series} "
+                    "series): intern series in the registry given to the store"
+                )
+            self._seq += 1
+            self._wal.append(self._seq, batch.ts, batch.series, batch.value)
+            self._pending.append((self._seq, batch))
+            self._pending_rows += len(batch)
+            if self._pending_rows >= self._consolidate_rows:
+                self._consolidate()
+
+    def _consolidate(self) -> None:
+        """Sort queued batches into a head chunk and fold them into the rollup buckets."""
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        last_seq = pending[-1][0]
+        batch = Batch.concat([b for _, b in pending])
+        if not len(batch):
+            return
+        f1m = self._m1.flushed_to
+        if int(batch.ts.min()) < f1m:
+            late = batch.ts < f1m
+            self._merge_late(batch.take(late), last_seq)
+            batch = batch.take(~late)
+            if not len(batch):
+                return
+        chunk = make_chunk(batch.ts, batch.series, batch.value, len(self._registry))
+        self._head.add(chunk)
+        self._update_latest(chunk)
+        self._fold_rollups(chunk, int(batch.ts.max()))
+        self._maybe_flush()
+
+    def _maybe_flush(self) -> None:
+        """Flush once the head holds `flush_rows`, if at least half of it is in aligned runs;
+        otherwise wait for more (many sparse series), up to 4x `flush_rows`, then flush all."""
+        n = self._head.n_rows
+        if self._recovering or n < self._flush_at:
+            return
+        aligned = int((self._head.counts() // GROUP_ROWS).sum()) * GROUP_ROWS
+        if 2 * aligned >= n:
+            self._flush(GROUP_ROWS)
+        elif n >= 4 * self._flush_rows:
+            self._flush(None)
+        else:
+            self._flush_at = n + self._flush_rows // 4
+            return
+        self._flush_at = self._flush_rows
+
+    def _fold_rollups(self, chunk: Chunk, max_ts: int) -> None:
+        self._watermark = max(self._watermark, max_ts)
+        p1m = rollup.partials(chunk.ts, chunk.series, chunk.value, MINUTE_MS, ordered=True)
+        self._m1.add(p1m, self._watermark)
+        self._h1.add(rollup.combine(p1m, HOUR_MS), self._watermark)
+
+    def _update_latest(self, chunk: Chunk) -> None:
+        n = len(chunk.starts) - 1
+        if len(self._latest_ts) < n:
+            grow = n - len(self._latest_ts)
+            self._latest_ts = np.append(self._latest_ts, np.full(grow, _NO_TS, np.int64))
+            self._latest_value = np.append(self._latest_value, np.full(grow, np.nan))
+        has = np.flatnonzero(chunk.counts)
+        last = chunk.starts[has + 1] - 1
+        newer = chunk.ts[last] >= self._latest_ts[has]
+        self._latest_ts[has[newer]] = chunk.ts[last[newer]]
+        self._latest_value[has[newer]] = chunk.value[last[newer]]
+
+    def _merge_late(self, late: Batch, seq: int) -> None:
+        """Samples older than the stored rollups: into `raw` and merged into the rollup rows,
+        in one transaction that also records `seq` so that a replay does not merge them twice."""
+        p1m = rollup.partials(late.ts, late.series, late.value, MINUTE_MS)
+        p1h = rollup.combine(p1m, HOUR_MS)
+        stored_hours = p1h.bucket < self._h1.flushed_to
+        chunk = make_chunk(late.ts, late.series, late.value, len(self._registry))
+        with self._transaction():
+            self._merge_into("rollup_1m", p1m)
+            self._merge_into("rollup_1h", p1h.take(stored_hours))
+            self._insert_raw(chunk.ts, chunk.series, chunk.value)
+            self._set_meta(late_seq=seq)
+        self._late_seq = seq
+        self._h1.add(p1h.take(~stored_hours), self._watermark)
+        self._update_latest(chunk)
+
+    def _merge_into(self, table: str, p: rollup.Partials) -> None:
+        if not len(p):
+            return
+        keys = pa.table({"series": pa.array(p.series), "ts": pa.array(p.bucket)})
+        self._con.register("_late_keys", keys)
+        try:
+            stored = self._fetch_rollup_partials(
+                table,
+                "EXISTS (SELECT 1 FROM _late_keys k WHERE k.series = t.series AND k.ts = t.ts)",
+            )
+            self._con.execute(
+                f"DELETE FROM {table} t USING _late_keys k "
+                "WHERE t.series = k.series AND t.ts = k.ts"
+            )
+        finally:
+            self._con.unregister("_late_keys")
+        width = MINUTE_MS if table == "rollup_1m" else HOUR_MS
+        merged = rollup.combine(rollup.concat([stored, p]), width)
+        self._insert_rollup(table, merged)
+
+    # ------------------------------------------------------------------ flushing
+
+    def flush(self, full: bool = False) -> None:
+        """Move the head to the tables: aligned runs of 2048 samples per series (the rest stays
+        in the head and the log, which is what keeps the raw table compact); `full=True` moves
+        everything, e.g. before copying the database file elsewhere."""
+        with self._lock:
+            self._check_open()
+            self._consolidate()
+            self._flush(None if full else GROUP_ROWS)
+            self._wal.sync()
+
+    def _series_order(self) -> npt.NDArray[np.intp]:
+        """Series ids by (metric, entity): rows of one metric share a row group, so DuckDB's
+        per-row-group choice of ALP parameters fits all of them."""
+        n = len(self._registry)
+        if self._rank_cache[0] != n:
+            keys = self._registry.keys()
+            order = sorted(range(n), key=lambda i: (keys[i].metric, keys[i].entity))
+            self._rank_cache = (n, np.asarray(order, dtype=np.intp))
+        return self._rank_cache[1]
+
+    def _flush(self, group: int | None) -> None:
+        order = self._series_order()
+        (ts, series, value), kept = self._head.split(order, group)
+        m1, h1 = self._m1.closed(), self._h1.closed()
+        if not len(ts) and not len(m1) and not len(h1):
+            return
+        next_wal = self._wal.start_next(
+            [Record(self._seq, FLAG_HEAD, kept.ts, kept.series, kept.value)] if len(kept) else []
+        )
+        try:
+            with self._transaction():
+                self._insert_raw(ts, series, value)
+                rank = np.empty(len(order), np.int64)
+                rank[order] = np.arange(len(order))
+                self._insert_rollup("rollup_1m", _by_rank(m1, rank))
+                self._insert_rollup("rollup_1h", _by_rank(h1, rank))
+                self._set_meta(
+                    wal_gen=next_wal.gen,
+                    f1m=self._m1.closed_to,
+                    f1h=self._h1.closed_to,
+                    seq=self._seq,
+                )
+        except BaseException:
+            next_wal.discard()
+            raise
+        old, self._wal = self._wal, next_wal
+        old.discard()
+        self._head.replace(kept)
+        self._m1.flushed()
+        self._h1.flushed()
+
+    # ------------------------------------------------------------------ database helpers
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    def _insert(self, table: str, data: pa.Table) -> None:
+        name = f"_insert_{table}"
+        self._con.register(name, data)
+        try:
+            cols = ", ".join(data.column_names)
+            self._con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {name}")
+        finally:
+            self._con.unregister(name)
+
+    def _insert_raw(self, ts: I64, series: I32, value: F64) -> None:
+        if len(ts):
+            self._insert("raw", pa.table({"series": series, "ts": ts, "value": value}))
+
+    def _insert_rollup(self, table: str, p: rollup.Partials) -> None:
+        if not len(p):
+            return
+        empty = p.count == 0
+        cols = results.rollup_columns(p)
+        data = {
+            "series": pa.array(p.series),
+            "ts": pa.array(p.bucket),
+            **{k: pa.array(v) for k, v in cols.items() if k not in ("count", "missing")},
+            "count": pa.array(p.count.astype(np.int32)),
+            "missing": pa.array(p.missing.astype(np.int32)),
+            # Offsets from the bucket start: small numbers, and constant for regular sampling.
+            "open_offset": pa.array(_offset(p.first_ts, p.bucket, empty), mask=empty),
+            "close_offset": pa.array(_offset(p.last_ts, p.bucket, empty), mask=empty),
+        }
+        self._insert(table, pa.table(data))
+
+    def _set_meta(self, **values: int) -> None:
+        for key, value in values.items():
+            self._con.execute("UPDATE meta SET value = ? WHERE key = ?", [value, key])
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """This thread's own connection to the database (DuckDB connections are not shared)."""
+        cur: duckdb.DuckDBPyConnection | None = getattr(self._local, "cursor", None)
+        if cur is None:
+            with self._lock:
+                self._check_open()
+                cur = self._con.cursor()
+                self._cursors.append(cur)
+            self._local.cursor = cur
+        return cur
+
+    def _begin_read(self) -> duckdb.DuckDBPyConnection:
+        """Begin a read transaction on this thread's cursor and pin its snapshot now. Called
+        with the lock held, so the tables it sees agree with the in-memory state taken in the
+        same block; the caller ends it."""
+        cur = self._cursor()
+        cur.execute("BEGIN TRANSACTION")
+        cur.execute("SELECT count(*) FROM meta").fetchall()  # DuckDB snapshots on first read
+        return cur
+
+    def _fetch_raw(
+        self, where: str, params: Sequence[Any] = (), con: duckdb.DuckDBPyConnection | None = None
+    ) -> tuple[I64, I32, F64]:
+        t = (con or self._con).execute(f"SELECT series, ts, value FROM raw WHERE {where}", params)
+        cols = t.fetchnumpy()
+        return (
+            np.asarray(cols["ts"], np.int64),
+            np.asarray(cols["series"], np.int32),
+            np.asarray(cols["value"], np.float64),
+        )
+
+    def _fetch_rollup_partials(
+        self,
+        table: str,
+        where: str,
+        params: Sequence[Any] = (),
+        con: duckdb.DuckDBPyConnection | None = None,
+    ) -> rollup.Partials:
+        cols = (
+            (con or self._con)
+            .execute(
+                f"""SELECT series, ts, coalesce(ts + open_offset, {NO_TS_FIRST}) AS open_ts,
+                    open, coalesce(ts + close_offset, {NO_TS_LAST}) AS close_ts, close, high,
+                    low, avg, count, missing FROM {table} t WHERE {where}""",
+                params,
+            )
+            .fetchnumpy()
+        )
+        return rollup.from_rows(*(np.asarray(cols[k]) for k in cols))
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store in {self.path} is closed; open a new DuckDBStore")
+
+    # ------------------------------------------------------------------ reading
+
+    def _match(self, entity: str, metrics: str | Sequence[str] | None) -> I32:
+        return results.match_series(self._registry.keys(), entity, metrics)
+
+    def query(self, q: Query) -> QueryResult:
+        """Rows of the matched series in [start_ms, end_ms) from the tier the query names or
+        `choose_tier` picks; rebucketed when the step is coarser than the tier's buckets."""
+        tier = (
+            parse_tier(q.tier)
+            if q.tier is not None
+            else choose_tier(q.step_ms, q.start_ms, self._clock(), self.retention, self._kept_from)
+        )
+        keys = self._registry.keys()
+        ids = results.match_series(keys, q.entity, q.metrics)
+        where = f"ts >= {int(q.start_ms)} AND ts < {int(q.end_ms)}" + _series_filter(ids, len(keys))
+        wanted = np.zeros(len(keys), bool)
+        wanted[ids] = True
+        rebucket = (
+            q.step_ms is not None
+            and q.step_ms > tier.width_ms
+            and (tier is Tier.RAW or q.step_ms % tier.width_ms == 0)
+        )
+        chunks: list[Chunk] = []
+        state = rollup.empty()
+        with self._lock:
+            self._check_open()
+            self._consolidate()
+            cur = self._begin_read()
+            if tier is Tier.RAW:
+                chunks = list(self._head.chunks)
+            else:
+                state = (self._m1 if tier is Tier.M1 else self._h1).snapshot()
+        # The read transaction is pinned and the state taken: read without the lock.
+        try:
+            if tier is Tier.RAW:
+                result = self._query_raw(cur, where, chunks, wanted, q, rebucket)
+            else:
+                result = self._query_rollup(cur, tier, where, state, wanted, q, rebucket)
+        finally:
+            cur.execute("ROLLBACK")  # a read: nothing to commit, and fine after an error
+        series, ts, columns, bucket_ms = result
+        return results.assemble(tier, bucket_ms, keys, ids, series, ts, columns)
+
+    def _query_raw(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        where: str,
+        chunks: list[Chunk],
+        wanted: npt.NDArray[np.bool_],
+        q: Query,
+        rebucket: bool,
+    ) -> tuple[I32, I64, dict[str, Array], int]:
+        ts, series, value = self._fetch_raw(where, con=cur)
+        h_ts, h_series, h_value = select_rows(chunks, wanted, q.start_ms, q.end_ms)
+        series, ts, (value,) = results.group_by_series(
+            np.concatenate([series, h_series]),
+            np.concatenate([ts, h_ts]),
+            [np.concatenate([value, h_value])],
+        )
+        if rebucket and q.step_ms is not None:
+            p = rollup.partials(ts, series, value, q.step_ms, ordered=True)
+            return p.series, p.bucket, results.rollup_columns(p), q.step_ms
+        return series, ts, {RAW_COLUMNS[0]: value}, 0
+
+    def _query_rollup(
+        self,
+        cur: duckdb.DuckDBPyConnection,
+        tier: Tier,
+        where: str,
+        state: rollup.Partials,
+        wanted: npt.NDArray[np.bool_],
+        q: Query,
+        rebucket: bool,
+    ) -> tuple[I32, I64, dict[str, Array], int]:
+        table = ROLLUP_TABLES[tier.value]
+        known = state.series < len(wanted)  # a series interned after the query matched
+        pick = np.zeros(len(state), bool)
+        pick[known] = wanted[state.series[known]]
+        mem = state.take(pick & (state.bucket >= q.start_ms) & (state.bucket < q.end_ms))
+        if rebucket and q.step_ms is not None:
+            stored = self._fetch_rollup_partials(table, where, con=cur)
+            p = rollup.combine(rollup.concat([stored, mem]), q.step_ms)
+            return p.series, p.bucket, results.rollup_columns(p), q.step_ms
+        got = cur.sql(
+            f"""SELECT series, ts, open, high, low, close, avg, count, missing
+                FROM {table} WHERE {where}"""
+        ).to_arrow_table()
+        mem_cols = results.rollup_columns(mem)
+        names = list(mem_cols)
+        series, ts, cols = results.group_by_series(
+            np.concatenate([_np(got, "series", np.int32), mem.series]),
+            np.concatenate([_np(got, "ts", np.int64), mem.bucket]),
+            [np.concatenate([_np(got, k, mem_cols[k].dtype), mem_cols[k]]) for k in names],
+        )
+        return series, ts, dict(zip(names, cols, strict=True)), tier.width_ms
+
+    def latest(self, entity: str = "**", metrics: str | Sequence[str] | None = None) -> Latest:
+        """Last row per matched series among the raw samples kept (NaN if it was a NULL)."""
+        ids = self._match(entity, metrics)
+        keys = self._registry.keys()
+        with self._lock:
+            self._check_open()
+            self._consolidate()
+            if not self._latest_loaded:
+                self._load_latest()
+            n = len(keys)
+            ts = np.full(n, _NO_TS, np.int64)
+            value = np.full(n, np.nan)
+            k = min(n, len(self._latest_ts))
+            ts[:k], value[:k] = self._latest_ts[:k], self._latest_value[:k]
+        has = ids[ts[ids] != _NO_TS]
+        return Latest(tuple(keys[int(i)] for i in has), has, ts[has], value[has])
+
+    def _load_latest(self) -> None:
+        cols = self._con.execute(
+            "SELECT series, max(ts) AS ts, arg_max(value, ts) AS value FROM raw GROUP BY series"
+        ).fetchnumpy()
+        series = np.asarray(cols["series"], np.int64)
+        ts, value = np.asarray(cols["ts"], np.int64), np.asarray(cols["value"], np.float64)
+        n = len(self._registry)
+        if len(self._latest_ts) < n:
+            grow = n - len(self._latest_ts)
+            self._latest_ts = np.append(self._latest_ts, np.full(grow, _NO_TS, np.int64))
+            self._latest_value = np.append(self._latest_value, np.full(grow, np.nan))
+        newer = ts > self._latest_ts[series]  # the head's samples win ties: written later
+        self._latest_ts[series[newer]] = ts[newer]
+        self._latest_value[series[newer]] = value[newer]
+        self._latest_loaded = True
+
+    # ------------------------------------------------------------------ events and inventory
+
+    def write_events(self, events: Sequence[Event]) -> None:
+        table = records.events_table(events)
+        if table.num_rows:
+            with self._lock:
+                self._check_open()
+                self._insert("events", table)
+
+    def events(
+        self,
+        start_ms: int,
+        end_ms: int,
+        entity: str = "**",
+        kinds: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Events overlapping [start_ms, end_ms) (an event without end_ts is an instant),
+        whose entity matches the glob and whose kind is in `kinds` (None: all), by ts."""
+        self._check_open()
+        return records.read_events(self._cursor(), start_ms, end_ms, entity, kinds)
+
+    def upsert_inventory(self, entities: Sequence[EntityRecord]) -> None:
+        rows = records.inventory_rows(entities)
+        if rows:
+            with self._lock:
+                self._check_open()
+                self._con.executemany("INSERT OR REPLACE INTO inventory VALUES (?, ?, ?)", rows)
+
+    def inventory(self) -> list[EntityRecord]:
+        self._check_open()
+        return records.read_inventory(self._cursor())
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def apply_retention(self, now_ms: int) -> dict[str, int]:
+        """Delete rows older than each tier's retention; return the rows deleted per tier.
+
+        Rows that the in-memory buckets still need (raw from `f1m`, 1-minute rows from `f1h`)
+        are kept whatever their age, so that a restart can rebuild those buckets.
+        """
+        with self._lock:
+            self._check_open()
+            self._consolidate()
+            self._flush(GROUP_ROWS)  # store closed buckets first: f1m/f1h move up to now
+            cut_raw = min(now_ms - self.retention.raw_ms, self._m1.flushed_to)
+            cut_1m = min(now_ms - self.retention.m1_ms, self._h1.flushed_to)
+            cut_1h = now_ms - self.retention.h1_ms
+            deleted: dict[str, int] = {}
+            cuts = {Tier.RAW: cut_raw, Tier.M1: cut_1m, Tier.H1: cut_1h}
+            kept = {t: max(self._kept_from[t], cut) for t, cut in cuts.items()}
+            with self._transaction():
+                for tier, cut in cuts.items():
+                    table = "raw" if tier is Tier.RAW else ROLLUP_TABLES[tier.value]
+                    row = self._con.execute(f"DELETE FROM {table} WHERE ts < ?", [cut]).fetchone()
+                    deleted[tier.value] = int(row[0]) if row else 0
+                self._set_meta(**{f"kept_{t.value}": v for t, v in kept.items()})
+            self._kept_from = kept
+            old_head = self._head.drop_before(cut_raw)
+            if old_head:  # rare: old samples were still in the head; rewrite its log
+                self._rewrite_head_log()
+                deleted["raw"] += old_head
+            self._con.execute("CHECKPOINT")
+            return deleted
+
+    def _rewrite_head_log(self) -> None:
+        records = [Record(self._seq, FLAG_HEAD, c.ts, c.series, c.value) for c in self._head.chunks]
+        next_wal = self._wal.start_next(records)
+        with self._transaction():
+            self._set_meta(wal_gen=next_wal.gen, seq=self._seq)
+        old, self._wal = self._wal, next_wal
+        old.discard()
+
+    def export_parquet(
+        self,
+        start_ms: int,
+        end_ms: int,
+        out_dir: Path,
+        tiers: Sequence[Tier | str] = (Tier.RAW, Tier.M1, Tier.H1),
+    ) -> list[Path]:
+        """Write the range to Parquet, one file per tier and UTC day (see archive.py)."""
+        return archive.export_parquet(self, start_ms, end_ms, Path(out_dir), tiers)
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            self._check_open()
+            self._consolidate()
+            cur = self._con
+            counts = {
+                t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+                for t in ("raw", "rollup_1m", "rollup_1h", "events")
+            }
+            size = cur.execute("SELECT block_size, used_blocks FROM pragma_database_size()")
+            block_size, used_blocks = size.fetchone()  # type: ignore[misc]
+            files = [self.db_path, self.db_path.with_name(self.db_path.name + ".wal")]
+            files += list(self.wal_dir.glob("*.wal"))
+            return StoreStats(
+                n_series=len(self._registry),
+                n_raw_rows=counts["raw"],
+                n_head_rows=self._head.n_rows,
+                n_rollup_1m_rows=counts["rollup_1m"],
+                n_rollup_1h_rows=counts["rollup_1h"],
+                n_events=counts["events"],
+                bytes_on_disk=sum(os.path.getsize(f) for f in files if f.exists()),
+                used_bytes=int(block_size) * int(used_blocks),
+            )
+
+    def sync(self) -> None:
+        """Make every write so far durable (the log is fsynced); runs every wal_sync_seconds."""
+        with self._lock:
+            if not self._closed:
+                self._wal.sync()
+
+    def checkpoint(self) -> None:
+        """Write DuckDB's own log into the database file (sizes are then final)."""
+        with self._lock:
+            self._check_open()
+            self._con.execute("CHECKPOINT")
+
+    def close(self) -> None:
+        """Flush aligned runs, sync the log and close; the rest of the head stays in the log
+        and is replayed on the next open (a full flush would leave a badly compressed run)."""
+        self._syncer_stop.set()
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._consolidate()
+                self._flush(GROUP_ROWS)
+            finally:
+                self._wal.close()
+                for cur in self._cursors:
+                    cur.close()
+                self._con.close()
+                self._release_dir()
+                self._closed = True
+
+    def __enter__(self) -> DuckDBStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _lock_directory(lock: Path) -> int:
+    """Take the store for this object alone (two writers would corrupt the log); the lock
+    lasts as long as the returned descriptor is open."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(
+            f"the store in {lock.parent} is already open (in this process or another one): "
+            "close it first, or use another data directory"
+        ) from None
+    return fd
+
+
+def _start_syncer(store: DuckDBStore, interval: float, stop: threading.Event) -> None:
+    """Sync the store's log every `interval` s until `stop` is set or the store is collected
+    (the thread holds only a weak reference, so dropping a store without close() frees it)."""
+    ref = weakref.ref(store)
+
+    def run() -> None:
+        while not stop.wait(interval):
+            target = ref()
+            if target is None:
+                return
+            try:
+                target.sync()
+            except Exception:
+                log.exception("syncing the write-ahead log of %s failed", target.path)
+            del target
+
+    threading.Thread(target=run, name="rackwatch-wal-sync", daemon=True).start()
+
+
+def _offset(ts: I64, bucket: I64, empty: npt.NDArray[np.bool_]) -> I32:
+    out: I32 = np.where(empty, 0, ts - np.where(empty, ts, bucket)).astype(np.int32)
+    return out
+
+
+def _np(table: pa.Table, name: str, dtype: Any) -> Array:
+    col = table.column(name)
+    return np.asarray(col.to_numpy() if col.num_chunks != 1 else col.chunk(0).to_numpy(), dtype)
+
+
+def _series_filter(ids: I32, n_series: int) -> str:
+    """SQL restricting to `ids` (nothing when every series is wanted). The ids are ints we
+    made, so formatting them into the statement is safe; the range helps zone maps prune."""
+    if len(ids) == n_series:
+        return ""
+    if not len(ids):
+        return " AND false"
+    lo, hi = int(ids[0]), int(ids[-1])
+    if hi - lo + 1 == len(ids):
+        return f" AND series BETWEEN {lo} AND {hi}"
+    return f" AND series BETWEEN {lo} AND {hi} AND series IN ({','.join(map(str, ids.tolist()))})"
+
+
+def _by_rank(p: rollup.Partials, rank: npt.NDArray[np.int64]) -> rollup.Partials:
+    """Partials reordered by (rank of series, bucket), for a well-compressed insert."""
+    if not len(p):
+        return p
+    return p.take(np.lexsort((p.bucket, rank[p.series])))

@@ -1,0 +1,100 @@
+"""Events and the inventory in SQL: conversion to and from rows, the event filters.
+
+Events are few next to samples (alerts, faults, commands), so they go row-wise; the entity
+glob is applied in Python with rackwatch.model.entity.matches after a prefix filter in SQL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from rackwatch.errors import StoreError
+from rackwatch.model import Event, Severity
+from rackwatch.model.entity import matches
+from rackwatch.store.base import EntityRecord
+
+
+def _json(attributes: Any, what: str) -> str:
+    try:
+        return json.dumps(dict(attributes), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} attributes must be JSON-serialisable: {exc}") from exc
+
+
+def events_table(events: Sequence[Event]) -> pa.Table:
+    """Events as the columns of the `events` table (attributes as JSON text)."""
+    return pa.table(
+        {
+            "ts": pa.array([int(e.ts) for e in events], pa.int64()),
+            "end_ts": pa.array([e.end_ts for e in events], pa.int64()),
+            "kind": pa.array([str(e.kind) for e in events], pa.string()),
+            "entity": pa.array([e.entity for e in events], pa.string()),
+            "severity": pa.array([int(e.severity) for e in events], pa.int8()),
+            "attributes": pa.array([_json(e.attributes, "event") for e in events], pa.string()),
+        }
+    )
+
+
+def read_events(
+    cur: duckdb.DuckDBPyConnection,
+    start_ms: int,
+    end_ms: int,
+    entity: str = "**",
+    kinds: Sequence[str] | None = None,
+) -> list[Event]:
+    """Events overlapping [start_ms, end_ms), entity matching the glob, kind in `kinds`."""
+    if end_ms < start_ms:
+        raise StoreError(f"event range ends before it starts: {start_ms} > {end_ms}")
+    if kinds is not None and not kinds:
+        return []
+    sql = "SELECT ts, end_ts, kind, entity, severity, attributes FROM events "
+    sql += "WHERE ts < ? AND coalesce(end_ts, ts + 1) > ?"
+    params: list[Any] = [end_ms, start_ms]
+    if kinds is not None:
+        sql += " AND kind IN (SELECT unnest(?::VARCHAR[]))"
+        params.append([str(k) for k in kinds])
+    prefix = literal_prefix(entity)
+    if prefix:
+        sql += " AND starts_with(entity, ?)"
+        params.append(prefix)
+    rows = cur.execute(sql + " ORDER BY ts, kind, entity", params).fetchall()
+    return [
+        Event(
+            ts=int(ts),
+            kind=str(kind),
+            entity=str(ent),
+            severity=Severity(int(sev)),
+            attributes=json.loads(attrs),
+            end_ts=None if end_ts is None else int(end_ts),
+        )
+        for ts, end_ts, kind, ent, sev, attrs in rows
+        if entity == "**" or matches(str(ent), entity)
+    ]
+
+
+def inventory_rows(entities: Sequence[EntityRecord]) -> list[tuple[str, str, str]]:
+    return [(e.path, e.kind, _json(e.attributes, "entity")) for e in entities]
+
+
+def read_inventory(cur: duckdb.DuckDBPyConnection) -> list[EntityRecord]:
+    rows = cur.execute("SELECT path, kind, attributes FROM inventory ORDER BY path").fetchall()
+    return [EntityRecord(str(p), str(k), json.loads(a)) for p, k, a in rows]
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of an entity glob before its first wildcard (for a cheap SQL prefilter).
+
+    >>> literal_prefix("c01/r0?/**"), literal_prefix("**"), literal_prefix("room/crac1")
+    ('c01/r0', '', 'room/crac1')
+    """
+    cut = len(pattern)
+    for ch in "*?[":
+        i = pattern.find(ch)
+        if i >= 0:
+            cut = min(cut, i)
+    return pattern[:cut]

@@ -1,0 +1,366 @@
+"""The Store contract, run over every implementation in conftest.OPENERS."""
+
+from __future__ import annotations
+
+import gc
+import threading
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from store_data import (
+    T0,
+    Dataset,
+    assert_rollup_equal,
+    make_dataset,
+    reference_rollup,
+)
+
+from rackwatch.errors import StoreError
+from rackwatch.model import Batch, Event, SeriesKey, SeriesRegistry, Severity
+from rackwatch.store.base import DAY_MS, EntityRecord, Query, Store, Tier
+
+HOUR = 3_600_000
+MIN = 60_000
+
+
+def write_all(store: Store, data: Dataset) -> None:
+    for batch in data.batches:
+        store.write(batch)
+
+
+@pytest.fixture
+def loaded(harness):
+    """A store holding the standard dataset, the clock at its end."""
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry)
+    harness.clock.now_ms = data.end_ms
+    write_all(store, data)
+    return store, data, registry
+
+
+def assert_raw_equal(store: Store, data: Dataset, start=T0, end=None) -> None:
+    end = data.end_ms if end is None else end
+    result = store.query(Query(start, end))
+    assert result.tier is Tier.RAW
+    assert [tuple(k) for k in result.keys] == data.keys
+    for i, (_key, rows) in enumerate(result):
+        ts, value = data.rows_of(i)
+        sel = (ts >= start) & (ts < end)
+        np.testing.assert_array_equal(rows["ts"], ts[sel])
+        np.testing.assert_array_equal(rows["value"], value[sel])  # NaN == NaN here
+
+
+def assert_rollups_equal(store: Store, data: Dataset, width: int, start=T0) -> None:
+    result = store.query(Query(start, data.end_ms, step_ms=width))
+    for i, (_key, rows) in enumerate(result):
+        ts, value = data.rows_of(i)
+        sel = ts >= start
+        assert_rollup_equal(rows, reference_rollup(ts[sel], value[sel], width))
+
+
+def test_raw_round_trip_with_nan(loaded):
+    store, data, _ = loaded
+    assert_raw_equal(store, data)
+    assert_raw_equal(store, data, start=T0 + 7 * HOUR + 1, end=T0 + 9 * HOUR)  # [from, to)
+
+
+@pytest.mark.parametrize("width", [MIN, HOUR])
+def test_rollups_equal_recomputation_from_raw(loaded, width):
+    store, data, _ = loaded
+    result = store.query(Query(T0, data.end_ms, step_ms=width))
+    assert result.tier is (Tier.M1 if width == MIN else Tier.H1)
+    assert result.bucket_ms == width
+    assert_rollups_equal(store, data, width)
+
+
+@pytest.mark.parametrize("width", [5 * MIN, 2 * HOUR])
+def test_steps_coarser_than_a_tier_are_rebucketed(loaded, width):
+    store, data, _ = loaded
+    result = store.query(Query(T0, data.end_ms, step_ms=width))
+    assert result.tier is (Tier.M1 if width < HOUR else Tier.H1)
+    assert result.bucket_ms == width
+    assert_rollups_equal(store, data, width)
+
+
+def test_raw_rows_rebucketed_for_a_step_finer_than_a_minute(loaded):
+    store, data, _ = loaded
+    result = store.query(Query(T0, data.end_ms, step_ms=40_000))
+    assert result.tier is Tier.RAW and result.bucket_ms == 40_000
+    ts, value = data.rows_of(0)
+    assert_rollup_equal(result.rows(0), reference_rollup(ts, value, 40_000))
+
+
+def test_gaps_stay_gaps_and_nan_is_counted_missing(loaded):
+    store, _, _ = loaded
+    gap_start, gap_end = T0 + 300 * 20_000, T0 + 330 * 20_000  # series 2: 10 minutes absent
+    raw = store.query(Query(gap_start, gap_end, entity="c01/r01/s02", metrics=["power_watts"]))
+    assert len(raw) == 0
+    m1 = store.query(Query(gap_start, gap_end, step_ms=MIN, entity="c01/r01/s02"))
+    assert m1.keys[0] == SeriesKey("c01/r01/s02", "power_watts")
+    assert len(m1.rows(0)["ts"]) == 0  # no invented bucket
+    assert len(m1.rows(1)["ts"]) == 10  # the other series of that server is there
+    # series 1: instants 90..92 are NaN: minute T0 + 30 min holds only NULL readings
+    nan_min = store.query(Query(T0 + 30 * MIN, T0 + 31 * MIN, step_ms=MIN)).rows(1)
+    if len(nan_min["ts"]):
+        assert nan_min["count"][0] == 0 and nan_min["missing"][0] >= 1
+        for k in ("open", "high", "low", "close", "avg"):
+            assert np.isnan(nan_min[k][0])
+
+
+def test_series_selection_by_globs(loaded):
+    store, data, _ = loaded
+
+    def keys(entity, metrics=None):
+        q = Query(T0, T0 + HOUR, entity=entity, metrics=metrics)
+        return [tuple(k) for k in store.query(q).keys]
+
+    assert keys("c01/*/s01") == [k for k in data.keys if k[0] == "c01/r01/s01"]
+    assert keys("c01/**") == [k for k in data.keys if k[0].startswith("c01/")]
+    assert keys("**", "cpu_*") == [k for k in data.keys if k[1].startswith("cpu_")]
+    assert keys("**", ["fan_rpm", "crac_power_watts"]) == data.keys[4:]
+    assert keys("nowhere/**") == []
+
+
+def test_tier_follows_retention(loaded, harness):
+    store, data, _ = loaded
+    now = harness.clock.now_ms = T0 + 8 * DAY_MS
+    store.apply_retention(now)  # raw (7 days) no longer covers the first day
+    result = store.query(Query(T0, data.end_ms))
+    assert result.tier is Tier.M1
+    assert_rollups_equal(store, data, MIN)
+    recent = store.query(Query(T0 + DAY_MS + HOUR, data.end_ms))
+    assert recent.tier is Tier.RAW
+    assert_raw_equal(store, data, start=T0 + DAY_MS + HOUR)
+    forced = store.query(Query(T0, data.end_ms, tier="raw"))
+    assert forced.tier is Tier.RAW
+
+
+def test_latest_per_series(loaded):
+    store, data, _ = loaded
+    latest = store.latest()
+    assert [tuple(k) for k in latest.keys] == data.keys
+    for i in range(len(data.keys)):
+        ts, value = data.rows_of(i)
+        assert latest.ts[i] == ts[-1]
+        np.testing.assert_array_equal(latest.value[i], value[-1])
+    only = store.latest("room/**")
+    assert [k.entity for k in only.keys] == ["room/crac1"]
+
+
+def test_restart_keeps_data_series_ids_events_and_inventory(loaded, harness):
+    store, data, registry = loaded
+    store.write_events([Event(T0 + 5, "fault.injected", "c01/r01/s01", Severity.WARNING)])
+    store.upsert_inventory([EntityRecord("c01/r01/s01", "server", {"slot": 1})])
+    store.close()
+    fresh = SeriesRegistry()
+    reopened = harness.open(fresh)
+    assert fresh.keys() == registry.keys()
+    assert_raw_equal(reopened, data)
+    assert_rollups_equal(reopened, data, MIN)
+    assert_rollups_equal(reopened, data, HOUR)
+    assert [e.kind for e in reopened.events(T0, data.end_ms)] == ["fault.injected"]
+    assert reopened.inventory() == [EntityRecord("c01/r01/s01", "server", {"slot": 1})]
+
+
+def test_crash_without_close_loses_nothing_written(harness):
+    registry = SeriesRegistry()
+    store = harness.open(registry, wal_sync_seconds=30)  # only the log holds the head
+    data = make_dataset(registry, hours=8)
+    harness.clock.now_ms = data.end_ms
+    write_all(store, data)
+    harness.opened.remove(store)
+    del store  # dropped, never closed
+    gc.collect()
+    reopened = harness.open(SeriesRegistry())
+    assert_raw_equal(reopened, data)
+    assert_rollups_equal(reopened, data, MIN)
+    assert_rollups_equal(reopened, data, HOUR)
+
+
+def test_late_data_is_merged_into_stored_rollups(harness):
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=6)
+    harness.clock.now_ms = data.end_ms
+    write_all(store, data)
+    store.flush()
+    # Late samples for minutes and hours already stored, one before everything else.
+    late_ts = np.array([T0 + 10 * MIN + 1, T0 + 10 * MIN + 2, T0 + 2 * HOUR + 7, T0 - 1], np.int64)
+    late = Batch.of(late_ts, [0, 0, 3, 1], [1000.0, np.nan, -5.0, 7.0])
+    store.write(late)
+    all_ts = np.concatenate([data.ts, late.ts])
+    merged = Dataset(
+        data.keys,
+        all_ts,
+        np.concatenate([data.series, late.series]),
+        np.concatenate([data.value, late.value]),
+        [],
+        data.end_ms,
+    )
+    assert_raw_equal(store, merged, start=T0 - MIN)
+    assert_rollups_equal(store, merged, MIN, start=T0 - MIN)
+    assert_rollups_equal(store, merged, HOUR, start=T0 - HOUR)
+    # Neither a restart nor a crash merges them twice.
+    store.close()
+    reopened = harness.open(SeriesRegistry())
+    assert_rollups_equal(reopened, merged, MIN, start=T0 - MIN)
+    reopened.write(Batch.of([T0 + 11 * MIN], [2], [3.0]))
+    harness.opened.remove(reopened)
+    del reopened
+    gc.collect()
+    again = harness.open(SeriesRegistry())
+    merged2 = Dataset(
+        data.keys,
+        np.append(merged.ts, T0 + 11 * MIN),
+        np.append(merged.series, 2).astype(np.int32),
+        np.append(merged.value, 3.0),
+        [],
+        data.end_ms,
+    )
+    assert_rollups_equal(again, merged2, MIN, start=T0 - MIN)
+    assert_rollups_equal(again, merged2, HOUR, start=T0 - HOUR)
+
+
+def test_retention_drops_old_raw_and_keeps_rollups(harness):
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=10 * 24, step_ms=5 * MIN)
+    end = data.end_ms
+    harness.clock.now_ms = end
+    write_all(store, data)
+    deleted = store.apply_retention(end)
+    assert deleted["raw"] > 0 and deleted["1m"] == 0 and deleted["1h"] == 0
+    cutoff = end - 7 * DAY_MS
+    old = store.query(Query(T0, cutoff, tier="raw"))
+    assert len(old) == 0
+    assert_raw_equal(store, data, start=cutoff)
+    kept = store.query(Query(T0, cutoff, tier="1m"))
+    assert len(kept) > 0
+    assert_rollups_equal(store, data, MIN)
+    assert_rollups_equal(store, data, HOUR)
+    # a later run finds nothing more to delete
+    assert store.apply_retention(end)["raw"] == 0
+
+
+def test_events_by_range_entity_and_kind(harness):
+    store = harness.open()
+    events = [
+        Event(T0 + 10, "alert.fired", "c01/r01/s01", Severity.CRITICAL, {"rule": "hot"}),
+        Event(T0 + 20, "fault.injected", "c01/r02/s03/fan1", end_ts=T0 + 500),
+        Event(T0 + 30, "alert.fired", "room/crac1", Severity.WARNING),
+        Event(T0 + 1000, "alert.fired", "c01/r01/s02"),
+    ]
+    store.write_events(events)
+    assert store.events(T0, T0 + 100) == events[:3]
+    assert store.events(T0 + 100, T0 + 200) == [events[1]]  # the fault spans the window
+    assert store.events(T0, T0 + 2000, entity="c01/**") == [events[0], events[1], events[3]]
+    assert store.events(T0, T0 + 2000, entity="c01/*/*") == [events[0], events[3]]
+    assert store.events(T0, T0 + 2000, kinds=["fault.injected"]) == [events[1]]
+    assert store.events(T0, T0 + 2000, kinds=[]) == []
+    assert store.events(T0 + 31, T0 + 999) == [events[1]]
+    with pytest.raises(StoreError, match="ends before it starts"):
+        store.events(5, 1)
+
+
+def test_inventory_upsert(harness):
+    store = harness.open()
+    store.upsert_inventory([EntityRecord("c01/r01/s01", "server", {"u": 2})])
+    store.upsert_inventory(
+        [
+            EntityRecord("c01/r01/s01", "server", {"u": 1, "model": "x"}),
+            EntityRecord("room/crac1", "crac"),
+        ]
+    )
+    assert store.inventory() == [
+        EntityRecord("c01/r01/s01", "server", {"u": 1, "model": "x"}),
+        EntityRecord("room/crac1", "crac", {}),
+    ]
+
+
+def test_parquet_export_by_day_equals_the_query(loaded, tmp_path):
+    store, data, _ = loaded
+    out = tmp_path / "archive"
+    paths = store.export_parquet(T0, data.end_ms, out)
+    names = sorted(str(p.relative_to(out)) for p in paths)
+    assert names == [
+        f"{tier}/{day}.parquet"
+        for tier in ("1h", "1m", "raw")
+        for day in ("2026-11-23", "2026-11-24")
+    ]
+    for tier in ("raw", "1m", "1h"):
+        files = sorted((out / tier).glob("*.parquet"))
+        table = pa.concat_tables([pq.read_table(f) for f in files])
+        table = table.sort_by([("series", "ascending"), ("ts", "ascending")])
+        result = store.query(Query(T0, data.end_ms, tier=tier))
+        np.testing.assert_array_equal(table["ts"].to_numpy(), result.ts)
+        for name, col in result.columns.items():
+            np.testing.assert_array_equal(table[name].to_numpy(), col)
+        n = np.diff(result.offsets)
+        assert table["entity"].to_pylist() == [
+            k.entity for k, m in zip(result.keys, n, strict=True) for _ in range(m)
+        ]
+
+
+def test_bad_input_is_refused_and_changes_nothing(loaded):
+    store, data, registry = loaded
+    before = len(store.query(Query(T0, data.end_ms)))
+    with pytest.raises(StoreError, match="unknown to the registry"):
+        store.write(Batch.of([T0], [len(registry) + 5], [1.0]))
+    with pytest.raises(StoreError, match="unknown to the registry"):
+        store.write(Batch.of([T0], [-1], [1.0]))
+    with pytest.raises(StoreError, match="JSON"):
+        store.write_events([Event(T0, "x", "y", attributes={"bad": object()})])
+    with pytest.raises(StoreError):
+        store.query(Query(T0, data.end_ms, tier="weekly"))
+    assert len(store.query(Query(T0, data.end_ms))) == before
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.write(data.batches[0])
+
+
+def test_a_registry_that_disagrees_is_refused(loaded, harness):
+    store, _, _ = loaded
+    store.close()
+    other = SeriesRegistry()
+    other.intern("somewhere/else", "power_watts")
+    with pytest.raises(StoreError, match="registry"):
+        harness.open(other)
+
+
+def test_queries_from_threads_while_writing(harness):
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=6)
+    harness.clock.now_ms = data.end_ms
+    errors: list[BaseException] = []
+    seen: list[list[int]] = [[], []]
+    done = threading.Event()
+
+    def reader(counts: list[int]) -> None:
+        try:
+            while not done.is_set():
+                result = store.query(Query(T0, data.end_ms))
+                for _key, rows in result:
+                    assert (np.diff(rows["ts"]) > 0).all()  # no duplicates, in order
+                counts.append(len(result))
+                store.query(Query(T0, data.end_ms, step_ms=MIN))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(counts,)) for counts in seen]
+    for t in threads:
+        t.start()
+    write_all(store, data)
+    done.set()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert all(counts == sorted(counts) for counts in seen)  # never loses rows it showed
+    assert_raw_equal(store, data)
+
+
+def test_implements_the_store_protocol(harness):
+    assert isinstance(harness.open(), Store)

@@ -1,0 +1,155 @@
+"""The command line as a user runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rackwatch import app
+from rackwatch.cli import cli
+from rackwatch.model import SeriesRegistry
+from rackwatch.settings import load_settings
+from rackwatch.store.base import Query
+
+runner = CliRunner()
+
+
+def test_help_lists_the_commands() -> None:
+    result = runner.invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    for command in ("run", "simulate", "scenarios", "query"):
+        assert command in result.output
+
+
+def test_scenarios_lists_the_seed_protocols() -> None:
+    result = runner.invoke(cli, ["scenarios"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in (
+        "fan-fail",
+        "sensor-drift",
+        "crac-degraded",
+        "burst-fan-degradation",
+        "network-loss",
+        "very-large",
+    ):
+        assert name in result.output
+
+
+def test_simulate_prints_a_summary_and_query_reads_it_back(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    result = runner.invoke(
+        cli,
+        [
+            "simulate",
+            "--scenario",
+            "small",
+            "--hours",
+            "1",
+            "--seed",
+            "2",
+            "--start",
+            "2026-01-01",
+            "--out",
+            str(out),
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "samples" in result.output and "51,840" in result.output  # 72 series x 720 steps
+    assert (out / app.STORE_FILE).exists()
+    shown = runner.invoke(
+        cli,
+        [
+            "query",
+            "--data-dir",
+            str(out),
+            "--entity",
+            "c01/r01/s01",
+            "--metric",
+            "cpu_temperature_celsius",
+            "--since",
+            "1h",
+            "--step",
+            "1h",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert shown.exit_code == 0, shown.output
+    assert "tier 1h" in shown.output and "cpu_temperature_celsius" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["simulate", "--out", "x"], "give a duration"),
+        (["simulate", "--out", "x", "--hours", "1", "--scenario", "huge"], "unknown scenario"),
+        (["simulate", "--out", "x", "--days", "-1"], "greater than or equal to 0"),
+        (["query", "--data-dir", "nowhere"], "no store in nowhere"),
+        (["query", "--data-dir", ".", "--since", "soon"], None),
+    ],
+)
+def test_bad_options_are_refused_with_a_message(
+    args: list[str], message: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    if message:
+        assert message in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_bad_config_file_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[twin]\nspeed = -1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rackwatch", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert "twin.speed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_run_stops_cleanly_on_ctrl_c_with_everything_written(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "120"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rackwatch",
+            "run",
+            "--scenario",
+            "small",
+            "--speed",
+            "600",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    time.sleep(4)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "stopped:" in stdout
+    written = int(stdout.rsplit("stopped:", 1)[1].split("samples")[0].replace(",", ""))
+    assert written > 72 * 100  # 600x for ~3 s is several hundred 5 s steps
+    settings = load_settings(data_dir=tmp_path)
+    with contextlib.closing(app.open_store(settings, SeriesRegistry())) as store:
+        assert len(store.query(Query(0, 2**62))) == written
