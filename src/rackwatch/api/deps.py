@@ -1,0 +1,127 @@
+"""The API's context (what it reads, built by the wiring or a test) and its typed dependencies.
+
+`ApiContext` holds plain parts and limits, never settings: `rackwatch.app` builds it from the
+settings, a test builds it from a temporary store. Routes take `CtxDep`, `StoreDep`, `HubDep`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import Depends
+from starlette.requests import HTTPConnection
+
+from rackwatch import __version__
+from rackwatch.api.fanout import Hub, Ids
+from rackwatch.api.params import ParamError, is_glob
+from rackwatch.bus import Bus
+from rackwatch.engine.live import LiveState
+from rackwatch.model import METRICS, SeriesRegistry
+from rackwatch.store.base import Store
+from rackwatch.store.results import match_series
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class ApiContext:
+    """Everything the API reads, and its limits.
+
+    `live` is the live state table fed by the pipeline; `bus` carries the telemetry the
+    WebSocket broadcaster fans out. `max_points` bounds one /series answer (rows x series);
+    `raw_interval_ms` is the sampling interval assumed to estimate a raw query's size before
+    running it. `bus_queue_depth` reports messages queued on the bus (for /metrics).
+    """
+
+    store: Store
+    registry: SeriesRegistry
+    live: LiveState
+    bus: Bus
+    version: str = __version__
+    scenario: str | None = None
+    started_at_s: float = field(default_factory=time.time)
+    ws_client_limit: int = 1000
+    ws_send_timeout_s: float = 1.0
+    ws_queue_size: int = 32
+    max_points: int = 1_000_000
+    raw_interval_ms: int = 5000
+    bus_queue_depth: Callable[[], int] | None = None
+    clock_ms: Callable[[], int] = _wall_clock_ms
+    _selections: dict[tuple[str, tuple[str, ...] | None, int], Ids] = field(
+        default_factory=dict, repr=False
+    )
+    _metric_names: tuple[int, frozenset[str]] = field(default=(-1, frozenset()), repr=False)
+
+    def newest_sample_ms(self) -> int | None:
+        """Timestamp of the newest sample in the live state (the twin's simulated now)."""
+        seen = self.live.ts[self.live.ts >= 0]
+        return int(seen.max()) if len(seen) else None
+
+    def now_ms(self) -> int:
+        """'now' for relative times: the wall clock, or the newest sample when the twin runs
+        ahead of the wall clock (--speed > 1)."""
+        newest = self.newest_sample_ms()
+        wall = self.clock_ms()
+        return wall if newest is None else max(wall, newest)
+
+    def select(self, entity: str, metrics: Sequence[str] | None) -> Ids:
+        """Ids of the matching series; cached per (filter, registry size), so a dashboard
+        polling the same selection does not re-match every series on every request."""
+        key = (entity, None if metrics is None else tuple(metrics), len(self.registry))
+        found = self._selections.get(key)
+        if found is None:
+            if len(self._selections) >= 256:
+                self._selections.clear()
+            found = match_series(self.registry.keys()[: key[2]], entity, metrics)
+            self._selections[key] = found
+        return found
+
+    def check_metric_names(self, metrics: Sequence[str] | None) -> None:
+        """ParamError for a plain metric name that is neither in the catalogue nor stored."""
+        if not metrics:
+            return
+        n, names = self._metric_names
+        if n != len(self.registry):
+            keys = self.registry.keys()
+            names = frozenset(METRICS) | {k.metric for k in keys}
+            self._metric_names = (len(self.registry), names)
+        unknown = [m for m in metrics if not is_glob(m) and m not in names]
+        if unknown:
+            raise ParamError(
+                f"unknown metric {unknown[0]!r}; known metrics: {', '.join(sorted(names))}"
+            )
+
+    def build_hub(self) -> Hub:
+        return Hub(
+            self.registry,
+            client_limit=self.ws_client_limit,
+            send_timeout_s=self.ws_send_timeout_s,
+            queue_size=self.ws_queue_size,
+            shared=self.live,
+        )
+
+
+def get_ctx(conn: HTTPConnection) -> ApiContext:
+    ctx: ApiContext = conn.app.state.ctx
+    return ctx
+
+
+def get_store(conn: HTTPConnection) -> Store:
+    return get_ctx(conn).store
+
+
+def get_hub(conn: HTTPConnection) -> Hub:
+    hub: Hub = conn.app.state.hub
+    return hub
+
+
+CtxDep = Annotated[ApiContext, Depends(get_ctx)]
+StoreDep = Annotated[Store, Depends(get_store)]
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+__all__ = ["ApiContext", "CtxDep", "HubDep", "StoreDep"]

@@ -1,0 +1,345 @@
+"""WebSocket fan-out: one broadcaster, one bounded queue and one sender task per client.
+
+The broadcaster (`Hub.run`) reads telemetry from the bus and, for each Batch, encodes one JSON
+text per distinct subscription filter (a `Group`), not one per client: a thousand dashboards
+on the room overview cost one encoding. Each group's series mask is computed once, when the
+filter first appears (and extended when new series are registered), never per message.
+
+Texts go into each client's bounded queue; on overflow the oldest is dropped and counted
+(`n_dropped`, exported as `rackwatch_ws_dropped_messages_total`). A sender task per client
+(`Hub.pump`) writes its queue with a timeout; a client that does not take a message in time
+is dropped (`ClientTooSlow`). Nothing here awaits a client on the broadcaster's path, so a
+slow or stuck client never delays the others or the ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rackwatch.api.params import iso
+from rackwatch.bus import Bus, subjects
+from rackwatch.engine.live import LiveState
+from rackwatch.model import Batch, SeriesKey, SeriesRegistry
+from rackwatch.store.results import match_series
+
+log = logging.getLogger(__name__)
+
+SendText = Callable[[str], Awaitable[None]]
+Ids = npt.NDArray[np.int32]
+
+
+class ClientTooSlow(Exception):
+    """A client did not take a message within the send timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """What a subscription wants: an entity glob, metric names/globs (None: all) and a
+    maximum message rate (None: every batch)."""
+
+    entity: str = "**"
+    metrics: tuple[str, ...] | None = None
+    max_rate_hz: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "entity": self.entity,
+            "metrics": None if self.metrics is None else list(self.metrics),
+            "max_rate_hz": self.max_rate_hz,
+        }
+
+
+class Client:
+    """One connection: its outgoing queue (bounded, drop oldest) and its subscription."""
+
+    def __init__(self, send: SendText, queue_size: int) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.send = send
+        self.group: Group | None = None
+        self.n_dropped = 0
+        self._queue: deque[str] = deque()
+        self._size = queue_size
+        self._wake = asyncio.Event()
+
+    def put(self, text: str) -> bool:
+        """Queue a text; True when the oldest queued one had to be dropped to make room."""
+        dropped = len(self._queue) >= self._size
+        if dropped:
+            self._queue.popleft()
+            self.n_dropped += 1
+        self._queue.append(text)
+        self._wake.set()
+        return dropped
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def next(self) -> str:
+        while not self._queue:
+            self._wake.clear()
+            await self._wake.wait()
+        return self._queue.popleft()
+
+
+class Group:
+    """The clients that share one Filter, with the filter's series mask and rate state."""
+
+    def __init__(self, flt: Filter) -> None:
+        self.filter = flt
+        self.clients: set[Client] = set()
+        self.mask = np.zeros(0, dtype=bool)
+        self.pending = np.zeros(0, dtype=bool)
+        self.min_interval_s = 0.0 if flt.max_rate_hz is None else 1.0 / flt.max_rate_hz
+        self.last_sent_s = -math.inf
+        self.timer: asyncio.TimerHandle | None = None
+
+    def extend(self, keys: list[SeriesKey]) -> None:
+        """Match the series registered since the mask was last extended (only those)."""
+        known = len(self.mask)
+        if len(keys) <= known:
+            return
+        new = np.zeros(len(keys) - known, dtype=bool)
+        new[match_series(keys[known:], self.filter.entity, self.filter.metrics)] = True
+        self.mask = np.concatenate([self.mask, new])
+        self.pending = np.concatenate([self.pending, np.zeros(len(new), dtype=bool)])
+
+    def select(self, ids: Ids) -> Ids:
+        """The ids (sorted, unique, all < len(mask)) this group wants."""
+        return ids[self.mask[ids]]
+
+
+class RateMeter:
+    """Samples per second over a sliding window, and the total."""
+
+    def __init__(self, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = 0
+        self._window_s = window_s
+        self._clock = clock
+        self._started = clock()
+        self._events: deque[tuple[float, int]] = deque()
+        self._in_window = 0
+
+    def add(self, n: int) -> None:
+        now = self._clock()
+        self.total += n
+        self._events.append((now, n))
+        self._in_window += n
+        self._trim(now)
+
+    def rate(self) -> float:
+        now = self._clock()
+        self._trim(now)
+        span = min(self._window_s, now - self._started)
+        return self._in_window / span if span > 0 else 0.0
+
+    def _trim(self, now: float) -> None:
+        while self._events and self._events[0][0] <= now - self._window_s:
+            self._in_window -= self._events.popleft()[1]
+
+
+class Hub:
+    """Connected clients, their filter groups, and the newest value of every series seen.
+
+    `shared` is the pipeline's live state table: a new subscription's first message is taken
+    from it too, so a page shows values at once even before the next batch.
+    """
+
+    def __init__(
+        self,
+        registry: SeriesRegistry,
+        *,
+        client_limit: int = 1000,
+        send_timeout_s: float = 1.0,
+        queue_size: int = 32,
+        shared: LiveState | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if client_limit < 1 or send_timeout_s <= 0 or queue_size < 1:
+            raise ValueError("client_limit, send_timeout_s and queue_size must be positive")
+        self.registry = registry
+        self.client_limit = client_limit
+        self.send_timeout_s = send_timeout_s
+        self.queue_size = queue_size
+        self.clock = clock
+        self.clients: dict[str, Client] = {}
+        self.groups: dict[Filter, Group] = {}
+        self.latest = LiveState(max(len(registry), 1024))
+        self.shared = shared
+        self.meter = RateMeter(clock=clock)
+        self.n_dropped = 0
+        self.n_sent = 0
+        self.n_too_slow = 0
+        self.n_refused = 0
+        self._keys: list[SeriesKey] = []
+
+    @property
+    def n_clients(self) -> int:
+        return len(self.clients)
+
+    # ------------------------------------------------------------------ clients
+
+    def connect(self, send: SendText) -> Client | None:
+        """A new client, or None when the client limit is reached."""
+        if len(self.clients) >= self.client_limit:
+            self.n_refused += 1
+            return None
+        client = Client(send, self.queue_size)
+        self.clients[client.id] = client
+        return client
+
+    def disconnect(self, client: Client) -> None:
+        self.unsubscribe(client)
+        self.clients.pop(client.id, None)
+
+    def put(self, client: Client, text: str) -> None:
+        if client.put(text):
+            self.n_dropped += 1
+
+    def subscribe(self, client: Client, flt: Filter) -> None:
+        """Move the client to the filter's group, then queue the newest values it covers."""
+        self.unsubscribe(client)
+        group = self.groups.get(flt)
+        if group is None:
+            group = self.groups[flt] = Group(flt)
+            group.extend(self._refresh_keys())
+        group.clients.add(client)
+        client.group = group
+        ts, value = self._snapshot(len(group.mask))
+        ids = np.flatnonzero(group.mask & (ts >= 0)).astype(np.int32)
+        if len(ids):
+            self.put(client, self._encode(ids, ts, value))
+
+    def unsubscribe(self, client: Client) -> None:
+        group, client.group = client.group, None
+        if group is None:
+            return
+        group.clients.discard(client)
+        if not group.clients:
+            if group.timer is not None:
+                group.timer.cancel()
+            del self.groups[group.filter]
+
+    async def pump(self, client: Client) -> None:
+        """Send the client's queue in order, forever; ClientTooSlow when one send times out.
+        Errors of the connection itself (the peer went away) propagate."""
+        while True:
+            text = await client.next()
+            try:
+                async with asyncio.timeout(self.send_timeout_s):
+                    await client.send(text)
+            except TimeoutError:
+                self.n_too_slow += 1
+                raise ClientTooSlow(
+                    f"client {client.id} took no message within {self.send_timeout_s:g} s"
+                ) from None
+            self.n_sent += 1
+
+    # ------------------------------------------------------------------ telemetry
+
+    async def run(self, bus: Bus, *, max_pending: int = 256) -> None:
+        """The broadcaster: publish every telemetry Batch until the bus closes."""
+        async with bus.subscribe(f"{subjects.TELEMETRY}.>", max_pending=max_pending) as sub:
+            async for _subject, batch in sub:
+                try:
+                    self.publish(batch)
+                except Exception:  # one bad batch must not end the stream for everyone
+                    log.exception("WebSocket fan-out of a batch of %d samples failed", len(batch))
+
+    def publish(self, batch: Batch) -> None:
+        """Fan one Batch out: one text per group that wants any of its series."""
+        if len(batch) == 0:
+            return
+        self.meter.add(len(batch))
+        self.latest.update(batch)
+        if not self.groups:
+            return
+        keys = self._refresh_keys()
+        ids = np.unique(batch.series)
+        ids = ids[ids < len(keys)]  # unregistered ids cannot be named: skip them
+        for group in list(self.groups.values()):
+            wanted = group.select(ids)
+            if not len(wanted):
+                continue
+            if group.min_interval_s == 0:
+                self._send(group, wanted)
+            else:
+                group.pending[wanted] = True
+                self._schedule(group)
+
+    def _schedule(self, group: Group) -> None:
+        if group.timer is not None:
+            return
+        delay = group.last_sent_s + group.min_interval_s - self.clock()
+        if delay <= 0:
+            self._flush(group)
+        else:
+            group.timer = asyncio.get_running_loop().call_later(delay, self._flush, group)
+
+    def _flush(self, group: Group) -> None:
+        group.timer = None
+        ids = np.flatnonzero(group.pending).astype(np.int32)
+        group.pending[:] = False
+        if len(ids) and group.clients:
+            self._send(group, ids)
+
+    def _send(self, group: Group, ids: Ids) -> None:
+        group.last_sent_s = self.clock()
+        text = self._encode(ids, self.latest.ts, self.latest.value)
+        for client in group.clients:
+            self.put(client, text)
+
+    def _snapshot(self, n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """Newest (ts, value) of series 0..n-1 from what this hub has seen and, if given, the
+        shared live state (filled before the first client came), whichever is newer."""
+        ts = np.full(n, -1, dtype=np.int64)
+        value = np.full(n, np.nan)
+        for table in (self.shared, self.latest):
+            if table is None:
+                continue
+            k = min(n, len(table.ts))
+            newer = table.ts[:k] >= ts[:k]
+            ts[:k][newer] = table.ts[:k][newer]
+            value[:k][newer] = table.value[:k][newer]
+        return ts, value
+
+    def _refresh_keys(self) -> list[SeriesKey]:
+        """The registry's keys, re-read (and every group mask extended) only when it grew."""
+        if len(self.registry) != len(self._keys):
+            self._keys = self.registry.keys()
+            for group in self.groups.values():
+                group.extend(self._keys)
+        return self._keys
+
+    def _encode(self, ids: Ids, ts: npt.NDArray[np.int64], value: npt.NDArray[np.float64]) -> str:
+        """`monitoring_data` with the value of each series in `ids` (NaN as null)."""
+        keys = self._keys
+        values = value[ids].tolist()
+        ts_ms = int(ts[ids].max())
+        data: dict[str, dict[str, float | None]] = {}
+        for i, v in zip(ids.tolist(), values, strict=True):
+            entity, metric = keys[i]
+            metrics = data.get(entity)
+            if metrics is None:
+                metrics = data[entity] = {}
+            metrics[metric] = v if math.isfinite(v) else None
+        message = {
+            "type": "monitoring_data",
+            "timestamp": iso(ts_ms),
+            "ts_ms": ts_ms,
+            "data": data,
+            "alerts": [],
+        }
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)

@@ -1,0 +1,44 @@
+"""GET /inventory: every entity with its kind, parent and static attributes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
+
+from rackwatch.api.deps import StoreDep
+from rackwatch.api.params import ParamError
+from rackwatch.api.schemas import EntityOut, ErrorOut, InventoryOut
+from rackwatch.model.entity import parent
+
+router = APIRouter(tags=["inventory"])
+
+KINDS = ("room", "crac", "cluster", "rack", "pdu", "server", "fan")
+
+
+@router.get("/inventory", responses={400: {"model": ErrorOut}})
+async def get_inventory(
+    store: StoreDep,
+    kind: Annotated[
+        str | None, Query(description=f"Only this kind: {', '.join(KINDS)} (or another stored)")
+    ] = None,
+) -> InventoryOut:
+    """The inventory tree, ordered by path; `parent` links make the tree (null for roots)."""
+    records = await run_in_threadpool(store.inventory)
+    if kind is not None:
+        known = set(KINDS) | {r.kind for r in records}
+        if kind not in known:
+            raise ParamError(f"unknown kind {kind!r}: use one of {', '.join(sorted(known))}")
+    paths = {r.path for r in records}
+    entities = []
+    for r in sorted(records, key=lambda r: r.path):
+        if kind is not None and r.kind != kind:
+            continue
+        up = parent(r.path)
+        while up is not None and up not in paths:
+            up = parent(up)
+        entities.append(
+            EntityOut(path=r.path, kind=r.kind, parent=up, attributes=dict(r.attributes))
+        )
+    return InventoryOut(entities=entities)

@@ -1,0 +1,70 @@
+"""GET /series: stored rows of the matching series, from the tier that answers the step."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from rackwatch.api.deps import CtxDep
+from rackwatch.api.encode import series_json
+from rackwatch.api.params import (
+    ParamError,
+    check_entity_glob,
+    check_metric_globs,
+    parse_step,
+    parse_time,
+)
+from rackwatch.api.schemas import ErrorOut, SeriesQueryOut
+from rackwatch.store import base
+
+router = APIRouter(tags=["series"])
+
+TIME_HELP = "Epoch ms, ISO 8601, `now`, or a duration before now such as `-6h`."
+
+
+@router.get("/series", response_model=SeriesQueryOut, responses={400: {"model": ErrorOut}})
+async def get_series(
+    ctx: CtxDep,
+    entity: Annotated[str, Query(description="Entity glob: `*` one segment, `**` any.")] = "**",
+    metric: Annotated[
+        list[str] | None, Query(description="Metric names or globs (repeatable).")
+    ] = None,
+    from_: Annotated[str, Query(alias="from", description=TIME_HELP)] = "-1h",
+    to: Annotated[str, Query(description=TIME_HELP)] = "now",
+    step: Annotated[
+        str | None,
+        Query(description="Bucket width: `5s`, `1m`, `1h`, or ms. None: raw rows."),
+    ] = None,
+) -> Response:
+    """Raw rows (`value`) or buckets (`open`, `high`, `low`, `close`, `avg`, `count`,
+    `missing`): a step of whole minutes or hours reads the rollup tiers. Holes between rows
+    are listed in `gaps`, never filled."""
+    entity = check_entity_glob(entity)
+    metrics = check_metric_globs(metric)
+    ctx.check_metric_names(metrics)
+    now = ctx.now_ms()
+    start = parse_time(from_, now_ms=now, name="from")
+    end = parse_time(to, now_ms=now, name="to")
+    if end <= start:
+        raise ParamError(f"from ({start}) must be before to ({end})")
+    step_ms = parse_step(step) if step is not None else None
+    n_series = len(ctx.select(entity, metrics))
+    rows = n_series * ((end - start) // (step_ms or ctx.raw_interval_ms) + 1)
+    if rows > ctx.max_points:
+        raise ParamError(_too_many(rows, ctx.max_points, n_series))
+    query = base.Query(start, end, entity=entity, metrics=metrics, step_ms=step_ms)
+    result = await run_in_threadpool(ctx.store.query, query)
+    if len(result) > ctx.max_points:
+        raise ParamError(_too_many(len(result), ctx.max_points, n_series))
+    body = await run_in_threadpool(series_json, result, start, end)
+    return Response(body, media_type="application/json")
+
+
+def _too_many(rows: int, limit: int, n_series: int) -> str:
+    return (
+        f"this query would return about {rows:,} rows ({n_series} series), more than "
+        f"{limit:,}: narrow the range, the entity or the metrics, or give a larger step"
+    )

@@ -1,0 +1,31 @@
+"""GET /status: version, uptime, WebSocket clients, ingest rate, store size."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from rackwatch.api.deps import CtxDep, HubDep
+from rackwatch.api.params import iso
+from rackwatch.api.schemas import StatusOut
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/status")
+async def get_status(ctx: CtxDep, hub: HubDep) -> StatusOut:
+    stats = await run_in_threadpool(ctx.store.stats)
+    return StatusOut(
+        version=ctx.version,
+        started_at=iso(int(ctx.started_at_s * 1000)),
+        uptime_s=round(time.time() - ctx.started_at_s, 3),
+        ws_clients=hub.n_clients,
+        ingest_samples_per_s=round(hub.meter.rate(), 3),
+        samples_total=hub.meter.total,
+        store_bytes=stats.bytes_on_disk,
+        n_series=len(ctx.registry),
+        scenario=ctx.scenario,
+        sim_time_ms=ctx.newest_sample_ms(),
+    )
