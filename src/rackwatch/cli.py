@@ -25,6 +25,7 @@ from rackwatch.errors import RackwatchError
 from rackwatch.model import SeriesRegistry
 from rackwatch.settings import Settings, load_settings
 from rackwatch.store.base import Query
+from rackwatch.tokens import SCOPES, TOKENS_FILE, TokenStore
 from rackwatch.twin import SCENARIOS
 
 cli = typer.Typer(
@@ -359,6 +360,53 @@ def query(
             f"{values[-1]:g}" if len(values) else "-",
         )
     console.print(table)
+
+
+token_cli = typer.Typer(
+    help="Create, list and revoke API tokens (stored hashed).", no_args_is_help=True
+)
+cli.add_typer(token_cli, name="token")
+
+
+def _token_store(data_dir: Path | None, config: Path | None) -> TokenStore:
+    settings = load_settings(config, data_dir=data_dir)
+    return TokenStore(settings.data_dir / TOKENS_FILE)
+
+
+@token_cli.command("create")
+def token_create(
+    scope: Annotated[str, typer.Option(help="read (GET routes, WebSocket) or control (all).")],
+    name: Annotated[str, typer.Option(help="A note to recognise the token by.")] = "",
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Create a token and print it once: it cannot be shown again."""
+    if scope not in SCOPES:
+        raise typer.BadParameter(f"use one of: {', '.join(SCOPES)}", param_hint="--scope")
+    secret, info = _token_store(data_dir, config).create(scope, name)
+    console.print(f"token [bold]{info.id}[/] ({info.scope}) created; keep it, it is shown once:")
+    console.print(secret, soft_wrap=True, highlight=False)
+
+
+@token_cli.command("list")
+def token_list(data_dir: DataDirOpt = None, config: ConfigOpt = None) -> None:
+    """List the tokens (their ids, names and scopes; never the secrets)."""
+    table = Table("id", "name", "scope", "created")
+    for info in _token_store(data_dir, config).list():
+        table.add_row(info.id, info.name, info.scope, info.created_at)
+    console.print(table)
+
+
+@token_cli.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The id shown by `rackwatch token list`.")],
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Revoke a token: it stops working at once."""
+    if not _token_store(data_dir, config).revoke(token_id):
+        raise typer.BadParameter(f"no token with id {token_id!r}: see `rackwatch token list`")
+    console.print(f"token {token_id} revoked")
 
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}

@@ -153,3 +153,23 @@ def test_run_stops_cleanly_on_ctrl_c_with_everything_written(tmp_path: Path) -> 
     settings = load_settings(data_dir=tmp_path)
     with contextlib.closing(app.open_store(settings, SeriesRegistry())) as store:
         assert len(store.query(Query(0, 2**62))) == written
+
+
+def test_token_create_list_revoke(tmp_path: Path) -> None:
+    created = runner.invoke(
+        cli,
+        ["token", "create", "--scope", "read", "--name", "grafana", "--data-dir", str(tmp_path)],
+        env={"COLUMNS": "200"},
+    )
+    assert created.exit_code == 0, created.output
+    secret = next(w for w in created.output.split() if w.startswith("rw_"))
+    token_id = created.output.split("token ")[1].split()[0]
+    listed = runner.invoke(
+        cli, ["token", "list", "--data-dir", str(tmp_path)], env={"COLUMNS": "200"}
+    )
+    assert token_id in listed.output and "grafana" in listed.output
+    assert secret not in listed.output and secret not in (tmp_path / "tokens.json").read_text()
+    revoked = runner.invoke(cli, ["token", "revoke", token_id, "--data-dir", str(tmp_path)])
+    assert revoked.exit_code == 0
+    again = runner.invoke(cli, ["token", "revoke", token_id, "--data-dir", str(tmp_path)])
+    assert again.exit_code == 2

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import doctest
-
 import numpy as np
 import pytest
 
-from rackwatch.store import archive, base, head, records, results, rollup
+from rackwatch.store import results, rollup
 from rackwatch.store.rollup import HOUR_MS, MINUTE_MS, Partials
 
 
@@ -127,9 +125,3 @@ def test_from_rows_round_trip():
     )  # fmt: skip
     np.testing.assert_allclose(back.sum, p.sum, rtol=1e-12)
     assert back.count.tolist() == p.count.tolist()
-
-
-@pytest.mark.parametrize("module", [rollup, base, head, results, archive, records])
-def test_doctests(module):
-    failures, _ = doctest.testmod(module)
-    assert failures == 0

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 
 from conftest import PairFactory
 from rackwatch.model import Command
 from rackwatch.twin import SCENARIOS, Twin
-
-TWIN_MODULES = ["physics", "topology", "layout", "workload", "faults", "scenarios", "simulator"]
-
-
-@pytest.mark.parametrize("name", TWIN_MODULES)
-def test_doctests(name: str) -> None:
-    module = importlib.import_module(f"rackwatch.twin.{name}")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and (name != "physics" or result.attempted >= 10)
 
 
 def test_fan_off_heats_its_cpu_by_several_degrees_within_minutes(pair: PairFactory) -> None:

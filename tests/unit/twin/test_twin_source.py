@@ -42,11 +42,3 @@ def test_handle_forwards_commands() -> None:
     assert source.twin.fan_levels()["c01/r01/s02/fan1"] == 1
     with pytest.raises(CommandRejected):
         source.handle(Command("c01/r01/s02/fan3", "fan.set_level", {"level": 1}))
-
-
-def test_module_doctest() -> None:
-    import doctest
-
-    import rackwatch.sources.twin as module
-
-    assert doctest.testmod(module).failed == 0
