@@ -1,0 +1,105 @@
+// Page furniture shared by the overview and the server page: the clock, the scenario chip and
+// the event feed.
+
+import { formatDuration, formatTime, severityName } from "./format.js";
+
+const KIND_TEXT = {
+  "fault.injected": "Fault injected",
+  "fault.cleared": "Fault cleared",
+  "command.applied": "Command applied",
+  "command.rejected": "Command rejected",
+  "source.unavailable": "Source unavailable",
+  "source.recovered": "Source recovered",
+  "alert.fired": "Alert",
+  "alert.resolved": "Alert resolved",
+};
+
+// Shows the twin's time of the newest sample; it can run many times faster than the wall clock.
+export function setClock(tsMs) {
+  const clock = document.getElementById("clock");
+  if (clock && tsMs > 0) clock.textContent = `Data time ${formatTime(tsMs)}`;
+}
+
+export function showScenario(status) {
+  const chip = document.getElementById("scenario");
+  if (!chip || !status?.scenario) return;
+  chip.textContent = `scenario: ${status.scenario}`;
+  chip.hidden = false;
+}
+
+// The server an entity belongs to (itself, or the server above a fan), for linking to its page.
+export function serverOf(path, inventory) {
+  const servers = new Set(inventory.filter((e) => e.kind === "server").map((e) => e.path));
+  for (let p = path; p; p = p.includes("/") ? p.slice(0, p.lastIndexOf("/")) : null) {
+    if (servers.has(p)) return p;
+  }
+  return null;
+}
+
+function describe(event) {
+  const a = event.attributes ?? {};
+  const parts = [];
+  if (a.fault) parts.push(String(a.fault).replaceAll("_", " "));
+  if (a.action) parts.push(String(a.action));
+  if (a.params && typeof a.params === "object") {
+    parts.push(
+      Object.entries(a.params)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+    );
+  }
+  if (a.message) parts.push(String(a.message));
+  if (a.issued_by) parts.push(`by ${a.issued_by}`);
+  if (Number.isFinite(a.duration_s)) parts.push(`for ${formatDuration(a.duration_s)}`);
+  if (event.end_ts_ms) parts.push(`until ${formatTime(event.end_ts_ms)}`);
+  // Anything else, briefly, so a new event kind is still legible before it gets its own words.
+  if (parts.length === 0) {
+    for (const [k, v] of Object.entries(a)) {
+      if (v !== null && typeof v !== "object") parts.push(`${k.replaceAll("_", " ")} ${v}`);
+    }
+  }
+  return parts.join(" · ");
+}
+
+export function renderEvents(list, events, inventory, { empty = "No events yet." } = {}) {
+  if (!events?.length) {
+    const li = document.createElement("li");
+    li.className = "placeholder";
+    li.textContent = empty;
+    list.replaceChildren(li);
+    return;
+  }
+  list.replaceChildren(
+    ...events.map((event) => {
+      const li = document.createElement("li");
+      const severity = severityName(event.severity);
+      li.className = `event sev-${severity}`;
+      li.dataset.kind = event.kind;
+
+      const time = document.createElement("time");
+      time.dateTime = new Date(event.ts_ms).toISOString();
+      time.textContent = formatTime(event.ts_ms);
+
+      const kind = document.createElement("span");
+      kind.className = "event-kind";
+      kind.textContent = KIND_TEXT[event.kind] ?? event.kind;
+
+      const server = serverOf(event.entity, inventory);
+      const entity = document.createElement(server ? "a" : "span");
+      entity.className = "event-entity";
+      entity.textContent = event.entity;
+      if (server) entity.href = `server.html?entity=${server}`;
+
+      const badge = document.createElement("span");
+      badge.className = "sev-badge";
+      badge.textContent = severity;
+
+      const detail = document.createElement("span");
+      detail.className = "event-detail";
+      detail.textContent = describe(event);
+
+      li.append(time, badge, kind, entity, detail);
+      return li;
+    }),
+  );
+}

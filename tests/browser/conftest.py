@@ -1,0 +1,166 @@
+"""The dashboard end to end: the real `rackwatch run` in a subprocess, Debian's Chromium driven by
+Playwright's sync API (docs: /work/shared/TESTING.md, recipe 1).
+
+pytest-playwright is deliberately not used: its fixtures and a hand-made `sync_playwright()`
+cannot share one run. Screenshots go to `$RACKWATCH_SCREENSHOTS` when set (e.g. `screenshots/`,
+gitignored), else to a pytest temporary directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("RACKWATCH_CHROMIUM", "/usr/bin/chromium"))
+# Playwright adds most of these itself; keeping them explicit documents what the run relies on.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+SERVER_START_TIMEOUT_S = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def get_json(url: str, timeout: float = 2.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Without the browser, skip the browser tests at once, before any server is started."""
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`rackwatch run` on a free loopback port: the fan-fail twin at 20x, API and pages.
+
+    `RACKWATCH_TEST_URL` points the tests at a server already running instead (debugging).
+    """
+    existing = os.environ.get("RACKWATCH_TEST_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    port = free_port()
+    data_dir = tmp_path_factory.mktemp("rackwatch-data")
+    log_path = data_dir / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "rackwatch",
+        "run",
+        "--scenario",
+        "fan-fail",
+        "--speed",
+        "20",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(
+                        f"rackwatch run exited with {proc.returncode}:\n"
+                        + log_path.read_text(errors="replace")[-3000:]
+                    )
+                with contextlib.suppress(OSError, ValueError):
+                    get_json(f"{base}/api/v1/status", timeout=1.0)
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"rackwatch run did not answer /api/v1/status on {base}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            proc.terminate()  # by PID, the process this fixture started
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    configured = os.environ.get("RACKWATCH_SCREENSHOTS")
+    directory = Path(configured) if configured else tmp_path_factory.mktemp("screenshots")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@dataclass
+class Tab:
+    """A page with everything it said on the console, so a test can assert there was no error."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+
+    def assert_no_errors(self) -> None:
+        assert self.errors == [], "console errors:\n" + "\n".join(self.errors)
+
+
+@pytest.fixture
+def open_tab(browser: Any) -> Iterator[Any]:
+    """`open_tab(width, height)` -> Tab in a fresh context (own cache, own viewport)."""
+    contexts: list[Any] = []
+
+    def open_(width: int = 1366, height: int = 900, **options: Any) -> Tab:
+        context = browser.new_context(viewport={"width": width, "height": height}, **options)
+        contexts.append(context)
+        page = context.new_page()
+        tab = Tab(page)
+
+        def on_console(message: Any) -> None:
+            if message.type == "error":
+                tab.errors.append(f"console: {message.text} ({message.location.get('url')})")
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda error: tab.errors.append(f"page error: {error}"))
+        page.set_default_timeout(20_000)
+        return tab
+
+    yield open_
+    for context in contexts:
+        context.close()
