@@ -107,6 +107,20 @@ class EventKind(enum.StrEnum):
     SOURCE_RECOVERED = "source.recovered"
     COMMAND_APPLIED = "command.applied"
     COMMAND_REJECTED = "command.rejected"
+    ALERT_FIRED = "alert.fired"
+    ALERT_ESCALATED = "alert.escalated"
+    ALERT_ACKNOWLEDGED = "alert.acknowledged"
+    ALERT_RESOLVED = "alert.resolved"
+    STATE_CHANGED = "state.changed"
+    USAGE_CHANGED = "usage.changed"
+    CONTROL_FAN_FAILOVER = "control.fan_failover"
+    """A fan stopped while commanded on: the controller sent the server's other fans high."""
+    CONTROL_FAN_RECOVERED = "control.fan_recovered"
+    CONTROL_FAILSAFE = "control.failsafe"
+    """Fans sent high because the controller is blind (telemetry lost) or failed (error)."""
+    CONTROL_FAILSAFE_CLEARED = "control.failsafe_cleared"
+    CONTROL_MODE_CHANGED = "control.mode_changed"
+    """A fan handed to the operator (manual) or back to the controller (auto)."""
 
 
 class CommandAction(enum.StrEnum):

@@ -301,7 +301,8 @@ class Twin:
         """Obey a command from the next step on; return its `command.applied` Event.
 
         `fan.set_level` takes a fan or a server (both its fans) and `{"level": 0..3}` (or
-        off/low/medium/high). A failed fan stays off whatever its level. Raises CommandRejected.
+        off/low/medium/high). A failed fan stays off whatever its level. A `reason` param is
+        copied into the Event. Raises CommandRejected.
         """
         handlers: dict[str, Callable[[Command], dict[str, Any]]] = {
             CommandAction.FAN_SET_LEVEL: self._set_level,
@@ -313,6 +314,9 @@ class Twin:
                 f"the twin cannot do {command.action!r}; it accepts {sorted(handlers)}"
             )
         details = handler(command)
+        reason = command.params.get("reason")
+        if reason is not None:  # why the issuer sent it (the fan controller says), kept in the log
+            details["reason"] = str(reason)
         event = Event(
             ts=self.now_ms,
             kind=EventKind.COMMAND_APPLIED,

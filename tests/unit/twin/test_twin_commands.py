@@ -53,6 +53,18 @@ def test_command_targets_one_fan_or_both_and_is_an_event() -> None:
     assert [e.entity for e in twin.run(1).events] == [f"{S01}/fan2", S01]
 
 
+def test_a_command_reason_is_kept_in_its_event() -> None:
+    twin = Twin("small")
+    params = {"level": 1, "reason": "below_target"}
+    event = twin.apply(Command(S01, "fan.set_level", params, issued_by="controller"))
+    assert event.attributes == {
+        "action": "fan.set_level",
+        "level": 1,
+        "reason": "below_target",
+        "issued_by": "controller",
+    }
+
+
 def test_a_failed_fan_stays_off_whatever_its_level() -> None:
     twin = Twin("small")
     twin.inject("fan_off", f"{S01}/fan1")

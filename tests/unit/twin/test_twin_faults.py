@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from twin_support import Pair, PairFactory
 
-from conftest import Pair, PairFactory
 from rackwatch.errors import CommandRejected
 from rackwatch.model import EventKind
 from rackwatch.twin import FAULTS, Lifetime, Twin, build_topology, draw_random_faults

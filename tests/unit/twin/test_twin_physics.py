@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from twin_support import PairFactory
 
-from conftest import PairFactory
 from rackwatch.model import Command
 from rackwatch.twin import SCENARIOS, Twin
 
