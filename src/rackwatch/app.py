@@ -121,7 +121,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 scenario=twin.name,
                 ws_client_limit=settings.server.ws_client_limit,
                 ws_send_timeout_s=settings.server.ws_send_timeout_seconds,
-                bus_queue_depth=lambda: sum(sub.pending for sub in bus._subscriptions),
+                bus_queue_depth=lambda: bus.pending,
             )
         )
         return Services(

@@ -6,11 +6,13 @@ Only `app` and `cli` read settings; every other part receives plain arguments.
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -18,7 +20,10 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from rackwatch.engine.alerts.rules import Guard, Rule, RuleKind
+from rackwatch.engine.notifiers import NotificationFilter, Notifier, NotifierRoute, TimeWindow
 from rackwatch.errors import ConfigError
+from rackwatch.model import Severity
 
 DAY_S = 86_400
 
@@ -57,6 +62,298 @@ class ServerSettings(_Section):
     """A WebSocket client that takes no message for this long is disconnected."""
 
 
+# --- alerts and notifiers (docs/ALERTS.md) ------------------------------------------------------
+
+
+class AlertRuleSettings(_Section):
+    """One alert rule (`[[alerts.rules]]`); each field is explained in docs/ALERTS.md."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    metric: str
+    """A metric name (a glob such as `*` for absent rules)."""
+    entity: str = "**"
+    """Entity glob: `*` one path segment, `**` any number."""
+    kind: Literal["threshold", "ratio", "rate", "absent"] = "threshold"
+    op: Literal[">", ">=", "<", "<="] = ">="
+    warning: float | None = None
+    critical: float | None = None
+    hysteresis: float = Field(default=0.0, ge=0)
+    """A level clears only this far back past its threshold (fires >= 75, clears < 72: 3)."""
+    for_seconds: float = Field(default=0.0, ge=0)
+    """The condition must hold this long before the alert fires."""
+    denominator: str | None = None
+    """Ratio rules: the metric divided into `metric`, same entity."""
+    window_seconds: float = Field(default=60.0, gt=0)
+    """Rate rules: the change is measured over this window and given per minute."""
+    when: str | None = None
+    """A guard on another metric of the same entity, e.g. "fan_level > 0"."""
+    is_failure: bool = False
+    """While active, the entity's state is FAILED (a stopped fan, a dead disk)."""
+    summary: str = ""
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _valid_rule(self) -> AlertRuleSettings:
+        self.to_rule()  # raises ValueError saying what is wrong
+        return self
+
+    def to_rule(self) -> Rule:
+        return Rule(
+            name=self.name,
+            metric=self.metric,
+            entity=self.entity,
+            kind=RuleKind(self.kind),
+            op=self.op,
+            warning=self.warning,
+            critical=self.critical,
+            hysteresis=self.hysteresis,
+            for_s=self.for_seconds,
+            denominator=self.denominator,
+            window_s=self.window_seconds,
+            when=Guard.parse(self.when) if self.when is not None else None,
+            is_failure=self.is_failure,
+            summary=self.summary,
+        )
+
+
+def default_alert_rules() -> list[AlertRuleSettings]:
+    """The rules used unless `[[alerts.rules]]` replaces them (docs/ALERTS.md explains each)."""
+    r = AlertRuleSettings
+    return [
+        r(
+            name="memory-used",
+            metric="memory_used_ratio",
+            warning=0.80,
+            critical=0.90,
+            hysteresis=0.02,
+            summary="Memory usage high",
+        ),
+        r(
+            name="disk-used",
+            metric="disk_used_ratio",
+            warning=0.85,
+            critical=0.95,
+            hysteresis=0.01,
+            summary="Disk usage high",
+        ),
+        r(
+            name="cpu-temperature",
+            metric="cpu_temperature_celsius",
+            warning=75,
+            critical=85,
+            hysteresis=3,
+            summary="CPU temperature high",
+        ),
+        r(
+            name="cpu-temperature-rising",
+            kind="rate",
+            metric="cpu_temperature_celsius",
+            op=">",
+            warning=3,
+            window_seconds=60,
+            for_seconds=120,
+            summary="CPU temperature rising fast",
+        ),
+        r(
+            name="inlet-temperature-high",
+            metric="inlet_temperature_celsius",
+            op=">",
+            warning=27,
+            critical=32,
+            hysteresis=0.5,
+            for_seconds=60,
+            summary="Inlet air above the ASHRAE recommended range (18-27 °C)",
+        ),
+        r(
+            name="inlet-temperature-low",
+            metric="inlet_temperature_celsius",
+            op="<",
+            warning=18,
+            hysteresis=0.5,
+            for_seconds=60,
+            summary="Inlet air below the ASHRAE recommended range (18-27 °C)",
+        ),
+        r(
+            name="inlet-temperature-rising",
+            kind="rate",
+            metric="inlet_temperature_celsius",
+            op=">",
+            warning=1 / 3,
+            window_seconds=900,
+            summary="Inlet air warming faster than ASHRAE's 5 °C in 15 min",
+        ),
+        r(
+            name="fan-stopped",
+            metric="fan_rpm",
+            op="<",
+            critical=100,
+            when="fan_level > 0",
+            for_seconds=10,
+            is_failure=True,
+            summary="Fan stopped while commanded on",
+        ),
+        r(
+            name="pdu-power-near-capacity",
+            kind="ratio",
+            metric="pdu_power_watts",
+            denominator="pdu_capacity_watts",
+            warning=0.90,
+            critical=0.98,
+            hysteresis=0.02,
+            summary="PDU power near its capacity",
+        ),
+        r(
+            name="disk-failed",
+            metric="disk_ok",
+            op="<",
+            critical=0.5,
+            is_failure=True,
+            summary="Disk failed",
+        ),
+        r(name="telemetry-absent", kind="absent", metric="*", warning=60, summary="No telemetry"),
+    ]
+
+
+class AlertSettings(_Section):
+    """`[alerts]`: the rules, the cooldown, device states and usage."""
+
+    enabled: bool = True
+    cooldown_seconds: float = Field(default=300.0, ge=0)
+    """A condition back within this time after its alert resolved notifies no one again."""
+    rules: list[AlertRuleSettings] = Field(default_factory=default_alert_rules)
+    """Replaces the default rules when given; use `extra_rules` to keep them."""
+    extra_rules: list[AlertRuleSettings] = Field(default_factory=list)
+    """Added to `rules`; one with the name of a rule in `rules` replaces it."""
+    unknown_after_seconds: float = Field(default=60.0, gt=0)
+    """A device with no telemetry for this long is UNKNOWN."""
+    busy_at_ratio: float = Field(default=0.5, ge=0, le=1)
+    idle_below_ratio: float = Field(default=0.3, ge=0, le=1)
+    history: int = Field(default=1000, ge=1, le=1_000_000)
+    """Alert occurrences kept in memory for the WebSocket and the API."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> AlertSettings:
+        names = [rule.name for rule in self.rules]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"alert rule names must be unique; repeated: {repeated}")
+        if self.idle_below_ratio > self.busy_at_ratio:
+            raise ValueError("idle_below_ratio must not be above busy_at_ratio")
+        return self
+
+    def active_rules(self) -> list[AlertRuleSettings]:
+        """`rules` with `extra_rules` merged in by name, without the disabled ones."""
+        merged = {rule.name: rule for rule in self.rules}
+        merged.update({rule.name: rule for rule in self.extra_rules})
+        return [rule for rule in merged.values() if rule.enabled]
+
+
+class TimeWindowSettings(_Section):
+    """Hours when a notifier is used, in a time zone; start > end crosses midnight."""
+
+    start: dt.time
+    end: dt.time
+    timezone: str = "UTC"
+    """An IANA name such as "Europe/Paris"."""
+
+    @model_validator(mode="after")
+    def _valid_window(self) -> TimeWindowSettings:
+        self.to_window()
+        return self
+
+    def to_window(self) -> TimeWindow:
+        try:
+            zone = ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"unknown time zone {self.timezone!r}: use an IANA name such as Europe/Paris"
+            ) from exc
+        return TimeWindow(self.start, self.end, zone)
+
+
+class _NotifierSection(_Section):
+    name: str | None = None
+    """Defaults to the type; give one when two notifiers have the same type."""
+    min_level: Literal["info", "warning", "critical"] = "warning"
+    entities: list[str] = Field(default_factory=lambda: ["**"], min_length=1)
+    window: TimeWindowSettings | None = None
+    timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Time allowed to deliver one notification (retries included)."""
+    max_pending: int = Field(default=1000, ge=1, le=1_000_000)
+
+
+class ConsoleNotifierSettings(_NotifierSection):
+    type: Literal["console"]
+
+
+class FileNotifierSettings(_NotifierSection):
+    type: Literal["file"]
+    path: Path = Path("alerts.log")
+    """Relative paths are under data_dir."""
+    max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    backup_count: int = Field(default=5, ge=0, le=1000)
+
+
+class EmailNotifierSettings(_NotifierSection):
+    type: Literal["email"]
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    """Defaults: 587 for starttls, 465 for ssl, 25 for none."""
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password: SecretStr | None = None
+    from_addr: str
+    to_addrs: list[str] = Field(min_length=1)
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+
+    @model_validator(mode="after")
+    def _safe(self) -> EmailNotifierSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        if self.security == "none" and self.password is not None:
+            raise ValueError(
+                "security = 'none' would send the password in clear: use starttls or ssl"
+            )
+        return self
+
+
+class _HttpNotifierSection(_NotifierSection):
+    url: SecretStr
+    """Kept secret: webhook URLs often carry a token (Slack's always does)."""
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_seconds: float = Field(default=0.5, ge=0, le=600)
+    backoff_max_seconds: float = Field(default=30.0, ge=0, le=3600)
+
+    @model_validator(mode="after")
+    def _http_url(self) -> _HttpNotifierSection:
+        if not self.url.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return self
+
+
+class WebhookNotifierSettings(_HttpNotifierSection):
+    type: Literal["webhook"]
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+
+
+class SlackNotifierSettings(_HttpNotifierSection):
+    type: Literal["slack"]
+    channel: str | None = None
+    username: str | None = "rackwatch"
+    icon_emoji: str | None = None
+
+
+NotifierSettings = Annotated[
+    ConsoleNotifierSettings
+    | FileNotifierSettings
+    | EmailNotifierSettings
+    | WebhookNotifierSettings
+    | SlackNotifierSettings,
+    Field(discriminator="type"),
+]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RACKWATCH_", env_nested_delimiter="__", extra="forbid"
@@ -66,6 +363,9 @@ class Settings(BaseSettings):
     twin: TwinSettings = TwinSettings()
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()
+    alerts: AlertSettings = AlertSettings()
+    notifiers: list[NotifierSettings] = Field(default_factory=list)
+    """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
 
     @classmethod
     def settings_customise_sources(
@@ -121,3 +421,93 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
         elif value is not None:
             cleaned[key] = value
     return cleaned
+
+
+# --- converters for the wiring ---------------------------------------------------------------
+
+
+def build_alert_rules(alerts: AlertSettings) -> list[Rule]:
+    """The engine's rules from `[alerts]` (defaults, replaced or extended, minus disabled)."""
+    return [rule.to_rule() for rule in alerts.active_rules()]
+
+
+def build_notifier_routes(notifiers: list[NotifierSettings], data_dir: Path) -> list[NotifierRoute]:
+    """The engine's notifier routes from `[[notifiers]]`; relative file paths go under
+    `data_dir`. Raises ConfigError if two notifiers share a name."""
+    routes = []
+    names: set[str] = set()
+    for section in notifiers:
+        name = section.name or section.type
+        if name in names:
+            raise ConfigError(
+                f"two notifiers are named {name!r}: give each [[notifiers]] entry a unique name"
+            )
+        names.add(name)
+        routes.append(
+            NotifierRoute(
+                _build_notifier(section, name, data_dir),
+                NotificationFilter(
+                    min_level=Severity[section.min_level.upper()],
+                    entities=tuple(section.entities),
+                    window=section.window.to_window() if section.window is not None else None,
+                ),
+                timeout_s=section.timeout_seconds,
+                max_pending=section.max_pending,
+            )
+        )
+    return routes
+
+
+def _build_notifier(section: NotifierSettings, name: str, data_dir: Path) -> Notifier:
+    if isinstance(section, ConsoleNotifierSettings):
+        from rackwatch.engine.notifiers.console import ConsoleNotifier
+
+        return ConsoleNotifier(name=name)
+    if isinstance(section, FileNotifierSettings):
+        from rackwatch.engine.notifiers.file import FileNotifier
+
+        path = section.path if section.path.is_absolute() else data_dir / section.path
+        return FileNotifier(
+            path, max_bytes=section.max_bytes, backup_count=section.backup_count, name=name
+        )
+    if isinstance(section, EmailNotifierSettings):
+        from rackwatch.engine.notifiers.email import EmailNotifier
+
+        return EmailNotifier(
+            section.host,
+            port=section.port,
+            security=section.security,
+            username=section.username,
+            password=section.password.get_secret_value() if section.password else None,
+            from_addr=section.from_addr,
+            to_addrs=section.to_addrs,
+            timeout_s=section.smtp_timeout_seconds,
+            name=name,
+        )
+    backoff_max_s = max(section.backoff_max_seconds, section.backoff_seconds)
+    if isinstance(section, WebhookNotifierSettings):
+        from rackwatch.engine.notifiers.webhook import WebhookNotifier
+
+        headers = {key: value.get_secret_value() for key, value in section.headers.items()}
+        return WebhookNotifier(
+            section.url.get_secret_value(),
+            headers=headers,
+            timeout_s=section.request_timeout_seconds,
+            retries=section.retries,
+            backoff_s=section.backoff_seconds,
+            backoff_max_s=backoff_max_s,
+            name=name,
+        )
+    from rackwatch.engine.notifiers.slack import SlackNotifier
+
+    return SlackNotifier(
+        section.url.get_secret_value(),
+        channel=section.channel,
+        username=section.username,
+        icon_emoji=section.icon_emoji,
+        timeout_s=section.request_timeout_seconds,
+        retries=section.retries,
+        backoff_s=section.backoff_seconds,
+        backoff_max_s=backoff_max_s,
+        name=name,
+    )

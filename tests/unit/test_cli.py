@@ -136,6 +136,8 @@ def test_run_stops_cleanly_on_ctrl_c_with_everything_written(tmp_path: Path) -> 
             "600",
             "--data-dir",
             str(tmp_path),
+            "--port",
+            "0",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -75,5 +75,10 @@ class MemoryBus:
             sub.close()
 
     @property
+    def pending(self) -> int:
+        """Messages queued and not yet read, over every subscription."""
+        return sum(sub.pending for sub in self._subscriptions)
+
+    @property
     def dropped(self) -> int:
         return sum(sub.dropped for sub in self._subscriptions)

@@ -1,0 +1,166 @@
+"""The fan-out without sockets: groups, encode-once, bounded queues, send timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from rackwatch.api.fanout import ClientTooSlow, Filter, Hub, RateMeter
+from rackwatch.bus import MemoryBus
+from rackwatch.model import Batch, SeriesRegistry
+
+
+def registry_of(n_servers: int) -> SeriesRegistry:
+    registry = SeriesRegistry()
+    for s in range(1, n_servers + 1):
+        registry.intern(f"c01/r01/s{s:02d}", "power_watts")
+        registry.intern(f"c01/r01/s{s:02d}/fan1", "fan_rpm")
+    return registry
+
+
+def batch_of(registry: SeriesRegistry, ts: int, value: float) -> Batch:
+    n = len(registry)
+    return Batch.of(np.full(n, ts), np.arange(n), np.full(n, value))
+
+
+class Recorder:
+    """A client's socket that records what it is sent; `stuck` ones never finish a send."""
+
+    def __init__(self, *, stuck: bool = False) -> None:
+        self.texts: list[str] = []
+        self.stuck = stuck
+
+    async def send(self, text: str) -> None:
+        if self.stuck:
+            await asyncio.Event().wait()
+        self.texts.append(text)
+
+    def data(self) -> list[dict[str, dict[str, float]]]:
+        return [json.loads(t)["data"] for t in self.texts]
+
+
+def test_one_encoding_per_filter_shared_by_its_clients() -> None:
+    async def scenario() -> None:
+        registry = registry_of(3)
+        hub = Hub(registry)
+        a, b, c = (hub.connect(Recorder().send) for _ in range(3))
+        assert a is not None and b is not None and c is not None
+        hub.subscribe(a, Filter("c01/r01/s01/**"))
+        hub.subscribe(b, Filter("c01/r01/s01/**"))
+        hub.subscribe(c, Filter("**", ("fan_rpm",)))
+        assert len(hub.groups) == 2
+        hub.publish(batch_of(registry, 5000, 1.0))
+        text_a, text_b, text_c = [await x.next() for x in (a, b, c)]
+        assert text_a is text_b  # the very same string: encoded once for both
+        assert json.loads(text_a)["data"] == {
+            "c01/r01/s01": {"power_watts": 1.0},
+            "c01/r01/s01/fan1": {"fan_rpm": 1.0},
+        }
+        assert set(json.loads(text_c)["data"]) == {f"c01/r01/s0{i}/fan1" for i in (1, 2, 3)}
+
+    asyncio.run(scenario())
+
+
+def test_a_full_queue_drops_its_oldest_and_counts() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        hub = Hub(registry, queue_size=4)
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter())
+        for i in range(10):
+            hub.publish(batch_of(registry, i * 5000, float(i)))
+        assert hub.n_dropped == client.n_dropped == 6 and client.pending == 4
+        kept = [json.loads(await client.next())["ts_ms"] for _ in range(4)]
+        assert kept == [30_000, 35_000, 40_000, 45_000]
+
+    asyncio.run(scenario())
+
+
+def test_a_stuck_client_times_out_while_a_fast_one_gets_everything() -> None:
+    async def scenario() -> None:
+        registry = registry_of(2)
+        hub = Hub(registry, send_timeout_s=0.1)
+        stuck_socket, fast_socket = Recorder(stuck=True), Recorder()
+        stuck, fast = hub.connect(stuck_socket.send), hub.connect(fast_socket.send)
+        assert stuck is not None and fast is not None
+        for client in (stuck, fast):
+            hub.subscribe(client, Filter())
+        pumps = [asyncio.create_task(hub.pump(c)) for c in (stuck, fast)]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for i in range(20):
+            hub.publish(batch_of(registry, i * 5000, float(i)))  # never awaits a client
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        assert len(fast_socket.texts) == 20
+        with pytest.raises(ClientTooSlow):
+            await pumps[0]
+        assert loop.time() - began < 0.5 and hub.n_too_slow == 1
+        pumps[1].cancel()
+
+    asyncio.run(scenario())
+
+
+def test_series_registered_later_join_matching_groups() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        hub = Hub(registry)
+        socket = Recorder()
+        client = hub.connect(socket.send)
+        assert client is not None
+        hub.subscribe(client, Filter("c01/r01/s02"))
+        hub.publish(batch_of(registry, 0, 1.0))
+        assert client.pending == 0
+        registry.intern("c01/r01/s02", "power_watts")
+        hub.publish(batch_of(registry, 5000, 2.0))
+        assert json.loads(await client.next())["data"] == {"c01/r01/s02": {"power_watts": 2.0}}
+
+    asyncio.run(scenario())
+
+
+def test_client_limit_and_group_cleanup() -> None:
+    hub = Hub(registry_of(1), client_limit=2)
+    a, b = hub.connect(Recorder().send), hub.connect(Recorder().send)
+    assert a is not None and b is not None
+    assert hub.connect(Recorder().send) is None and hub.n_refused == 1
+    hub.subscribe(a, Filter())
+    hub.disconnect(a)
+    assert hub.groups == {} and hub.n_clients == 1
+    assert hub.connect(Recorder().send) is not None
+
+
+def test_broadcaster_follows_the_bus_until_it_closes() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        hub, bus = Hub(registry), MemoryBus()
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter())
+        task = asyncio.create_task(hub.run(bus))
+        await asyncio.sleep(0)
+        await bus.publish("telemetry.twin", batch_of(registry, 5000, 3.0))
+        await bus.publish("events.fault.injected", object())  # not telemetry: ignored
+        assert json.loads(await client.next())["ts_ms"] == 5000
+        bus.close()
+        await asyncio.wait_for(task, 1)
+        assert hub.meter.total == 2
+
+    asyncio.run(scenario())
+
+
+def test_rate_meter_counts_over_its_window() -> None:
+    now = [0.0]
+    meter = RateMeter(window_s=10, clock=lambda: now[0])
+    now[0] = 1.0
+    meter.add(100)
+    now[0] = 2.0
+    meter.add(100)
+    assert meter.rate() == 100.0 and meter.total == 200
+    now[0] = 11.5
+    assert meter.rate() == 10.0  # the first 100 left the window
+    now[0] = 30.0
+    assert meter.rate() == 0.0 and meter.total == 200

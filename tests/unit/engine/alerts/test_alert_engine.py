@@ -1,0 +1,195 @@
+"""The alert engine on a real in-process bus: events published, acknowledgement, maintenance,
+notifications, and the twin's fan-fail scenario end to end."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from rackwatch.bus import MemoryBus
+from rackwatch.engine.alerts import AlertNotFound, AlertStatus, Rule
+from rackwatch.engine.alerts.engine import AlertEngine
+from rackwatch.engine.notifiers import Notification
+from rackwatch.engine.states import DeviceState, UsageStatus
+from rackwatch.model import Batch, Event, SeriesRegistry
+from rackwatch.settings import AlertSettings, build_alert_rules
+from rackwatch.sources.twin import TwinSource
+from rackwatch.twin import Twin
+
+CPU = "cpu_temperature_celsius"
+SERVER = "c01/r01/s01"
+
+
+class Collecting:
+    def __init__(self, name: str = "collect") -> None:
+        self.name = name
+        self.got: list[Notification] = []
+        self.closed = False
+
+    async def send(self, notification: Notification) -> None:
+        self.got.append(notification)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def cpu(reg: SeriesRegistry, ts_s: float, value: float, entity: str = SERVER) -> Batch:
+    return Batch.of([int(ts_s * 1000)], [reg.intern(entity, CPU)], [value])
+
+
+async def started(engine: AlertEngine, bus: MemoryBus) -> tuple[asyncio.Task[None], list[Event]]:
+    """Run the engine and collect every event on the bus."""
+    events: list[Event] = []
+    subscribed = asyncio.Event()
+
+    async def collect() -> None:
+        async with bus.subscribe("events.>") as sub:
+            subscribed.set()
+            async for _subject, event in sub:
+                events.append(event)
+
+    collector = asyncio.create_task(collect())
+    await subscribed.wait()
+    task = asyncio.create_task(engine.run())
+    await engine.ready.wait()
+
+    async def both() -> None:
+        await task
+        await collector
+
+    return asyncio.create_task(both()), events
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def test_alerts_flow_through_the_bus_and_can_be_acknowledged() -> None:
+    reg = SeriesRegistry()
+    bus = MemoryBus()
+    notifier = Collecting()
+    engine = AlertEngine(
+        bus, reg, [Rule("cpu", CPU, warning=75, critical=85)], [notifier], clock=lambda: 0.0
+    )
+
+    async def scenario() -> None:
+        done, events = await started(engine, bus)
+        await bus.publish("telemetry.twin", cpu(reg, 0, 60))
+        await bus.publish("telemetry.twin", cpu(reg, 5, 90))
+        await settle()
+        [alert] = engine.active_alerts()
+        assert (alert.severity.name, alert.status) == ("CRITICAL", AlertStatus.FIRING)
+        acked = await engine.acknowledge(alert.id, "alice")
+        assert acked.status is AlertStatus.ACKNOWLEDGED and acked.acknowledged_ts == 5000
+        with pytest.raises(AlertNotFound):
+            await engine.acknowledge("nope", "alice")
+        await bus.publish("telemetry.twin", cpu(reg, 10, 60))
+        await settle()
+        await engine.dispatcher.idle()
+        bus.close()
+        await done
+        kinds = [(e.kind, e.entity) for e in events]
+        assert kinds == [
+            ("alert.fired", SERVER),
+            ("state.changed", SERVER),
+            ("alert.acknowledged", SERVER),
+            ("alert.resolved", SERVER),
+            ("state.changed", SERVER),
+        ]
+        assert events[1].attributes["to"] == "critical"
+
+    asyncio.run(scenario())
+    assert [n.kind for n in notifier.got] == ["alert.fired", "alert.resolved"]
+    assert notifier.closed
+    assert engine.notifier_stats()["collect"]["sent"] == 2
+    assert engine.active_alerts() == []
+    recent = engine.recent_alerts(since_ms=0)
+    assert [(r["level"], r["status"]) for r in recent] == [
+        ("CRITICAL", "firing"),
+        ("CRITICAL", "resolved"),
+    ]
+    assert engine.recent_alerts(since_ms=10_000) == []
+
+
+def test_maintenance_suppresses_notifications_and_shows_in_states() -> None:
+    reg = SeriesRegistry()
+    bus = MemoryBus()
+    notifier = Collecting()
+    engine = AlertEngine(bus, reg, [Rule("cpu", CPU, warning=75)], [notifier])
+    published: list[Any] = []
+
+    async def scenario() -> None:
+        async with bus.subscribe("events.>") as sub:
+            engine.dispatcher.start()
+            engine.process(cpu(reg, 0, 60))
+            await engine.set_maintenance(SERVER, "bob", "swap the CPU fan")
+            events = engine.process(cpu(reg, 5, 90))
+            assert [e.kind for e in events] == ["alert.fired"]
+            assert events[0].attributes["is_suppressed"] is True
+            assert engine.states() == {SERVER: DeviceState.MAINTENANCE}
+            await engine.clear_maintenance(SERVER, "bob")
+            assert engine.states() == {SERVER: DeviceState.WARNING}
+            details = engine.state_details(SERVER)
+            assert details is not None and details["state"] == "warning"
+            await engine.dispatcher.idle()
+            await engine.dispatcher.close()
+            while sub.pending:
+                published.append(await anext(aiter(sub)))
+
+    asyncio.run(scenario())
+    assert notifier.got == []  # raised during maintenance: never told
+    changes = [(m.attributes["to"], m.attributes.get("by")) for _, m in published]
+    assert changes == [("maintenance", "bob"), ("warning", "bob")]
+
+
+def test_fan_fail_scenario_end_to_end() -> None:
+    """The twin's fan-fail: s03/fan1 stops at 30 min. The fan-stopped alert fires and the fan
+    is FAILED; s03's CPU warms by several °C and a CPU rule suited to the twin's temperatures
+    (its CPUs idle near 35 °C) fires for s03 only."""
+    reg = SeriesRegistry()
+    source = TwinSource(Twin.from_scenario("fan-fail"), reg)
+    start_ms = source.now_ms
+    rules = [
+        *build_alert_rules(AlertSettings()),
+        Rule("cpu-warm", CPU, warning=42, for_s=30, summary="CPU warmer than usual"),
+    ]
+    bus = MemoryBus()
+    notifier = Collecting()
+    engine = AlertEngine(bus, reg, rules, [notifier])
+
+    async def scenario() -> list[Event]:
+        done, events = await started(engine, bus)
+        while source.now_ms - start_ms < 40 * 60_000:  # 40 simulated minutes, 1 min a batch
+            batch, _faults = source.read(12)
+            await bus.publish("telemetry.twin", batch)
+            await settle()
+        await engine.dispatcher.idle()
+        bus.close()
+        await done
+        return events
+
+    events = asyncio.run(scenario())
+    fired = [
+        ((e.ts - start_ms) / 1000, e.entity, e.attributes["rule"])
+        for e in events
+        if e.kind == "alert.fired"
+    ]
+    assert fired[0] == (1810.0, "c01/r01/s03/fan1", "fan-stopped")  # 10 s after the fault
+    assert [(entity, rule) for _, entity, rule in fired] == [
+        ("c01/r01/s03/fan1", "fan-stopped"),
+        ("c01/r01/s03", "cpu-warm"),
+    ]
+    assert 1800 < fired[1][0] < 1800 + 600
+    states = engine.states()
+    assert states["c01/r01/s03/fan1"] is DeviceState.FAILED
+    assert states["c01/r01/s03"] is DeviceState.WARNING
+    assert states["c01/r01/s03/fan2"] is DeviceState.OK
+    failed = [e for e in events if e.kind == "state.changed" and e.attributes["to"] == "failed"]
+    assert [e.entity for e in failed] == ["c01/r01/s03/fan1"]
+    assert "fan_rpm = 0 rpm" in failed[0].attributes["reason"]
+    assert [n.rule for n in notifier.got] == ["fan-stopped", "cpu-warm"]
+    assert set(engine.usage().values()) <= {UsageStatus.IDLE, UsageStatus.BUSY}
+    assert len(engine.usage()) == 5

@@ -1,0 +1,139 @@
+"""Device states (precedence, UNKNOWN on silence, maintenance) and usage status."""
+
+from __future__ import annotations
+
+import pytest
+
+from rackwatch.engine.states import (
+    Condition,
+    DeviceState,
+    DeviceStates,
+    UsageStatus,
+    UsageTracker,
+)
+from rackwatch.model import Batch, EventKind, SeriesRegistry, Severity
+
+SERVER, FAN = "c01/r01/s01", "c01/r01/s01/fan1"
+
+
+def batch(reg: SeriesRegistry, ts_s: float, *samples: tuple[str, str, float]) -> Batch:
+    ids = [reg.intern(e, m) for e, m, _ in samples]
+    return Batch.of([int(ts_s * 1000)] * len(ids), ids, [v for _, _, v in samples])
+
+
+def seen(reg: SeriesRegistry, ts_s: float) -> Batch:
+    return batch(reg, ts_s, (SERVER, "power_watts", 200), (FAN, "fan_rpm", 7000))
+
+
+def test_first_sighting_is_quiet_and_ok() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg)
+    assert states.observe(seen(reg, 0)) == []
+    assert states.states() == {SERVER: DeviceState.OK, FAN: DeviceState.OK}
+
+
+def test_server_is_the_worst_of_its_alerts_and_a_failure_is_failed() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg)
+    states.observe(seen(reg, 0))
+    change = states.raise_condition(SERVER, "cpu", Condition(Severity.WARNING, False, "warm"), 5)
+    assert change is not None and (change.previous, change.state) == (
+        DeviceState.OK,
+        DeviceState.WARNING,
+    )
+    event = change.event()
+    assert event.kind == EventKind.STATE_CHANGED
+    assert event.attributes == {"from": "ok", "to": "warning", "reason": "warm"}
+    crit = Condition(Severity.CRITICAL, False, "hot")
+    change = states.raise_condition(SERVER, "inlet", crit, 6)
+    assert change is not None and change.state is DeviceState.CRITICAL
+    assert states.clear_condition(SERVER, "inlet", 7) is not None
+    assert states.states()[SERVER] is DeviceState.WARNING
+    stopped = Condition(Severity.CRITICAL, True, "fan stopped")
+    change = states.raise_condition(FAN, "fan-stopped", stopped, 8)
+    assert change is not None and change.state is DeviceState.FAILED
+    assert change.event().severity is Severity.CRITICAL
+    assert states.clear_condition(FAN, "fan-stopped", 9) is not None
+    assert states.states()[FAN] is DeviceState.OK
+    assert states.clear_condition(FAN, "fan-stopped", 9) is None  # nothing to clear
+
+
+def test_unknown_after_silence_and_back_when_telemetry_resumes() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg, unknown_after_s=60)
+    states.observe(seen(reg, 0))
+    assert states.observe(batch(reg, 59, (SERVER, "power_watts", 1))) == []
+    changes = states.observe(batch(reg, 61, (SERVER, "power_watts", 1)))
+    assert [(c.entity, c.state) for c in changes] == [(FAN, DeviceState.UNKNOWN)]
+    assert changes[0].reason == "no telemetry for 61 s"
+    changes = states.observe(seen(reg, 65))
+    assert [(c.entity, c.previous, c.state) for c in changes] == [
+        (FAN, DeviceState.UNKNOWN, DeviceState.OK)
+    ]
+
+
+def test_maintenance_covers_components_and_wins_over_everything() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg)
+    states.observe(seen(reg, 0))
+    states.raise_condition(FAN, "fan-stopped", Condition(Severity.CRITICAL, True, "stopped"), 1)
+    changes = states.set_maintenance(SERVER, "alice", "replace fan1", 2)
+    assert {(c.entity, c.state) for c in changes} == {
+        (SERVER, DeviceState.MAINTENANCE),
+        (FAN, DeviceState.MAINTENANCE),
+    }
+    assert changes[0].event().attributes["by"] == "alice"
+    assert states.in_maintenance(FAN) and not states.in_maintenance("c01/r01/s02")
+    details = states.details(FAN)
+    assert details is not None and details["maintenance"]["reason"] == "replace fan1"
+    with pytest.raises(KeyError, match="parent"):
+        states.clear_maintenance(FAN, "alice", 3)
+    states.clear_condition(FAN, "fan-stopped", 3)
+    changes = states.clear_maintenance(SERVER, "alice", 4)
+    assert {(c.entity, c.state) for c in changes} == {
+        (SERVER, DeviceState.OK),
+        (FAN, DeviceState.OK),
+    }
+
+
+def test_maintenance_of_an_entity_not_yet_seen_and_bad_input() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg)
+    changes = states.set_maintenance("c09/r01/s01", "bob", "", 0)
+    assert [c.state for c in changes] == [DeviceState.MAINTENANCE]
+    assert changes[0].reason == "maintenance by bob"
+    with pytest.raises(ValueError, match="who"):
+        states.set_maintenance(SERVER, "", "", 0)
+    with pytest.raises(ValueError, match="bad entity path"):
+        states.set_maintenance("c01//s01", "bob", "", 0)
+
+
+def test_only_tracked_entities_get_a_state() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg, tracked=("*/*/*",))  # servers only
+    states.observe(seen(reg, 0))
+    assert states.states() == {SERVER: DeviceState.OK}
+    assert states.raise_condition(FAN, "x", Condition(Severity.CRITICAL, True, "x"), 1) is None
+
+
+def test_usage_busy_and_idle_with_hysteresis() -> None:
+    reg = SeriesRegistry()
+    usage = UsageTracker(reg, busy_at_ratio=0.5, idle_below_ratio=0.3)
+    util, s2 = "cpu_utilization_ratio", "c01/r01/s02"
+    first = usage.update(batch(reg, 0, (SERVER, util, 0.2), (s2, util, 0.7)))
+    assert [(c.entity, c.previous, c.status) for c in first] == [(s2, None, UsageStatus.BUSY)]
+    assert usage.usage() == {SERVER: UsageStatus.IDLE, s2: UsageStatus.BUSY}
+    assert usage.update(batch(reg, 5, (SERVER, util, 0.45), (s2, util, 0.35))) == []
+    changes = usage.update(batch(reg, 10, (SERVER, util, 0.5), (s2, util, 0.29)))
+    assert [(c.entity, c.previous, c.status) for c in changes] == [
+        (SERVER, UsageStatus.IDLE, UsageStatus.BUSY),
+        (s2, UsageStatus.BUSY, UsageStatus.IDLE),
+    ]
+    event = changes[0].event()
+    assert event.kind == EventKind.USAGE_CHANGED
+    assert event.attributes == {"from": "idle", "to": "busy", "cpu_utilization_ratio": 0.5}
+
+
+def test_usage_thresholds_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="idle_below_ratio"):
+        UsageTracker(SeriesRegistry(), busy_at_ratio=0.3, idle_below_ratio=0.5)
