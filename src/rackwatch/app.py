@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,14 +21,17 @@ from fastapi import FastAPI
 from rackwatch.api import ApiContext, create_app
 from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus
+from rackwatch.engine.alerts.engine import AlertEngine
+from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.live import LiveState
 from rackwatch.engine.writer import StoreWriter
 from rackwatch.model import SeriesRegistry
-from rackwatch.settings import DAY_S, Settings
+from rackwatch.settings import DAY_S, Settings, build_alert_rules, build_notifier_routes
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
 from rackwatch.store.duckdb import DuckDBStore
+from rackwatch.tokens import TOKENS_FILE, TokenStore
 from rackwatch.twin import (
     DEFAULT_LIFETIMES,
     SCENARIOS,
@@ -34,6 +39,8 @@ from rackwatch.twin import (
     Twin,
     draw_random_faults,
 )
+
+log = logging.getLogger(__name__)
 
 STORE_FILE = "rackwatch.duckdb"
 DAY_MS = DAY_S * 1000
@@ -96,10 +103,57 @@ class Services:
     twin: Twin
     poller: PacedPoller
     api: FastAPI
+    alerts: AlertEngine
+    controller: FanController
+    tokens: TokenStore
     started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:
         self.store.close()
+
+
+def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegistry) -> AlertEngine:
+    a = settings.alerts
+    return AlertEngine(
+        bus,
+        registry,
+        build_alert_rules(a) if a.enabled else [],
+        build_notifier_routes(settings.notifiers, settings.data_dir),
+        cooldown_s=a.cooldown_seconds,
+        unknown_after_s=a.unknown_after_seconds,
+        busy_at_ratio=a.busy_at_ratio,
+        idle_below_ratio=a.idle_below_ratio,
+        history=a.history,
+    )
+
+
+def build_controller(
+    settings: Settings, bus: MemoryBus, registry: SeriesRegistry, twin: Twin
+) -> FanController:
+    c = settings.control
+    policy = FanPolicy(
+        target_c=c.target_celsius,
+        safety=SafetyLimits(
+            critical_c=c.critical_celsius, telemetry_timeout_s=c.telemetry_timeout_seconds
+        ),
+    )
+    return FanController(
+        bus, FanLayout.from_inventory(twin.inventory()), registry, policy=policy, source="twin"
+    )
+
+
+def ensure_control_token(settings: Settings) -> Path | None:
+    """On the first run, create a `control` token and write it to a private file in the data
+    directory; return that file's path (None when tokens already exist)."""
+    tokens = TokenStore(settings.data_dir / TOKENS_FILE)
+    if tokens.list():
+        return None
+    secret, _info = tokens.create("control", name="created by the first rackwatch run")
+    path = settings.data_dir / "control-token.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+    return path
 
 
 def build_services(settings: Settings, *, start_ms: int | None = None) -> Services:
@@ -112,6 +166,9 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         source = TwinSource(twin, registry)
         poller = PacedPoller(source, bus, step_s=twin.step_s, speed=settings.twin.speed)
         live = LiveState(len(registry))
+        alerts = build_alert_engine(settings, bus, registry)
+        controller = build_controller(settings, bus, registry, twin)
+        tokens = TokenStore(settings.data_dir / TOKENS_FILE)
         api = create_app(
             ApiContext(
                 store=store,
@@ -122,6 +179,10 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 ws_client_limit=settings.server.ws_client_limit,
                 ws_send_timeout_s=settings.server.ws_send_timeout_seconds,
                 bus_queue_depth=lambda: bus.pending,
+                alerts=alerts,
+                controller=controller,
+                tokens=tokens,
+                open_reads_on_loopback=settings.server.open_reads_on_loopback,
             )
         )
         return Services(
@@ -134,6 +195,9 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             twin=twin,
             poller=poller,
             api=api,
+            alerts=alerts,
+            controller=controller,
+            tokens=tokens,
         )
     except BaseException:
         store.close()
@@ -160,14 +224,16 @@ async def run_live(
             async for _subject, batch in telemetry:
                 services.live.update(batch)
 
-    writer = asyncio.create_task(services.writer.run(), name="store-writer")
-    await services.writer.ready.wait()
     consumers = [
-        writer,
+        asyncio.create_task(services.writer.run(), name="store-writer"),
+        asyncio.create_task(services.alerts.run(), name="alerts"),
+        asyncio.create_task(services.controller.run(), name="fan-controller"),
         asyncio.create_task(follow_live(), name="live-state"),
         asyncio.create_task(services.poller.obey(), name="twin-commands"),
     ]
-    await asyncio.sleep(0)  # let the subscriptions open before the first publish
+    for part in (services.writer, services.alerts, services.controller):
+        await part.ready.wait()
+    await asyncio.sleep(0)  # let the other subscriptions open before the first publish
     try:
         if serve_http:
             server = services.settings.server
@@ -179,8 +245,13 @@ async def run_live(
             await services.poller.run(stop)
     finally:
         bus.close()
-        await asyncio.gather(*consumers, return_exceptions=True)
+        outcomes = await asyncio.gather(*consumers, return_exceptions=True)
         await asyncio.to_thread(services.store.flush)
+        for task, outcome in zip(consumers, outcomes, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                log.error("%s stopped with an error", task.get_name(), exc_info=outcome)
 
 
 @dataclass(frozen=True, slots=True)

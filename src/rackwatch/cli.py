@@ -20,6 +20,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from rackwatch import __version__, app
+from rackwatch.engine.control import FanPolicy
+from rackwatch.engine.control.compare import POLICIES, compare_policies
 from rackwatch.engine.summary import RoomSummary, summarize
 from rackwatch.errors import RackwatchError
 from rackwatch.model import SeriesRegistry
@@ -209,6 +211,7 @@ def run(
     ] = None,
     seed: SeedOpt = None,
     clusters: ClustersOpt = None,
+    random_faults_mtbf: MtbfOpt = None,
     data_dir: DataDirOpt = None,
     host: Annotated[
         str | None,
@@ -228,15 +231,27 @@ def run(
     settings = _settings(
         config,
         data_dir=data_dir,
-        twin={"scenario": scenario, "seed": seed, "clusters": clusters, "speed": speed},
+        twin={
+            "scenario": scenario,
+            "seed": seed,
+            "clusters": clusters,
+            "speed": speed,
+            "random_fault_mtbf_days": random_faults_mtbf,
+        },
         server={"host": host, "port": port},
     )
     services = app.build_services(settings)
+    token_file = app.ensure_control_token(settings)
     console.print(
         f"rackwatch {__version__}: scenario [bold]{services.twin.name}[/] "
         f"({services.twin.topology.n_servers} servers, {len(services.registry)} series) "
         f"at {settings.twin.speed:g}x, storing in {app.store_path(settings.data_dir)}"
     )
+    if token_file is not None:
+        console.print(
+            f"A control token (to change fans, acknowledge alerts…) was written to {token_file}; "
+            "more with `rackwatch token create`."
+        )
     console.print("Press Ctrl-C to stop.")
     try:
         asyncio.run(_run_with_summary(services))
@@ -360,6 +375,44 @@ def query(
             f"{values[-1]:g}" if len(values) else "-",
         )
     console.print(table)
+
+
+fans_cli = typer.Typer(help="Fan control: measure the auto policy's saving.", no_args_is_help=True)
+cli.add_typer(fans_cli, name="fans")
+
+
+@fans_cli.command("compare")
+def fans_compare(
+    scenario: ScenarioOpt = None,
+    hours: Annotated[float, typer.Option(help="Simulated hours per policy.", min=0.1)] = 24,
+    seed: SeedOpt = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Policies to run: auto, always-high, always-medium, always-low (repeatable) "
+            "[default: auto and always-high].",
+            show_default=False,
+        ),
+    ] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Run the twin once per fan policy (same seed) and compare fan energy and CPU heat."""
+    settings = _settings(config, twin={"scenario": scenario, "seed": seed})
+    policies = policy or ["auto", "always-high"]
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown policy {', '.join(unknown)}: use {', '.join(POLICIES)}", param_hint="--policy"
+        )
+    with console.status(f"simulating {len(policies)} x {hours:g} h of {settings.twin.scenario}…"):
+        report = compare_policies(
+            settings.twin.scenario,
+            hours * 3600,
+            settings.twin.seed,
+            policies=policies,
+            fan_policy=FanPolicy(target_c=settings.control.target_celsius),
+        )
+    console.print(report.format(), highlight=False, soft_wrap=True)
 
 
 token_cli = typer.Typer(

@@ -60,6 +60,20 @@ class ServerSettings(_Section):
     ws_client_limit: int = Field(default=1000, ge=1, le=100_000)
     ws_send_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     """A WebSocket client that takes no message for this long is disconnected."""
+    open_reads_on_loopback: bool = True
+    """Let GET routes and the WebSocket answer clients on this machine without a token.
+    Control routes always need a `control` token; other machines always need a token."""
+
+
+class ControlSettings(_Section):
+    """The fan controller (docs/CONTROL.md)."""
+
+    target_celsius: float = Field(default=65.0, gt=20, lt=85)
+    """CPU temperature auto mode holds with the lowest fan level that can."""
+    critical_celsius: float = Field(default=85.0, gt=30, le=110)
+    """At this CPU temperature the fans go high at once."""
+    telemetry_timeout_seconds: float = Field(default=30.0, gt=0)
+    """Without a CPU reading for this long (simulated time), a server's fans go high."""
 
 
 # --- alerts and notifiers (docs/ALERTS.md) ------------------------------------------------------
@@ -360,6 +374,7 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("rackwatch-data")
+    control: ControlSettings = ControlSettings()
     twin: TwinSettings = TwinSettings()
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()

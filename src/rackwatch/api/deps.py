@@ -18,10 +18,13 @@ from rackwatch import __version__
 from rackwatch.api.fanout import Hub, Ids
 from rackwatch.api.params import ParamError, is_glob
 from rackwatch.bus import Bus
+from rackwatch.engine.alerts.engine import AlertEngine
+from rackwatch.engine.control import FanController
 from rackwatch.engine.live import LiveState
 from rackwatch.model import METRICS, SeriesRegistry
 from rackwatch.store.base import Store
 from rackwatch.store.results import match_series
+from rackwatch.tokens import TokenStore
 
 
 def _wall_clock_ms() -> int:
@@ -52,6 +55,16 @@ class ApiContext:
     raw_interval_ms: int = 5000
     bus_queue_depth: Callable[[], int] | None = None
     clock_ms: Callable[[], int] = _wall_clock_ms
+    alerts: AlertEngine | None = None
+    """Active alerts, acknowledgement, device states and maintenance (None: no alerting)."""
+    controller: FanController | None = None
+    """Fan modes and levels (None: no fan control)."""
+    tokens: TokenStore | None = None
+    """Bearer tokens; None means no token can be checked, so control routes always refuse."""
+    open_reads_on_loopback: bool = True
+    """GET routes and the WebSocket answer loopback clients without a token."""
+    control_source: str | None = "twin"
+    """Source whose commands the control API may send (fault injection is twin-only)."""
     _selections: dict[tuple[str, tuple[str, ...] | None, int], Ids] = field(
         default_factory=dict, repr=False
     )
