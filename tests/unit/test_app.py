@@ -64,10 +64,12 @@ def test_run_live_stores_everything_published_and_obeys_commands(tmp_path: Path)
         while services.poller.steps_done < 50:
             await asyncio.sleep(0.01)
         await services.bus.publish(
-            subjects.commands("twin"), Command(fan, "fan.set_level", {"level": 3}, issued_by="test")
+            subjects.commands("control"),
+            Command(fan, "fan.set_level", {"level": 3}, issued_by="test"),
         )
         await services.bus.publish(
-            subjects.commands("twin"), Command(fan, "fan.set_level", {"level": 9}, issued_by="test")
+            subjects.commands("control"),
+            Command(fan, "fan.set_level", {"level": 9}, issued_by="test"),
         )
         applied_at = services.poller.steps_done
         while services.poller.steps_done < applied_at + 20:
@@ -84,7 +86,9 @@ def test_run_live_stores_everything_published_and_obeys_commands(tmp_path: Path)
         kinds = {e.kind for e in events}
         assert {EventKind.COMMAND_APPLIED, EventKind.COMMAND_REJECTED} <= kinds
         level = services.store.query(Query(START_MS, end, entity=fan, metrics="fan_level"))
-        assert level["value"][0] == 2 and level["value"][-1] == 3  # the command changed the twin
+        assert level["value"][-1] == 3  # the command reached the twin and changed it
+        modes = [e for e in events if e.kind == EventKind.CONTROL_MODE_CHANGED]
+        assert [(e.entity, e.attributes["mode"]) for e in modes] == [(fan, "manual")]
         assert services.live.n_samples == services.writer.n_samples
     finally:
         services.close()

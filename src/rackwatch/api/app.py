@@ -28,8 +28,11 @@ from rackwatch.web import STATIC_DIR
 API_PREFIX = "/api/v1"
 
 DESCRIPTION = """Live and stored telemetry of the room: inventory, live state, series (raw or
-rollups), events and server status. The WebSocket `/ws` streams updates; `/metrics` is the
-Prometheus exposition. Times are epoch milliseconds (UTC) in `*_ms` fields. See docs/API.md."""
+rollups), events and server status; alerts, device states, fans, maintenance and the twin's
+faults. The WebSocket `/ws` streams updates and alerts; `/metrics` is the Prometheus
+exposition. Times are epoch milliseconds (UTC) in `*_ms` fields. Reads take a `read` or
+`control` bearer token (none from this machine by default); changes need a `control` token
+(`rackwatch token create --scope control`). See docs/API.md."""
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
@@ -70,6 +73,10 @@ def _add_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         problems = []
         for err in exc.errors():
+            if err["type"] == "json_invalid":
+                why = err.get("ctx", {}).get("error", "")
+                problems.append(f"the body is not valid JSON ({why}): send a JSON object")
+                continue
             where = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
             got = f" (got {err['input']!r})" if "input" in err else ""
             problems.append(f"{where}: {err['msg']}{got}")

@@ -1,7 +1,8 @@
 """The API's context (what it reads, built by the wiring or a test) and its typed dependencies.
 
 `ApiContext` holds plain parts and limits, never settings: `rackwatch.app` builds it from the
-settings, a test builds it from a temporary store. Routes take `CtxDep`, `StoreDep`, `HubDep`.
+settings, a test builds it from a temporary store. Routes take `CtxDep`, `StoreDep`, `HubDep`,
+`AlertsDep`, `ControllerDep` (and their access, `auth.ReadAccess` / `auth.ControlAccess`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, HTTPException
 from starlette.requests import HTTPConnection
 
 from rackwatch import __version__
@@ -22,6 +23,7 @@ from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController
 from rackwatch.engine.live import LiveState
 from rackwatch.model import METRICS, SeriesRegistry
+from rackwatch.model.entity import parent
 from rackwatch.store.base import Store
 from rackwatch.store.results import match_series
 from rackwatch.tokens import TokenStore
@@ -69,6 +71,7 @@ class ApiContext:
         default_factory=dict, repr=False
     )
     _metric_names: tuple[int, frozenset[str]] = field(default=(-1, frozenset()), repr=False)
+    _entities: tuple[int, frozenset[str]] = field(default=(-1, frozenset()), repr=False)
 
     def newest_sample_ms(self) -> int | None:
         """Timestamp of the newest sample in the live state (the twin's simulated now)."""
@@ -109,6 +112,22 @@ class ApiContext:
                 f"unknown metric {unknown[0]!r}; known metrics: {', '.join(sorted(names))}"
             )
 
+    def series_entities(self) -> frozenset[str]:
+        """Every entity that has a series, and their ancestors (racks, clusters); cached per
+        registry size, so a control call does not walk every series."""
+        n, found = self._entities
+        if n != len(self.registry):
+            keys = self.registry.keys()
+            paths: set[str] = set()
+            for key in keys:
+                path: str | None = key.entity
+                while path is not None and path not in paths:
+                    paths.add(path)
+                    path = parent(path)
+            found = frozenset(paths)
+            self._entities = (len(keys), found)
+        return found
+
     def build_hub(self) -> Hub:
         return Hub(
             self.registry,
@@ -116,6 +135,7 @@ class ApiContext:
             send_timeout_s=self.ws_send_timeout_s,
             queue_size=self.ws_queue_size,
             shared=self.live,
+            recent_alerts=None if self.alerts is None else self.alerts.recent_alerts,
         )
 
 
@@ -133,8 +153,26 @@ def get_hub(conn: HTTPConnection) -> Hub:
     return hub
 
 
+def get_alerts(conn: HTTPConnection) -> AlertEngine:
+    alerts = get_ctx(conn).alerts
+    if alerts is None:
+        raise HTTPException(503, "alerting is not running on this server (no alert engine)")
+    return alerts
+
+
+def get_controller(conn: HTTPConnection) -> FanController:
+    controller = get_ctx(conn).controller
+    if controller is None:
+        raise HTTPException(503, "fan control is not running on this server (no controller)")
+    return controller
+
+
 CtxDep = Annotated[ApiContext, Depends(get_ctx)]
+AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
+"""The alert engine; 503 when the server runs without one. Put it after the access check."""
+ControllerDep = Annotated[FanController, Depends(get_controller)]
+"""The fan controller; 503 when the server runs without one."""
 StoreDep = Annotated[Store, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 
-__all__ = ["ApiContext", "CtxDep", "HubDep", "StoreDep"]
+__all__ = ["AlertsDep", "ApiContext", "ControllerDep", "CtxDep", "HubDep", "StoreDep"]

@@ -5,6 +5,12 @@ text per distinct subscription filter (a `Group`), not one per client: a thousan
 on the room overview cost one encoding. Each group's series mask is computed once, when the
 filter first appears (and extended when new series are registered), never per message.
 
+Each `monitoring_data` also carries the alert occurrences (fired, escalated, resolved) that
+the alert engine recorded since the group's previous message, under its entity glob. The
+engine's bounded history is read at most once per batch (`recent_alerts`), and each group
+remembers the last occurrence it passed on (a mark, not a time: sources whose clocks differ,
+such as the twin running ahead and a real host, must not hide each other's alerts).
+
 Texts go into each client's bounded queue; on overflow the oldest is dropped and counted
 (`n_dropped`, exported as `rackwatch_ws_dropped_messages_total`). A sender task per client
 (`Hub.pump`) writes its queue with a timeout; a client that does not take a message in time
@@ -32,11 +38,15 @@ from rackwatch.api.params import iso
 from rackwatch.bus import Bus, subjects
 from rackwatch.engine.live import LiveState
 from rackwatch.model import Batch, SeriesKey, SeriesRegistry
+from rackwatch.model.entity import matches
 from rackwatch.store.results import match_series
 
 log = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
+RecentAlerts = Callable[[int], list[dict[str, Any]]]
+"""`AlertEngine.recent_alerts`: occurrences with `ts_ms > since_ms`, in the order recorded."""
+AlertMark = tuple[Any, ...]
 Ids = npt.NDArray[np.int32]
 
 
@@ -105,6 +115,12 @@ class Group:
         self.min_interval_s = 0.0 if flt.max_rate_hz is None else 1.0 / flt.max_rate_hz
         self.last_sent_s = -math.inf
         self.timer: asyncio.TimerHandle | None = None
+        self.alerts_mark: AlertMark | None = None
+        """The last alert occurrence considered for a message (None: none yet)."""
+
+    def wants_alert(self, alert: dict[str, Any]) -> bool:
+        entity = self.filter.entity
+        return entity == "**" or matches(str(alert["entity"]), entity)
 
     def extend(self, keys: list[SeriesKey]) -> None:
         """Match the series registered since the mask was last extended (only those)."""
@@ -165,6 +181,7 @@ class Hub:
         send_timeout_s: float = 1.0,
         queue_size: int = 32,
         shared: LiveState | None = None,
+        recent_alerts: RecentAlerts | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if client_limit < 1 or send_timeout_s <= 0 or queue_size < 1:
@@ -178,6 +195,10 @@ class Hub:
         self.groups: dict[Filter, Group] = {}
         self.latest = LiveState(max(len(registry), 1024))
         self.shared = shared
+        self.recent_alerts = recent_alerts
+        self._history: list[dict[str, Any]] | None = None
+        """The engine's recent occurrences, read once for the batch being fanned out."""
+        self._alerts_after: dict[AlertMark | None, list[dict[str, Any]]] = {}
         self.meter = RateMeter(clock=clock)
         self.n_dropped = 0
         self.n_sent = 0
@@ -215,6 +236,7 @@ class Hub:
         if group is None:
             group = self.groups[flt] = Group(flt)
             group.extend(self._refresh_keys())
+            group.alerts_mark = self._newest_alert_mark()
         group.clients.add(client)
         client.group = group
         ts, value = self._snapshot(len(group.mask))
@@ -266,6 +288,7 @@ class Hub:
         self.latest.update(batch)
         if not self.groups:
             return
+        self._forget_alerts()
         keys = self._refresh_keys()
         ids = np.unique(batch.series)
         ids = ids[ids < len(keys)]  # unregistered ids cannot be named: skip them
@@ -290,6 +313,7 @@ class Hub:
 
     def _flush(self, group: Group) -> None:
         group.timer = None
+        self._forget_alerts()
         ids = np.flatnonzero(group.pending).astype(np.int32)
         group.pending[:] = False
         if len(ids) and group.clients:
@@ -297,7 +321,7 @@ class Hub:
 
     def _send(self, group: Group, ids: Ids) -> None:
         group.last_sent_s = self.clock()
-        text = self._encode(ids, self.latest.ts, self.latest.value)
+        text = self._encode(ids, self.latest.ts, self.latest.value, self._alerts_for(group))
         for client in group.clients:
             self.put(client, text)
 
@@ -315,6 +339,32 @@ class Hub:
             value[:k][newer] = table.value[:k][newer]
         return ts, value
 
+    def _forget_alerts(self) -> None:
+        self._history = None
+        self._alerts_after.clear()
+
+    def _alerts_for(self, group: Group) -> list[dict[str, Any]]:
+        """Occurrences recorded since the group's previous message, under its entity glob."""
+        if self.recent_alerts is None:
+            return []
+        mark = group.alerts_mark
+        found = self._alerts_after.get(mark)
+        if found is None:
+            if self._history is None:
+                self._history = self.recent_alerts(-1)
+            found = self._alerts_after[mark] = _after(self._history, mark)
+        if not found:
+            return []
+        group.alerts_mark = _mark(found[-1])
+        return [_finite(a) for a in found if group.wants_alert(a)]
+
+    def _newest_alert_mark(self) -> AlertMark | None:
+        """The newest occurrence so far: a new subscription gets only later ones."""
+        if self.recent_alerts is None:
+            return None
+        history = self.recent_alerts(-1)
+        return _mark(history[-1]) if history else None
+
     def _refresh_keys(self) -> list[SeriesKey]:
         """The registry's keys, re-read (and every group mask extended) only when it grew."""
         if len(self.registry) != len(self._keys):
@@ -323,7 +373,13 @@ class Hub:
                 group.extend(self._keys)
         return self._keys
 
-    def _encode(self, ids: Ids, ts: npt.NDArray[np.int64], value: npt.NDArray[np.float64]) -> str:
+    def _encode(
+        self,
+        ids: Ids,
+        ts: npt.NDArray[np.int64],
+        value: npt.NDArray[np.float64],
+        alerts: list[dict[str, Any]] | None = None,
+    ) -> str:
         """`monitoring_data` with the value of each series in `ids` (NaN as null)."""
         keys = self._keys
         values = value[ids].tolist()
@@ -340,6 +396,31 @@ class Hub:
             "timestamp": iso(ts_ms),
             "ts_ms": ts_ms,
             "data": data,
-            "alerts": [],
+            "alerts": alerts or [],
         }
         return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert with NaN/inf numbers as None (JSON has no NaN); copied only if needed."""
+    if all(not isinstance(v, float) or math.isfinite(v) for v in alert.values()):
+        return alert
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in alert.items()
+    }
+
+
+def _mark(alert: dict[str, Any]) -> AlertMark:
+    """What tells one occurrence from another: alert id, time, status and level."""
+    return (alert.get("id"), alert.get("ts_ms"), alert.get("status"), alert.get("level"))
+
+
+def _after(history: list[dict[str, Any]], mark: AlertMark | None) -> list[dict[str, Any]]:
+    """The occurrences after the one marked; all of them when it is no longer in the
+    (bounded) history, i.e. more came since than the history holds."""
+    if mark is None:
+        return history
+    for i in range(len(history) - 1, -1, -1):
+        if _mark(history[i]) == mark:
+            return history[i + 1 :]
+    return history

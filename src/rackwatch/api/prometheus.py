@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 
+from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.fanout import Hub
 from rackwatch.errors import RackwatchError
@@ -198,7 +199,7 @@ def build_registry(ctx: ApiContext, hub: Hub) -> CollectorRegistry:
     return registry
 
 
-@router.get("/metrics", include_in_schema=False)
+@router.get("/metrics", include_in_schema=False, dependencies=[READ_ACCESS])
 async def metrics(request: Request) -> Response:
     """Prometheus exposition, in the format the scraper asks for (Accept header)."""
     registry: CollectorRegistry = request.app.state.metrics_registry

@@ -100,3 +100,150 @@ class SubscribeIn(BaseModel):
     entity: StrictStr = "**"
     metrics: list[StrictStr] | StrictStr | None = None
     max_rate_hz: StrictFloat | StrictInt | None = Field(None, gt=0, le=100)
+
+
+# --- control, alerts and states (bearer tokens) ----------------------------------------------
+
+AlertLevelName = Literal["INFO", "WARNING", "CRITICAL"]
+AlertStatusName = Literal["firing", "acknowledged", "resolved"]
+StateName = Literal["OK", "WARNING", "CRITICAL", "FAILED", "MAINTENANCE", "UNKNOWN"]
+
+
+class AlertOut(BaseModel):
+    """One alert: seed 001's WebSocket alert shape plus its lifecycle."""
+
+    id: str = Field(description="Stable 16-hex-digit id, for POST /alerts/{id}/ack.")
+    timestamp: str = Field(description="Time of the last change, ISO 8601 (UTC).")
+    ts_ms: int = Field(description="Time of the last change.")
+    entity: str
+    rule: str = Field(examples=["fan-stopped"])
+    metric: str = Field(description="What the threshold applies to.", examples=["fan_rpm"])
+    unit: str
+    value: float | None
+    threshold: float | None
+    level: AlertLevelName
+    status: AlertStatusName
+    message: str
+    fired_ts_ms: int
+    acknowledged_by: str | None
+    acknowledged_ts_ms: int | None
+    resolved_ts_ms: int | None
+    is_failure: bool = Field(description="While active, the entity is FAILED.")
+    is_suppressed: bool = Field(description="Raised in maintenance: recorded, not notified.")
+    n_reopened: int = Field(description="Times the alert came back within the cooldown.")
+
+
+class AlertsOut(BaseModel):
+    alerts: list[AlertOut] = Field(description="Oldest first (by fired_ts_ms).")
+
+
+class AlertAckOut(BaseModel):
+    alert: AlertOut
+
+
+class MaintenanceInfoOut(BaseModel):
+    by: str
+    reason: str
+    since_ms: int | None
+
+
+class StateOut(BaseModel):
+    state: StateName
+    since_ms: int | None = Field(description="When the entity entered this state.")
+    reason: str
+    usage: Literal["busy", "idle"] | None = Field(description="Servers only; null otherwise.")
+    maintenance: MaintenanceInfoOut | None = Field(
+        description="The maintenance covering the entity (its own or an ancestor's)."
+    )
+
+
+class StatesOut(BaseModel):
+    entities: dict[str, StateOut]
+
+
+class MaintenanceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: StrictStr = Field(examples=["c01/r01/s03"])
+    reason: StrictStr = Field("", max_length=500, examples=["replacing fan2"])
+
+
+class MaintenanceOut(BaseModel):
+    entity: str
+    state: StateName
+
+
+class FanOut(BaseModel):
+    entity: str
+    server: str
+    mode: Literal["auto", "manual"]
+    level: int | None = Field(description="Level the fan last reported; null before telemetry.")
+    failed: bool = Field(description="Stopped while commanded on.")
+    failsafe: bool = Field(description="Its server's telemetry is lost: auto fans held high.")
+
+
+class FansOut(BaseModel):
+    fans: list[FanOut]
+
+
+class FanModeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: StrictStr = Field(description="A fan, a server, a rack or a cluster.")
+    mode: StrictStr = Field(description="auto or manual.", examples=["auto"])
+
+
+class FanModeOut(BaseModel):
+    entity: str
+    mode: Literal["auto", "manual"]
+
+
+class FanLevelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: StrictStr = Field(description="A fan or a server (all its fans).")
+    level: StrictInt | StrictFloat | StrictStr = Field(
+        description="0..3 or off, low, medium, high.", examples=[3, "high"]
+    )
+
+
+class FanLevelOut(BaseModel):
+    entity: str
+    level: int
+    mode: Literal["manual"]
+
+
+class FaultKindOut(BaseModel):
+    description: str
+    target: str = Field(description="What the entity must be: fan, server, servers, pdu ...")
+    severity: SeverityName
+    defaults: dict[str, Any]
+    bounds: dict[str, tuple[float | None, float | None]] = Field(
+        description="Allowed [low, high] of numeric parameters (null: unbounded)."
+    )
+
+
+class FaultKindsOut(BaseModel):
+    kinds: dict[str, FaultKindOut]
+
+
+class FaultIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: StrictStr = Field(examples=["fan_off"])
+    entity: StrictStr = Field(examples=["c01/r01/s01/fan1"])
+    params: dict[str, Any] | None = Field(None, description="Overrides of the kind's defaults.")
+    start_ms: StrictInt | None = Field(None, description="Start (not in the past); default now.")
+
+
+class CommandOut(BaseModel):
+    target: str
+    action: str
+    params: dict[str, Any]
+    issued_by: str
+    ts_ms: int | None
+
+
+class CommandAcceptedOut(BaseModel):
+    accepted: Literal[True] = True
+    command: CommandOut

@@ -3,6 +3,10 @@ unsubscribe, monitoring_data, error) on top of the fan-out in `fanout.py`.
 
 Every message to the client, replies included, goes through the client's bounded queue and
 its sender task, so one slow socket never blocks this receive loop or anyone else.
+
+Access is checked before anything else (`auth.authorize`, read scope): the token comes in
+`Authorization: Bearer` or `?token=`. A refused client gets an `UNAUTHORIZED` error message
+and close code 4401. The token is checked once, at connect.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import json
 import time
 from typing import Any
 
-from fastapi import APIRouter, WebSocket
+from fastapi import APIRouter, HTTPException, WebSocket
 from pydantic import ValidationError
 
+from rackwatch.api.auth import READ, authorize, websocket_secret
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.fanout import Client, ClientTooSlow, Filter, Hub
 from rackwatch.api.params import ParamError, check_entity_glob, check_metric_globs, iso
@@ -26,6 +31,11 @@ router = APIRouter()
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TIMEOUT_S = 1.0
+CLOSE_UNAUTHORIZED = 4401
+"""No token, or an unknown one (HTTP's 401, in the 4000-4999 range left to applications)."""
+CLOSE_FORBIDDEN = 4403
+CLOSE_INTERNAL_ERROR = 1011
+_REFUSED = {401: ("UNAUTHORIZED", CLOSE_UNAUTHORIZED), 403: ("FORBIDDEN", CLOSE_FORBIDDEN)}
 
 
 def _dumps(message: dict[str, Any]) -> str:
@@ -44,6 +54,11 @@ def _now_iso() -> str:
 async def websocket_endpoint(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
     ctx: ApiContext = websocket.app.state.ctx
+    try:
+        await authorize(websocket, ctx, websocket_secret(websocket), READ)
+    except HTTPException as exc:
+        await _refuse(websocket, exc)
+        return
     await websocket.accept()
     client = hub.connect(websocket.send_text)
     if client is None:
@@ -79,6 +94,16 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="too slow")
+
+
+async def _refuse(websocket: WebSocket, exc: HTTPException) -> None:
+    """Accept, say why in an error message, then close with 4401/4403: a browser sees neither
+    the HTTP status of a refused handshake nor its body, but it does see these."""
+    code, close_code = _REFUSED.get(exc.status_code, ("UNAVAILABLE", CLOSE_INTERNAL_ERROR))
+    await websocket.accept()
+    with contextlib.suppress(Exception):
+        await websocket.send_text(error(code, str(exc.detail)))
+        await websocket.close(code=close_code, reason=code.lower())
 
 
 async def _receive(websocket: WebSocket, hub: Hub, ctx: ApiContext, client: Client) -> None:

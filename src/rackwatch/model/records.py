@@ -126,6 +126,8 @@ class EventKind(enum.StrEnum):
 class CommandAction(enum.StrEnum):
     FAN_SET_LEVEL = "fan.set_level"
     FAN_SET_MODE = "fan.set_mode"
+    TWIN_INJECT_FAULT = "twin.inject_fault"
+    """Twin only: params `{"kind", "params"?, "start_ms"?}`, target the fault's entity."""
 
 
 @dataclass(frozen=True, slots=True)

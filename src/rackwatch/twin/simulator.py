@@ -302,17 +302,20 @@ class Twin:
 
         `fan.set_level` takes a fan or a server (both its fans) and `{"level": 0..3}` (or
         off/low/medium/high). A failed fan stays off whatever its level. A `reason` param is
-        copied into the Event. Raises CommandRejected.
+        copied into the Event. `twin.inject_fault` (`{"kind", "params"?, "start_ms"?}`, the
+        target is the fault's entity) schedules a fault and returns its `fault.injected` Event,
+        which comes out in the frame where the fault starts. Raises CommandRejected.
         """
         handlers: dict[str, Callable[[Command], dict[str, Any]]] = {
             CommandAction.FAN_SET_LEVEL: self._set_level,
             CommandAction.FAN_SET_MODE: self._set_mode,
         }
+        if command.action == CommandAction.TWIN_INJECT_FAULT:
+            return self._inject_fault(command)
         handler = handlers.get(command.action)
         if handler is None:
-            raise CommandRejected(
-                f"the twin cannot do {command.action!r}; it accepts {sorted(handlers)}"
-            )
+            accepted = sorted(str(a) for a in [*handlers, CommandAction.TWIN_INJECT_FAULT])
+            raise CommandRejected(f"the twin cannot do {command.action!r}; it accepts {accepted}")
         details = handler(command)
         reason = command.params.get("reason")
         if reason is not None:  # why the issuer sent it (the fan controller says), kept in the log
@@ -325,6 +328,28 @@ class Twin:
         )
         self._pending.append(event)
         return event
+
+    def _inject_fault(self, command: Command) -> Event:
+        kind = command.params.get("kind")
+        fault_params = command.params.get("params")
+        start_ms = command.params.get("start_ms")
+        if not isinstance(kind, str):
+            raise CommandRejected(
+                f'twin.inject_fault needs params {{"kind": one of {sorted(FAULTS)}}}, got {kind!r}'
+            )
+        if fault_params is not None and not isinstance(fault_params, Mapping):
+            raise CommandRejected(
+                f"twin.inject_fault: params must be an object of fault parameters, "
+                f"got {fault_params!r}"
+            )
+        if start_ms is not None and (isinstance(start_ms, bool) or not isinstance(start_ms, int)):
+            raise CommandRejected(
+                f"twin.inject_fault: start_ms must be epoch milliseconds, got {start_ms!r}"
+            )
+        try:
+            return self.inject(kind, command.target, fault_params, start_ms)
+        except (TypeError, ValueError) as exc:  # a parameter of the wrong shape, e.g. a list
+            raise CommandRejected(f"twin.inject_fault: bad fault parameters: {exc}") from None
 
     def fan_levels(self) -> dict[str, int]:
         """Commanded level of every fan."""

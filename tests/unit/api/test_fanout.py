@@ -164,3 +164,129 @@ def test_rate_meter_counts_over_its_window() -> None:
     assert meter.rate() == 10.0  # the first 100 left the window
     now[0] = 30.0
     assert meter.rate() == 0.0 and meter.total == 200
+
+
+class AlertHistory:
+    """Stands in for AlertEngine.recent_alerts: occurrences in the order recorded."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, object]] = []
+        self.n_calls = 0
+
+    def add(self, entity: str, ts_ms: int, status: str = "firing", level: str = "CRITICAL") -> None:
+        alert_id = f"{entity}@{ts_ms}"
+        self.items.append(
+            {"id": alert_id, "entity": entity, "ts_ms": ts_ms, "status": status, "level": level}
+        )
+
+    def recent(self, since_ms: int) -> list[dict[str, object]]:
+        self.n_calls += 1
+        return [a for a in self.items if int(str(a["ts_ms"])) > since_ms]
+
+
+def _alerts(text: str) -> list[tuple[object, object]]:
+    return [(a["entity"], a["status"]) for a in json.loads(text)["alerts"]]
+
+
+def test_alerts_go_once_to_each_group_under_its_glob() -> None:
+    async def scenario() -> None:
+        registry = registry_of(2)
+        history = AlertHistory()
+        history.add("c01/r01/s01/fan1", 1_000)  # before anyone subscribed: never sent
+        hub = Hub(registry, recent_alerts=history.recent)
+        everything, s02 = hub.connect(Recorder().send), hub.connect(Recorder().send)
+        assert everything is not None and s02 is not None
+        hub.subscribe(everything, Filter())
+        hub.subscribe(s02, Filter("c01/r01/s02/**"))
+        history.add("c01/r01/s01/fan1", 5_000, "resolved")
+        history.add("c01/r01/s02/fan1", 5_000)
+        history.n_calls = 0
+        hub.publish(batch_of(registry, 5_000, 1.0))
+        assert history.n_calls == 1  # the history is read once per batch
+        assert _alerts(await everything.next()) == [
+            ("c01/r01/s01/fan1", "resolved"),
+            ("c01/r01/s02/fan1", "firing"),
+        ]
+        assert _alerts(await s02.next()) == [("c01/r01/s02/fan1", "firing")]
+        hub.publish(batch_of(registry, 10_000, 1.0))  # nothing new: empty arrays
+        assert _alerts(await everything.next()) == [] and _alerts(await s02.next()) == []
+
+    asyncio.run(scenario())
+
+
+def test_alerts_stamped_earlier_than_ones_already_sent_still_go_out() -> None:
+    """Sources' clocks differ (the twin runs ahead of a real host): order, not time, counts."""
+
+    async def scenario() -> None:
+        registry = registry_of(1)
+        history = AlertHistory()
+        hub = Hub(registry, recent_alerts=history.recent)
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter())
+        history.add("c01/r01/s01", 9_000_000)
+        hub.publish(batch_of(registry, 9_000_000, 1.0))
+        assert len(_alerts(await client.next())) == 1
+        history.add("host/db1", 1_000, "firing", "WARNING")  # from a source living in the past
+        hub.publish(batch_of(registry, 9_005_000, 1.0))
+        assert _alerts(await client.next()) == [("host/db1", "firing")]
+
+    asyncio.run(scenario())
+
+
+def test_a_rate_limited_group_carries_alerts_to_its_next_message() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        history = AlertHistory()
+        clock = [0.0]
+        hub = Hub(registry, recent_alerts=history.recent, clock=lambda: clock[0])
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter(max_rate_hz=1.0))
+        hub.publish(batch_of(registry, 5_000, 1.0))  # sent at once
+        assert _alerts(await client.next()) == []
+        history.add("c01/r01/s01", 10_000)
+        clock[0] = 0.99
+        hub.publish(batch_of(registry, 10_000, 2.0))  # held until 1 s after the last message
+        history.add("c01/r01/s01/fan1", 15_000)
+        hub.publish(batch_of(registry, 15_000, 3.0))  # merged into the held one
+        assert client.pending == 0
+        message = json.loads(await client.next())
+        assert message["ts_ms"] == 15_000
+        assert [a["entity"] for a in message["alerts"]] == ["c01/r01/s01", "c01/r01/s01/fan1"]
+
+    asyncio.run(scenario())
+
+
+def test_more_alerts_than_the_history_holds_sends_the_history() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        history = AlertHistory()
+        history.add("c01/r01/s01", 1_000)
+        hub = Hub(registry, recent_alerts=history.recent)
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter())
+        history.items = []  # the marked occurrence fell out of the bounded history
+        for ts in (2_000, 3_000):
+            history.add("c01/r01/s01", ts)
+        hub.publish(batch_of(registry, 5_000, 1.0))
+        assert len(_alerts(await client.next())) == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_nan_in_an_alert_is_null() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        history = AlertHistory()
+        hub = Hub(registry, recent_alerts=history.recent)
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter())
+        history.add("c01/r01/s01", 1_000)
+        history.items[-1]["value"] = float("nan")
+        hub.publish(batch_of(registry, 5_000, 1.0))
+        assert json.loads(await client.next())["alerts"][0]["value"] is None
+
+    asyncio.run(scenario())

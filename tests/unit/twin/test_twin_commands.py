@@ -94,3 +94,53 @@ def test_bad_command_is_rejected_and_changes_nothing(command: Command, message: 
     with pytest.raises(CommandRejected, match=message):
         twin.apply(command)
     assert twin.fan_levels() == before and twin.run(1).events == []
+
+
+def test_inject_fault_command_schedules_the_fault_and_returns_its_label() -> None:
+    twin = Twin("small")
+    twin.run(3)
+    fan = f"{S01}/fan1"
+    command = Command(fan, "twin.inject_fault", {"kind": "fan_off", "params": {}}, issued_by="t")
+    event = twin.apply(command)
+    assert (event.kind, event.entity, event.ts) == (EventKind.FAULT_INJECTED, fan, twin.now_ms)
+    frame = twin.run(3)
+    assert frame.events == [event]  # once, in the frame where the fault starts
+    assert (frame.values[:, twin.column(fan, "fan_rpm")] == 0.0).all()
+
+
+def test_inject_fault_command_takes_parameters_and_a_start() -> None:
+    twin = Twin("small")
+    start = twin.start_ms + 10 * twin.step_ms
+    params = {"kind": "load_burst", "params": {"duration_s": 60}, "start_ms": start}
+    event = twin.apply(Command(S01, "twin.inject_fault", params))
+    assert event.ts == start and event.end_ts == start + 60_000
+    assert event.attributes["duration_s"] == 60.0
+    assert twin.run(10).events == [] and twin.run(1).events == [event]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "needs params"),
+        ({"kind": "meteor"}, "unknown fault kind"),
+        ({"kind": "fan_off", "params": [1]}, "must be an object"),
+        ({"kind": "fan_off", "params": {"speed": 1}}, "has no parameter"),
+        ({"kind": "fan_off", "start_ms": "soon"}, "start_ms must be"),
+        ({"kind": "fan_off", "start_ms": 0}, "in the past"),
+        ({"kind": "sensor_null", "params": {"metric": ["x"]}}, "bad fault parameters"),
+    ],
+)
+def test_bad_inject_fault_command_is_rejected_and_changes_nothing(
+    params: dict[str, Any], message: str
+) -> None:
+    twin = Twin("small")
+    twin.run(1)
+    with pytest.raises(CommandRejected, match=message):
+        twin.apply(Command(f"{S01}/fan1", "twin.inject_fault", params))
+    assert twin.fault_events() == [] and twin.run(1).events == []
+
+
+def test_inject_fault_command_on_an_entity_of_the_wrong_kind_is_rejected() -> None:
+    twin = Twin("small")
+    with pytest.raises(CommandRejected, match="is not a fan"):
+        twin.apply(Command(S01, "twin.inject_fault", {"kind": "fan_off"}))

@@ -1,7 +1,30 @@
-"""REST routers under /api/v1, one per resource."""
+"""REST routers under /api/v1, one per resource. Every route states its access
+(`auth.READ_ACCESS` / `auth.ControlAccess`); a test checks that none is left open."""
 
-from rackwatch.api.routes import events, inventory, live, series, status
+from rackwatch.api.routes import (
+    alerts,
+    events,
+    fans,
+    inventory,
+    live,
+    maintenance,
+    series,
+    states,
+    status,
+    twin,
+)
 
-ROUTERS = [inventory.router, live.router, series.router, events.router, status.router]
+ROUTERS = [
+    inventory.router,
+    live.router,
+    series.router,
+    events.router,
+    status.router,
+    alerts.router,
+    states.router,
+    maintenance.router,
+    fans.router,
+    twin.router,
+]
 
 __all__ = ["ROUTERS"]

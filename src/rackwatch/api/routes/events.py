@@ -8,13 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep
 from rackwatch.api.params import ParamError, check_entity_glob, parse_time
 from rackwatch.api.routes.series import TIME_HELP
 from rackwatch.api.schemas import ErrorOut, EventOut, EventsOut, SeverityName
 from rackwatch.model import Severity
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], dependencies=[READ_ACCESS])
 
 _KIND = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$")
 MAX_KINDS = 50

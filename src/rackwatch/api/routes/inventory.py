@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
+from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import StoreDep
 from rackwatch.api.params import ParamError
 from rackwatch.api.schemas import EntityOut, ErrorOut, InventoryOut
 from rackwatch.model.entity import parent
 
-router = APIRouter(tags=["inventory"])
+router = APIRouter(tags=["inventory"], dependencies=[READ_ACCESS])
 
 KINDS = ("room", "crac", "cluster", "rack", "pdu", "server", "fan")
 

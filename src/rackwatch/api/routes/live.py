@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep
 from rackwatch.api.encode import live_json
 from rackwatch.api.params import check_entity_glob, check_metric_globs
 from rackwatch.api.schemas import ErrorOut, LiveOut
 
-router = APIRouter(tags=["live"])
+router = APIRouter(tags=["live"], dependencies=[READ_ACCESS])
 
 
 @router.get("/live", response_model=LiveOut, responses={400: {"model": ErrorOut}})

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep
 from rackwatch.api.encode import series_json
 from rackwatch.api.params import (
@@ -20,7 +21,7 @@ from rackwatch.api.params import (
 from rackwatch.api.schemas import ErrorOut, SeriesQueryOut
 from rackwatch.store import base
 
-router = APIRouter(tags=["series"])
+router = APIRouter(tags=["series"], dependencies=[READ_ACCESS])
 
 TIME_HELP = "Epoch ms, ISO 8601, `now`, or a duration before now such as `-6h`."
 

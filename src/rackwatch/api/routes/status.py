@@ -7,11 +7,12 @@ import time
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep, HubDep
 from rackwatch.api.params import iso
 from rackwatch.api.schemas import StatusOut
 
-router = APIRouter(tags=["status"])
+router = APIRouter(tags=["status"], dependencies=[READ_ACCESS])
 
 
 @router.get("/status")
