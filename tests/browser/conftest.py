@@ -4,6 +4,11 @@ Playwright's sync API (docs: /work/shared/TESTING.md, recipe 1).
 pytest-playwright is deliberately not used: its fixtures and a hand-made `sync_playwright()`
 cannot share one run. Screenshots go to `$RACKWATCH_SCREENSHOTS` when set (e.g. `screenshots/`,
 gitignored), else to a pytest temporary directory.
+
+Control actions need a control token: the first `rackwatch run` writes one to
+`<data_dir>/control-token.txt` (`control_token`); `read_token` is made with `rackwatch token
+create`. Against `RACKWATCH_TEST_URL`, give them in `RACKWATCH_TEST_TOKEN` and
+`RACKWATCH_TEST_READ_TOKEN`, or the tests that need them are skipped.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -36,6 +42,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 SERVER_START_TIMEOUT_S = 60.0
+TOKEN_FILE = "control-token.txt"
 
 
 def free_port() -> int:
@@ -60,7 +67,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("rackwatch-data")
+
+
+@pytest.fixture(scope="session")
+def live_server(server_data_dir: Path) -> Iterator[str]:
     """`rackwatch run` on a free loopback port: the fan-fail twin at 20x, API and pages.
 
     `RACKWATCH_TEST_URL` points the tests at a server already running instead (debugging).
@@ -70,7 +82,7 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield existing.rstrip("/")
         return
     port = free_port()
-    data_dir = tmp_path_factory.mktemp("rackwatch-data")
+    data_dir = server_data_dir
     log_path = data_dir / "server.log"
     command = [
         sys.executable,
@@ -113,6 +125,43 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 proc.wait(timeout=5)
 
 
+def create_token(data_dir: Path, scope: str) -> str:
+    """A new token, made the documented way (`rackwatch token create`); the running server
+    reads the token store at each call, so it accepts the token at once."""
+    command = [sys.executable, "-m", "rackwatch", "token", "create", "--scope", scope]
+    command += ["--data-dir", str(data_dir), "--name", "browser tests"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    lines = [line.strip() for line in out.splitlines()]
+    created = next(i for i, line in enumerate(lines) if "created" in line)
+    return lines[created + 1]
+
+
+def _token(request: pytest.FixtureRequest, data_dir: Path, scope: str) -> str:
+    if os.environ.get("RACKWATCH_TEST_URL"):
+        variable = f"RACKWATCH_TEST_{'TOKEN' if scope == 'control' else 'READ_TOKEN'}"
+        token = os.environ.get(variable, "")
+        if not token:
+            pytest.skip(f"{variable} is not set for the server at RACKWATCH_TEST_URL")
+        return token
+    request.getfixturevalue("live_server")  # started first: its first run writes the token file
+    path = data_dir / TOKEN_FILE
+    if scope == "control" and path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    return create_token(data_dir, scope)
+
+
+@pytest.fixture(scope="session")
+def control_token(request: pytest.FixtureRequest, server_data_dir: Path) -> str:
+    """The secret of a `control` token the server accepts."""
+    return _token(request, server_data_dir, "control")
+
+
+@pytest.fixture(scope="session")
+def read_token(request: pytest.FixtureRequest, server_data_dir: Path) -> str:
+    """The secret of a `read` token: good for GET routes, refused (403) on control routes."""
+    return _token(request, server_data_dir, "read")
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     # Module scope: the sync API keeps an event loop running in this thread while it is open,
@@ -139,8 +188,11 @@ class Tab:
     page: Any
     errors: list[str] = field(default_factory=list)
 
-    def assert_no_errors(self) -> None:
-        assert self.errors == [], "console errors:\n" + "\n".join(self.errors)
+    def assert_no_errors(self, allow: str | None = None) -> None:
+        """No console error, apart from those matching the regular expression `allow` (the
+        browser logs every refused request, e.g. a 401 that a test provokes on purpose)."""
+        errors = [e for e in self.errors if not (allow and re.search(allow, e))]
+        assert errors == [], "console errors:\n" + "\n".join(errors)
 
 
 @pytest.fixture
@@ -149,6 +201,8 @@ def open_tab(browser: Any) -> Iterator[Any]:
     contexts: list[Any] = []
 
     def open_(width: int = 1366, height: int = 900, **options: Any) -> Tab:
+        # Reduced motion: no colour transitions, so a screenshot shows the settled page.
+        options.setdefault("reduced_motion", "reduce")
         context = browser.new_context(viewport={"width": width, "height": height}, **options)
         contexts.append(context)
         page = context.new_page()

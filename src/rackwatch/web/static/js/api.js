@@ -1,8 +1,72 @@
 // Client for the rackwatch REST API (/api/v1) and live stream (/ws), per docs/API.md.
+//
+// Tokens: read routes answer loopback clients without one (the default), so reads go out bare
+// and add the stored token only once the server has asked for one (a 401). Control routes
+// (acknowledge, fans, maintenance, faults) always send it. The token lives in localStorage and
+// is never written back to the page in full (see maskToken).
 
 const API = "/api/v1";
+const TOKEN_KEY = "rackwatch.controlToken";
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, status = 0, detail = "") {
+    super(message);
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+// 401 (no token, or an unknown one) or 403 (a read token on a control route).
+export class AuthError extends ApiError {}
+
+// localStorage can be switched off (private modes, policies): then there is simply no token.
+export function storedToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+export function storeToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Nowhere to keep it: calls will answer 401 and the page says what to do.
+  }
+}
+
+// Enough to recognise which token is saved, never enough to copy it.
+export function maskToken(token) {
+  return token ? `\u2022\u2022\u2022\u2022${token.slice(-4)}` : "";
+}
+
+// Set once a read route has answered 401: from then on reads carry the token too.
+let readsNeedToken = false;
+
+function authHeaders(withToken) {
+  const headers = { Accept: "application/json" };
+  const token = storedToken();
+  if (withToken && token) headers.Authorization = `Bearer ${token}`;
+  return headers;
+}
+
+// FastAPI's `detail` is a string for our errors and a list for validation errors.
+async function errorFrom(path, response) {
+  let detail = response.statusText;
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") detail = body.detail;
+    else if (Array.isArray(body.detail)) {
+      detail = body.detail.map((d) => d.msg ?? JSON.stringify(d)).join("; ");
+    }
+  } catch {
+    // The body was not JSON: keep the status text.
+  }
+  const Kind = response.status === 401 || response.status === 403 ? AuthError : ApiError;
+  return new Kind(`${path}: ${response.status} ${detail}`, response.status, detail);
+}
 
 // GET a REST resource. Array parameters are repeated (`metric=a&metric=b`), as the API expects;
 // null/undefined parameters are left out rather than sent as the string "null".
@@ -13,19 +77,33 @@ export async function getJSON(path, params = {}) {
     for (const item of Array.isArray(value) ? value : [value]) query.append(key, String(item));
   }
   const qs = query.toString();
-  const response = await fetch(`${API}${path}${qs ? `?${qs}` : ""}`, {
-    headers: { Accept: "application/json" },
-  });
-  if (!response.ok) {
-    let detail = response.statusText;
-    try {
-      detail = (await response.json()).detail ?? detail;
-    } catch {
-      // The body was not JSON: keep the status text.
-    }
-    throw new ApiError(`${path}: ${response.status} ${detail}`);
+  const url = `${API}${path}${qs ? `?${qs}` : ""}`;
+  let response = await fetch(url, { headers: authHeaders(readsNeedToken) });
+  if (response.status === 401 && !readsNeedToken && storedToken()) {
+    readsNeedToken = true; // This server wants tokens for reads: retry once with ours.
+    response = await fetch(url, { headers: authHeaders(true) });
   }
+  if (!response.ok) throw await errorFrom(path, response);
   return response.json();
+}
+
+// A control call (POST, DELETE) with the stored token. Throws AuthError on 401/403, so the page
+// can ask for a token; a refused call changes nothing on the server (docs/API.md).
+export async function sendJSON(method, path, body) {
+  const headers = authHeaders(true);
+  const init = { method, headers };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`${API}${path}`, init);
+  if (!response.ok) throw await errorFrom(path, response);
+  return response.status === 204 ? null : response.json();
+}
+
+// An entity path as URL path segments (`c01/r01/s01` stays readable, odd characters are escaped).
+export function entityPath(entity) {
+  return entity.split("/").map(encodeURIComponent).join("/");
 }
 
 // The twin may run faster than real time, so "now" for a page is the newest sample time in a
@@ -96,7 +174,9 @@ export class LiveSocket extends EventTarget {
   dial() {
     if (this.closed) return;
     const scheme = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${scheme}://${location.host}/ws`);
+    const token = readsNeedToken ? storedToken() : "";
+    const query = token ? `?token=${encodeURIComponent(token)}` : "";
+    const ws = new WebSocket(`${scheme}://${location.host}/ws${query}`);
     this.ws = ws;
     ws.addEventListener("open", () => {
       this.lastMessageAt = Date.now();

@@ -1,8 +1,11 @@
-// Room overview: racks as columns of servers coloured by CPU temperature, room totals, events.
-// Initial state from REST (/inventory, /live, /events); then the WebSocket keeps it live.
+// Room overview: racks as columns of servers coloured by CPU temperature and framed by device
+// state, room totals, active alerts (acknowledge from here) and events. Initial state from REST
+// (/inventory, /live, /states, /alerts, /events); then the WebSocket keeps it live.
 
 import { LiveSocket, bindIndicator, getJSON, newestTs } from "./api.js";
-import { renderEvents, setClock, showScenario } from "./ui.js";
+import { AlertsPanel, loadStates, stateChip } from "./alerts.js";
+import { mountTokenBox } from "./control.js";
+import { renderEvents, serverOf, setClock, showScenario } from "./ui.js";
 import { TEMP_STOPS, formatValue, formatWatts, tempColor, tempGradientCss } from "./format.js";
 
 const SERVER_METRICS = [
@@ -33,6 +36,7 @@ const TOTALS = {
 };
 
 const EVENTS_REFRESH_MS = 5_000;
+const STATES_REFRESH_MS = 5_000;
 // A server whose newest CPU temperature is older than this (on the data's clock) is shown stale.
 const STALE_MS = 30_000;
 
@@ -43,6 +47,7 @@ const racks = new Map(); // rack path -> {pdu bar elements}
 const fansOf = new Map(); // server path -> [fan paths]
 let inventory = [];
 let newest = 0;
+let states = {}; // path -> {state, sinceMs, reason, usage} from GET /states
 
 // Keeps the newer of two readings: a REST snapshot may land after fresher stream messages.
 function remember(entity, metric, value, tsMs) {
@@ -152,12 +157,13 @@ function makeTile(path) {
     el("span", "tile-sub"),
     el("span", "tile-flags"),
   );
+  tile.dataset.state = "UNKNOWN";
   tiles.set(path, tile);
   return tile;
 }
 
-// Health flags, from what the sensors say now: a failed disk, a fan that stopped while
-// commanded to run (or switched off), or no fresh reading at all.
+// Health flags: a failed disk, a fan the alert engine calls FAILED (or, before it has, one
+// that stopped while commanded to run), a fan switched off, or no fresh reading at all.
 function healthFlags(path) {
   const flags = [];
   const disk = valueOf(path, "disk_ok");
@@ -166,7 +172,8 @@ function healthFlags(path) {
     const level = valueOf(fan, "fan_level");
     const rpm = valueOf(fan, "fan_rpm");
     const name = fan.split("/").pop();
-    if (level === 0) flags.push(["warn", `${name} off`]);
+    if (states[fan]?.state === "FAILED") flags.push(["crit", `${name} failed`]);
+    else if (level === 0) flags.push(["warn", `${name} off`]);
     else if (rpm === 0) flags.push(["crit", `${name} stopped`]);
   }
   const temp = state.get(path)?.cpu_temperature_celsius;
@@ -187,15 +194,25 @@ function drawTile(path) {
   const util = formatValue("cpu_utilization_ratio", valueOf(path, "cpu_utilization_ratio"));
   tile.querySelector(".tile-sub").textContent = `${power} · CPU ${util}`;
   const flags = healthFlags(path);
+  // The frame is the device state (GET /states); a failing part the sensors show before the
+  // alert engine has judged it still gets a red frame.
+  const device = states[path];
+  const state = device?.state ?? "UNKNOWN";
+  tile.dataset.state = state;
   tile.classList.toggle(
     "tile-alert",
     flags.some(([level]) => level === "crit"),
   );
   tile
     .querySelector(".tile-flags")
-    .replaceChildren(...flags.map(([level, text]) => el("span", `flag flag-${level}`, text)));
+    .replaceChildren(
+      stateChip(state, device?.usage, "tile-state"),
+      ...flags.map(([level, text]) => el("span", `flag flag-${level}`, text)),
+    );
   const tempText = formatValue("cpu_temperature_celsius", temp);
-  tile.title = `${path}: CPU ${tempText}, ${power}, CPU ${util}`;
+  const usage = device?.usage ? ` (${device.usage})` : "";
+  const reason = device?.reason ? `: ${device.reason}` : "";
+  tile.title = `${path}: ${state}${reason}; CPU ${tempText}, ${power}, CPU ${util}${usage}`;
 }
 
 function drawPdu(rack) {
@@ -250,6 +267,15 @@ function queueDraw() {
   });
 }
 
+async function refreshStates() {
+  try {
+    states = await loadStates();
+    queueDraw();
+  } catch (error) {
+    console.warn("states:", error.message);
+  }
+}
+
 async function loadEvents() {
   try {
     const { events } = await getJSON("/events", { limit: 40 });
@@ -261,6 +287,14 @@ async function loadEvents() {
 
 async function main() {
   drawLegend();
+  mountTokenBox(document.querySelector(".topbar-meta"));
+  const alerts = new AlertsPanel({
+    list: document.getElementById("alerts"),
+    count: document.getElementById("alerts-count"),
+    nowMs: () => newest || Date.now(),
+    serverOf: (path) => serverOf(path, inventory),
+    onChange: () => refreshStates(),
+  });
   const socket = new LiveSocket({ entity: "**", metrics: ALL_METRICS, max_rate_hz: 4 });
   bindIndicator(document.getElementById("conn"), socket);
   socket.addEventListener("data", ({ detail }) => {
@@ -272,8 +306,12 @@ async function main() {
     }
     queueDraw();
   });
-  // Alerts come with the stream; the feed shows them at once, then /events keeps the record.
-  socket.addEventListener("alerts", () => loadEvents());
+  // Alerts come with the stream: the panel shows them at once, then /alerts and /events (the
+  // record) are read again.
+  socket.addEventListener("alerts", ({ detail }) => {
+    alerts.ingest(detail.alerts);
+    loadEvents();
+  });
   socket.addEventListener("open", ({ detail }) => {
     if (detail.reconnected) loadSnapshot();
   });
@@ -289,8 +327,11 @@ async function main() {
     return;
   }
   buildFloor();
-  await loadSnapshot();
+  await Promise.all([loadSnapshot(), refreshStates()]);
   socket.start();
+  alerts.start();
+  setInterval(() => alerts.tick(), 1_000);
+  setInterval(refreshStates, STATES_REFRESH_MS);
   loadEvents();
   setInterval(loadEvents, EVENTS_REFRESH_MS);
   getJSON("/status")

@@ -1,20 +1,31 @@
-// One server: live readings, its fans, 30 minutes of live charts (history from REST, then the
-// WebSocket filtered to this server) and candlesticks of any of its series at 1 minute or 1 hour.
+// One server: live readings, its state and alerts, its fans (with their controls), 30 minutes of
+// live charts (history from REST, then the WebSocket filtered to this server), candlesticks of
+// any of its series at 1 minute or 1 hour, and the twin's fault injection.
+//
+// Control actions (fan mode and level, maintenance, faults, acknowledge) need a control token:
+// see control.js. Their effect is shown from what the server reports afterwards (GET /fans,
+// GET /states, telemetry), never assumed from the click.
 
-import { LiveSocket, bindIndicator, getJSON, newestTs } from "./api.js";
+import { LiveSocket, bindIndicator, entityPath, getJSON, newestTs } from "./api.js";
+import { AlertsPanel, loadStates, normaliseState, stateChip } from "./alerts.js";
 import { CandleChart, TimeChart } from "./charts.js";
+import { act, busy, mountTokenBox } from "./control.js";
 import {
   FAN_LEVELS,
   formatPercent,
+  formatTime,
   formatValue,
   formatWatts,
   metricLabel,
   tempColor,
 } from "./format.js";
-import { renderEvents, setClock } from "./ui.js";
+import { renderEvents, serverOf, setClock } from "./ui.js";
 
 const WINDOW_MS = 30 * 60_000;
 const EVENTS_REFRESH_MS = 10_000;
+// Fan modes and device states change on operators' and the engine's decisions: poll them.
+const FANS_REFRESH_MS = 3_000;
+const STATES_REFRESH_MS = 4_000;
 // The stream is a thinned, newest-only view; the store is the record. Re-read it now and then so
 // the charts show every stored sample and every reported gap.
 const HISTORY_REFRESH_MS = 30_000;
@@ -43,6 +54,9 @@ let charts = []; // [{chart, keys: ["entity|metric", ...]}]
 let candle = null;
 let candleToken = 0;
 let candleTimer = null;
+let fanStatus = {}; // fan path -> {mode, level, failed, failsafe} from GET /fans
+let states = {}; // path -> {state, sinceMs, reason, usage} from GET /states
+let alertsPanel = null;
 
 const key = (e, m) => `${e}|${m}`;
 const fanName = (path) => `Fan ${path.split("/").pop().replace(/^fan/, "")}`;
@@ -99,21 +113,63 @@ function buildHeader(server) {
   );
 }
 
+// A fan card: state, level (buttons: the lit one is the level the fan reports; pressing one
+// sets it by hand, which puts the fan in manual mode), mode (auto or manual), readings.
 function buildFans() {
   const section = document.getElementById("fans");
   section.replaceChildren(
     ...fans.map((fan) => {
+      const name = fanName(fan.path);
       const card = el("article", "panel fan-card");
       card.dataset.entity = fan.path;
       const head = el("header", "fan-head");
-      head.append(el("h2", "", fanName(fan.path)), el("span", "fan-state", "—"));
+      const chips = el("div", "fan-chips");
+      chips.append(el("span", "fan-mode", "—"), el("span", "fan-device"));
+      head.append(el("h2", "", name), chips);
+      const status = el("p", "fan-status");
+      status.append(el("span", "fan-state", "—"), el("span", "fan-note"));
+
       const levels = el("div", "fan-levels");
-      levels.setAttribute("role", "img");
-      FAN_LEVELS.forEach((name, level) => {
-        const seg = el("span", "fan-level", name);
-        seg.dataset.level = String(level);
-        levels.append(seg);
+      levels.setAttribute("role", "group");
+      levels.setAttribute("aria-label", `${name} level`);
+      FAN_LEVELS.forEach((levelName, level) => {
+        const button = el("button", "fan-level", levelName);
+        button.type = "button";
+        button.dataset.level = String(level);
+        button.title = `Set ${name} to ${levelName} (manual mode)`;
+        button.setAttribute("aria-pressed", "false");
+        button.addEventListener("click", () =>
+          busy(button, () => setFanLevel(fan.path, levelName)),
+        );
+        levels.append(button);
       });
+
+      const modes = el("div", "fan-modes");
+      modes.setAttribute("role", "group");
+      modes.setAttribute("aria-label", `${name} control mode`);
+      for (const [mode, text, title] of [
+        ["auto", "Auto", "The controller picks the level from the CPU temperature"],
+        ["manual", "Manual", "The fan keeps the level set by hand"],
+      ]) {
+        const button = el("button", "fan-mode-btn", text);
+        button.type = "button";
+        button.dataset.mode = mode;
+        button.title = title;
+        button.setAttribute("aria-pressed", "false");
+        button.addEventListener("click", () => busy(button, () => setFanMode(fan.path, mode)));
+        modes.append(button);
+      }
+
+      const controls = el("div", "fan-controls");
+      for (const [label, group] of [
+        ["Level", levels],
+        ["Control", modes],
+      ]) {
+        const row = el("div", "fan-control-row");
+        row.append(el("span", "fan-control-label", label), group);
+        controls.append(row);
+      }
+
       const facts = el("dl", "fan-facts");
       for (const [label, cls] of [
         ["Speed", "fan-rpm"],
@@ -124,10 +180,56 @@ function buildFans() {
         row.append(el("dt", "", label), el("dd", cls, "—"));
         facts.append(row);
       }
-      card.append(head, levels, facts);
+      card.append(head, status, controls, facts);
       return card;
     }),
   );
+}
+
+async function setFanLevel(fan, level) {
+  const answer = await act(
+    "POST",
+    "/fans/level",
+    { entity: fan, level },
+    `${fanName(fan)} set to ${level}, manual mode.`,
+  );
+  if (answer) await refreshFans();
+}
+
+async function setFanMode(fan, mode) {
+  const done =
+    mode === "auto"
+      ? `${fanName(fan)} handed back to the controller (auto).`
+      : `${fanName(fan)} in manual mode: it keeps its level.`;
+  const answer = await act("POST", "/fans/mode", { entity: fan, mode }, done);
+  if (answer) await refreshFans();
+}
+
+async function refreshFans() {
+  try {
+    const answer = await getJSON("/fans", { entity: `${entity}/**` });
+    fanStatus = {};
+    for (const f of answer.fans ?? []) {
+      fanStatus[f.entity ?? f.fan] = {
+        mode: f.mode ?? null,
+        level: f.level ?? null,
+        failed: Boolean(f.failed ?? f.is_failed),
+        failsafe: Boolean(f.failsafe ?? f.is_failsafe),
+      };
+    }
+    queueDraw();
+  } catch (error) {
+    console.warn("fans:", error.message);
+  }
+}
+
+async function refreshStates() {
+  try {
+    states = await loadStates(`${entity}/**`);
+    queueDraw();
+  } catch (error) {
+    console.warn("states:", error.message);
+  }
 }
 
 function drawReadings() {
@@ -145,6 +247,7 @@ function drawReadings() {
   const badges = [];
   const disk = latest[key(entity, "disk_ok")];
   if (disk !== undefined && disk !== null && disk < 0.5) badges.push(["crit", "disk failed"]);
+  drawState();
   for (const fan of fans) {
     const card = document.querySelector(`.fan-card[data-entity="${fan.path}"]`);
     const level = latest[key(fan.path, "fan_level")];
@@ -153,10 +256,27 @@ function drawReadings() {
     card.querySelectorAll(".fan-level").forEach((seg) => {
       const on = level !== undefined && level !== null && Number(seg.dataset.level) === level;
       seg.classList.toggle("active", on);
+      seg.setAttribute("aria-pressed", String(on));
     });
+    const control = fanStatus[fan.path];
+    const mode = control?.mode ?? null;
+    card.dataset.mode = mode ?? "";
+    card.querySelector(".fan-mode").textContent = mode ? `${mode} mode` : "mode —";
+    card.querySelector(".fan-mode").dataset.mode = mode ?? "";
+    card.querySelectorAll(".fan-mode-btn").forEach((button) => {
+      const on = button.dataset.mode === mode;
+      button.classList.toggle("active", on);
+      button.setAttribute("aria-pressed", String(on));
+    });
+    const device = states[fan.path]?.state ?? (control?.failed ? "FAILED" : null);
+    const failed = device === "FAILED" || Boolean(control?.failed);
+    card.dataset.state = failed ? "FAILED" : (device ?? "UNKNOWN");
     card
-      .querySelector(".fan-levels")
-      .setAttribute("aria-label", `Level ${formatValue("fan_level", level)}`);
+      .querySelector(".fan-device")
+      .replaceChildren(stateChip(failed ? "FAILED" : (device ?? "UNKNOWN")));
+    card.querySelector(".fan-note").textContent = control?.failsafe
+      ? " · fail-safe: the controller runs this server's fans high"
+      : "";
     card.querySelector(".fan-rpm").textContent = formatValue("fan_rpm", rpm);
     card.querySelector(".fan-pct").textContent =
       rpm !== undefined && rpm !== null && maxRpm ? formatPercent(rpm / maxRpm) : "—";
@@ -172,8 +292,9 @@ function drawReadings() {
     const stateEl = card.querySelector(".fan-state");
     stateEl.textContent = status[1];
     stateEl.dataset.level = status[0];
-    card.classList.toggle("fan-failed", status[0] === "crit");
-    if (status[0] === "crit") badges.push(["crit", `${fanName(fan.path)} stopped`]);
+    card.classList.toggle("fan-failed", failed || status[0] === "crit");
+    if (failed) badges.push(["crit", `${fanName(fan.path)} failed`]);
+    else if (status[0] === "crit") badges.push(["crit", `${fanName(fan.path)} stopped`]);
   }
   document.getElementById("health").replaceChildren(
     // "healthy" only once there is something to judge by.
@@ -182,6 +303,47 @@ function drawReadings() {
     ),
   );
   setClock(newest);
+}
+
+// The server's own state (chip, reason, since when) and the maintenance button.
+function drawState() {
+  const own = states[entity];
+  const state = own?.state ?? "UNKNOWN";
+  document.getElementById("page").dataset.state = state;
+  document.getElementById("hero-state").replaceChildren(stateChip(state, own?.usage, "big"));
+  const reason = document.getElementById("state-reason");
+  const since = own?.sinceMs ? `since ${formatTime(own.sinceMs)}` : "";
+  reason.textContent = own ? [since, own.reason].filter(Boolean).join(" · ") : "";
+  reason.hidden = !reason.textContent;
+  const toggle = document.getElementById("maintenance-toggle");
+  const inMaintenance = state === "MAINTENANCE";
+  toggle.setAttribute("aria-pressed", String(inMaintenance));
+  toggle.textContent = inMaintenance ? "End maintenance" : "Start maintenance";
+  toggle.title = inMaintenance
+    ? "Alerts are notified again; the state comes back from the telemetry"
+    : "Alerts on this server and its fans are still recorded but nobody is notified";
+}
+
+async function toggleMaintenance() {
+  const inMaintenance = states[entity]?.state === "MAINTENANCE";
+  const answer = inMaintenance
+    ? await act(
+        "DELETE",
+        `/maintenance/${entityPath(entity)}`,
+        undefined,
+        `${entity}: maintenance ended.`,
+      )
+    : await act(
+        "POST",
+        "/maintenance",
+        { entity, reason: "set from the dashboard" },
+        `${entity} is in maintenance: its alerts are recorded, nobody is notified.`,
+      );
+  if (!answer) return;
+  // Show the answer at once; the next /states read brings the reason and the time.
+  states[entity] = { ...(states[entity] ?? {}), state: normaliseState(answer.state) };
+  drawState();
+  await refreshStates();
 }
 
 let frameQueued = false;
@@ -351,6 +513,119 @@ async function loadEvents() {
   }
 }
 
+// What a fault kind's target means for this server (twin/faults.py: Target).
+function faultTargets(target, server) {
+  const rack = server.attributes?.rack ?? server.parent;
+  const fanOptions = fans.map((f) => [f.path, `${fanName(f.path)} (${f.path})`]);
+  const self = [[entity, `this server (${entity})`]];
+  switch (target) {
+    case "fan":
+      return fanOptions;
+    case "server":
+    case "servers":
+    case "sensor":
+    case "sensors":
+      return self;
+    case "rack":
+      return rack ? [[rack, `rack ${rack} (every server in it)`]] : [];
+    case "pdu":
+      return inventory
+        .filter((x) => x.kind === "pdu" && (x.parent === rack || x.path.startsWith(`${rack}/`)))
+        .map((x) => [x.path, `PDU ${x.path} (the whole rack)`]);
+    case "crac":
+      return inventory
+        .filter((x) => x.kind === "crac")
+        .map((x) => [x.path, `CRAC ${x.path} (the whole room)`]);
+    default:
+      return [];
+  }
+}
+
+// The twin's fault catalogue (GET /twin/faults) as a small form; only with the twin running.
+async function buildFaultPanel(server) {
+  let kinds;
+  try {
+    const status = await getJSON("/status");
+    if (!status.scenario) return; // Real sources: there is no twin to break.
+    kinds = (await getJSON("/twin/faults")).kinds ?? {};
+  } catch (error) {
+    console.warn("faults:", error.message);
+    return;
+  }
+  // The server's own parts first (fans, then the server), then what it shares (rack, room).
+  const near = ["fan", "server", "servers", "sensor", "sensors", "pdu", "rack", "crac"];
+  const rank = (spec) => (near.includes(spec.target) ? near.indexOf(spec.target) : near.length);
+  const usable = Object.entries(kinds)
+    .filter(([, spec]) => faultTargets(spec.target, server).length)
+    .sort(([a, x], [b, y]) => rank(x) - rank(y) || a.localeCompare(b));
+  if (!usable.length) return;
+  const kindSelect = document.getElementById("fault-kind");
+  const targetSelect = document.getElementById("fault-target");
+  const duration = document.getElementById("fault-duration");
+  const description = document.getElementById("fault-description");
+  kindSelect.replaceChildren(
+    ...usable.map(([kind]) => {
+      const option = el("option", "", kind.replaceAll("_", " "));
+      option.value = kind;
+      return option;
+    }),
+  );
+  const choose = () => {
+    const spec = kinds[kindSelect.value];
+    const targets = faultTargets(spec.target, server);
+    const previous = targetSelect.value;
+    targetSelect.replaceChildren(
+      ...targets.map(([path, text]) => {
+        const option = el("option", "", text);
+        option.value = path;
+        return option;
+      }),
+    );
+    if (targets.some(([path]) => path === previous)) targetSelect.value = previous;
+    const defaults = spec.defaults ?? {};
+    const hasDuration = "duration_s" in defaults;
+    duration.disabled = !hasDuration;
+    duration.value = "";
+    duration.placeholder = !hasDuration
+      ? "n/a"
+      : defaults.duration_s === null
+        ? "until cleared"
+        : `default ${defaults.duration_s}`;
+    description.textContent = spec.description ?? "";
+  };
+  // The classic failure is the default choice: a fan that stops.
+  if (kinds.fan_off && usable.some(([kind]) => kind === "fan_off")) kindSelect.value = "fan_off";
+  kindSelect.addEventListener("change", choose);
+  choose();
+  document.getElementById("fault-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const button = document.getElementById("fault-inject");
+    busy(button, () => injectFault(kindSelect.value, targetSelect.value, duration));
+  });
+  document.getElementById("fault-panel").hidden = false;
+}
+
+async function injectFault(kind, target, durationInput) {
+  const body = { kind, entity: target };
+  const seconds = Number(durationInput.value);
+  if (!durationInput.disabled && durationInput.value !== "" && seconds > 0) {
+    body.params = { duration_s: seconds };
+  }
+  const answer = await act(
+    "POST",
+    "/twin/faults",
+    body,
+    `${kind.replaceAll("_", " ")} injected on ${target}: the twin starts it at its next step.`,
+  );
+  if (!answer) return;
+  // The fault.injected event and the first alerts follow within a few twin steps.
+  setTimeout(() => {
+    loadEvents();
+    refreshStates();
+    alertsPanel?.refresh();
+  }, 1_500);
+}
+
 function onData({ tsMs, data }) {
   newest = Math.max(newest, tsMs ?? 0);
   for (const [e, metrics] of Object.entries(data)) {
@@ -385,8 +660,23 @@ async function main() {
     return;
   }
   fans = inventory.filter((x) => x.kind === "fan" && (x.attributes?.server ?? x.parent) === entity);
+  mountTokenBox(document.querySelector(".topbar-meta"));
   buildHeader(server);
   buildFans();
+  document
+    .getElementById("maintenance-toggle")
+    .addEventListener("click", (event) => busy(event.currentTarget, toggleMaintenance));
+  alertsPanel = new AlertsPanel({
+    list: document.getElementById("alerts"),
+    count: document.getElementById("alerts-count"),
+    within: entity,
+    nowMs: () => newest || Date.now(),
+    serverOf: (path) => serverOf(path, inventory),
+    onChange: () => {
+      refreshStates();
+      refreshFans();
+    },
+  });
   buildCharts();
   candle = new CandleChart(document.getElementById("candle-chart"), {
     metric: "cpu_temperature_celsius",
@@ -399,6 +689,10 @@ async function main() {
   });
   bindIndicator(document.getElementById("conn"), socket);
   socket.addEventListener("data", ({ detail }) => onData(detail));
+  socket.addEventListener("alerts", ({ detail }) => {
+    alertsPanel.ingest(detail.alerts);
+    loadEvents();
+  });
   // After a drop, the store has what the stream missed: reload rather than leave a false gap.
   socket.addEventListener("open", ({ detail }) => {
     if (detail.reconnected) loadHistory().catch((error) => console.warn(error.message));
@@ -417,6 +711,13 @@ async function main() {
   loadCandles();
   loadEvents();
   setInterval(loadEvents, EVENTS_REFRESH_MS);
+  refreshFans();
+  refreshStates();
+  setInterval(refreshFans, FANS_REFRESH_MS);
+  setInterval(refreshStates, STATES_REFRESH_MS);
+  alertsPanel.start();
+  setInterval(() => alertsPanel.tick(), 1_000);
+  buildFaultPanel(server);
 }
 
 main();

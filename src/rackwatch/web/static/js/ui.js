@@ -11,7 +11,16 @@ const KIND_TEXT = {
   "source.unavailable": "Source unavailable",
   "source.recovered": "Source recovered",
   "alert.fired": "Alert",
+  "alert.escalated": "Alert escalated",
+  "alert.acknowledged": "Alert acknowledged",
   "alert.resolved": "Alert resolved",
+  "state.changed": "State changed",
+  "usage.changed": "Usage changed",
+  "control.fan_failover": "Fan failover",
+  "control.fan_recovered": "Fan recovered",
+  "control.failsafe": "Fail-safe",
+  "control.failsafe_cleared": "Fail-safe cleared",
+  "control.mode_changed": "Fan mode changed",
 };
 
 // Shows the twin's time of the newest sample; it can run many times faster than the wall clock.
@@ -48,8 +57,11 @@ function describe(event) {
         .join(", "),
     );
   }
+  // A state change reads "ok → failed", then why.
+  if (a.from && a.to) parts.push(`${a.from} → ${a.to}`);
   if (a.message) parts.push(String(a.message));
-  if (a.issued_by) parts.push(`by ${a.issued_by}`);
+  else if (a.reason) parts.push(String(a.reason));
+  if (a.issued_by || a.by) parts.push(`by ${a.issued_by ?? a.by}`);
   if (Number.isFinite(a.duration_s)) parts.push(`for ${formatDuration(a.duration_s)}`);
   if (event.end_ts_ms) parts.push(`until ${formatTime(event.end_ts_ms)}`);
   // Anything else, briefly, so a new event kind is still legible before it gets its own words.
