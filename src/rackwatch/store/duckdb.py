@@ -723,8 +723,10 @@ class DuckDBStore:
             with self._transaction():
                 for tier, cut in cuts.items():
                     table = "raw" if tier is Tier.RAW else ROLLUP_TABLES[tier.value]
-                    row = self._con.execute(f"DELETE FROM {table} WHERE ts < ?", [cut]).fetchone()
-                    deleted[tier.value] = int(row[0]) if row else 0
+                    # fetchall, not fetchone: DuckDB refuses other work on a connection whose
+                    # result was not read to the end (register() then raises).
+                    rows = self._con.execute(f"DELETE FROM {table} WHERE ts < ?", [cut]).fetchall()
+                    deleted[tier.value] = int(rows[0][0]) if rows else 0
                 self._set_meta(**{f"kept_{t.value}": v for t, v in kept.items()})
             self._kept_from = kept
             old_head = self._head.drop_before(cut_raw)
@@ -758,11 +760,11 @@ class DuckDBStore:
             self._consolidate()
             cur = self._con
             counts = {
-                t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # type: ignore[index]
+                t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
                 for t in ("raw", "rollup_1m", "rollup_1h", "events")
             }
             size = cur.execute("SELECT block_size, used_blocks FROM pragma_database_size()")
-            block_size, used_blocks = size.fetchone()  # type: ignore[misc]
+            block_size, used_blocks = size.fetchall()[0]
             files = [self.db_path, self.db_path.with_name(self.db_path.name + ".wal")]
             files += list(self.wal_dir.glob("*.wal"))
             return StoreStats(

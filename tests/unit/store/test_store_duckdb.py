@@ -291,3 +291,20 @@ def test_tiers_hold_data_until_a_retention_run_drops_it(tmp_path):
     store = open_store(tmp_path, SeriesRegistry(), clock=lambda: now)
     assert store.query(Query(T0, now)).tier.value == "1m"  # the cut is remembered
     store.close()
+
+
+def test_writes_still_work_after_stats_and_retention(tmp_path):
+    # Regression: a result read with fetchone() stays unfinished in DuckDB 2.0, and the next
+    # write on that connection (events, a flush) was refused: `rackwatch run` lost the events
+    # written after the first GET /api/v1/status.
+    from rackwatch.model import Event
+
+    reg, ids = registry_with(1)
+    store = open_store(tmp_path, reg)
+    store.write(grid(ids, 0, 10))
+    store.stats()
+    store.write_events([Event(ts=T0, kind="fault.injected", entity="c01/r01/s01")])
+    store.apply_retention(T0 + DAY_MS)
+    store.write_events([Event(ts=T0 + DAY_MS, kind="fault.injected", entity="c01/r01/s01")])
+    assert len(store.events(0, 2**62)) == 2
+    store.close()
