@@ -49,7 +49,9 @@ ConfigOpt = Annotated[
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
-        "--data-dir", help="Where the store lives [default: ./rackwatch-data].", show_default=False
+        "--data-dir",
+        help="Where the store lives \\[default: ./rackwatch-data].",
+        show_default=False,
     ),
 ]
 ScenarioOpt = Annotated[
@@ -57,13 +59,13 @@ ScenarioOpt = Annotated[
     typer.Option(
         "--scenario",
         "-s",
-        help="A preset or test protocol: see `rackwatch scenarios` [default: very-large].",
+        help="A preset or test protocol: see `rackwatch scenarios` \\[default: very-large].",
         show_default=False,
     ),
 ]
 SeedOpt = Annotated[
     int | None,
-    typer.Option(help="Random seed: same seed, same data [default: 0].", show_default=False),
+    typer.Option(help="Random seed: same seed, same data \\[default: 0].", show_default=False),
 ]
 MtbfOpt = Annotated[
     float | None,
@@ -77,7 +79,9 @@ MtbfOpt = Annotated[
 ]
 ClustersOpt = Annotated[
     int | None,
-    typer.Option(help="Copies of the scenario's cluster [default: 1].", show_default=False, min=1),
+    typer.Option(
+        help="Copies of the scenario's cluster \\[default: 1].", show_default=False, min=1
+    ),
 ]
 
 
@@ -139,7 +143,7 @@ def simulate(
     start: Annotated[
         dt.datetime | None,
         typer.Option(
-            help="Simulated start (UTC) [default: midnight, so that the data ends today].",
+            help="Simulated start (UTC) \\[default: midnight, so that the data ends today].",
             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
             show_default=False,
         ),
@@ -206,7 +210,7 @@ def run(
     speed: Annotated[
         float | None,
         typer.Option(
-            help="Simulated seconds per wall second [default: 1, real time].", show_default=False
+            help="Simulated seconds per wall second \\[default: 1, real time].", show_default=False
         ),
     ] = None,
     seed: SeedOpt = None,
@@ -216,13 +220,13 @@ def run(
     host: Annotated[
         str | None,
         typer.Option(
-            help="Address to serve on [default: 127.0.0.1; 0.0.0.0 for every interface].",
+            help="Address to serve on \\[default: 127.0.0.1; 0.0.0.0 for every interface].",
             show_default=False,
         ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help="HTTP port; 0 picks a free one [default: 8000].", show_default=False),
+        typer.Option(help="HTTP port; 0 picks a free one \\[default: 8000].", show_default=False),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -390,7 +394,7 @@ def fans_compare(
         list[str] | None,
         typer.Option(
             help="Policies to run: auto, always-high, always-medium, always-low (repeatable) "
-            "[default: auto and always-high].",
+            "\\[default: auto and always-high].",
             show_default=False,
         ),
     ] = None,
