@@ -13,7 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -30,11 +30,10 @@ from rackwatch.settings import DAY_S, Settings, build_alert_rules, build_notifie
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
-from rackwatch.store.duckdb import DuckDBStore
+from rackwatch.store.duckdb import DB_FILE, DuckDBStore
 from rackwatch.tokens import TOKENS_FILE, TokenStore
 from rackwatch.twin import (
     DEFAULT_LIFETIMES,
-    SCENARIOS,
     Lifetime,
     Twin,
     draw_random_faults,
@@ -42,7 +41,7 @@ from rackwatch.twin import (
 
 log = logging.getLogger(__name__)
 
-STORE_FILE = "rackwatch.duckdb"
+STORE_FILE = DB_FILE
 DAY_MS = DAY_S * 1000
 
 
@@ -106,7 +105,6 @@ class Services:
     alerts: AlertEngine
     controller: FanController
     tokens: TokenStore
-    started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:
         self.store.close()
@@ -316,10 +314,6 @@ def simulate(
         store_bytes=stats.bytes_on_disk,
         out=out,
     )
-
-
-def scenario_names() -> list[str]:
-    return list(SCENARIOS)
 
 
 def _aligned_now_ms(step_ms: int) -> int:

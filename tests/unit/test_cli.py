@@ -93,7 +93,6 @@ def test_simulate_prints_a_summary_and_query_reads_it_back(tmp_path: Path) -> No
         (["simulate", "--out", "x", "--hours", "1", "--scenario", "huge"], "unknown scenario"),
         (["simulate", "--out", "x", "--days", "-1"], "greater than or equal to 0"),
         (["query", "--data-dir", "nowhere"], "no store in nowhere"),
-        (["query", "--data-dir", ".", "--since", "soon"], None),
     ],
 )
 def test_bad_options_are_refused_with_a_message(
@@ -175,3 +174,16 @@ def test_token_create_list_revoke(tmp_path: Path) -> None:
     assert revoked.exit_code == 0
     again = runner.invoke(cli, ["token", "revoke", token_id, "--data-dir", str(tmp_path)])
     assert again.exit_code == 2
+
+
+def test_query_refuses_a_bad_duration(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    made = runner.invoke(
+        cli, ["simulate", "--scenario", "small", "--hours", "0.1", "--out", str(out)]
+    )
+    assert made.exit_code == 0, made.output
+    for option in ("--since", "--step"):
+        result = runner.invoke(
+            cli, ["query", "--data-dir", str(out), option, "soon"], env={"COLUMNS": "200"}
+        )
+        assert result.exit_code == 2 and "is not a duration" in result.output, result.output
