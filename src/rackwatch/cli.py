@@ -261,6 +261,7 @@ def run(
         asyncio.run(_run_with_summary(services))
     finally:
         services.close()
+    console.print()  # the live panel leaves the cursor on its last line
     console.print(
         f"stopped: {services.writer.n_samples:,} samples and "
         f"{services.writer.n_events} events written to {app.store_path(settings.data_dir)}"
