@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from fastapi import FastAPI
 
@@ -24,13 +26,15 @@ from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.live import LiveState
+from rackwatch.engine.retention import RetentionRunner
 from rackwatch.engine.writer import StoreWriter
-from rackwatch.model import SeriesRegistry
+from rackwatch.errors import ConfigError
+from rackwatch.model import SeriesKey, SeriesRegistry
 from rackwatch.settings import DAY_S, Settings, build_alert_rules, build_notifier_routes
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
-from rackwatch.store.duckdb import DB_FILE, DuckDBStore
+from rackwatch.store.duckdb import DB_FILE, DuckDBStore, private_dir, remove_store
 from rackwatch.tokens import TOKENS_FILE, TokenStore
 from rackwatch.twin import (
     DEFAULT_LIFETIMES,
@@ -53,7 +57,7 @@ def open_store(
     settings: Settings, registry: SeriesRegistry, data_dir: Path | None = None
 ) -> DuckDBStore:
     directory = data_dir or settings.data_dir
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     s = settings.store
     retention = Retention(
         raw_ms=int(s.raw_retention_days * DAY_MS),
@@ -81,6 +85,24 @@ def build_twin(settings: Settings, start_ms: int, horizon_s: float = 365 * DAY_S
     return twin
 
 
+def newest_instant(store: DuckDBStore, keys: Iterable[SeriesKey] | None = None) -> int | None:
+    """The newest stored instant of the series `keys` (None: of any series), if any."""
+    latest = store.latest()
+    if keys is None:
+        ts = latest.ts
+    else:
+        wanted = set(keys)
+        ts = latest.ts[[key in wanted for key in latest.keys]] if len(latest.ts) else latest.ts
+    return int(ts.max()) if len(ts) else None
+
+
+def continue_after(store: DuckDBStore, twin: Twin) -> int | None:
+    """The first instant after the twin's data already stored (None when there is none):
+    a restarted twin starts there, never over it."""
+    last = newest_instant(store, twin.series_keys)
+    return None if last is None else last + twin.step_ms
+
+
 def inventory_records(twin: Twin) -> list[EntityRecord]:
     records = []
     for item in twin.inventory():
@@ -105,6 +127,10 @@ class Services:
     alerts: AlertEngine
     controller: FanController
     tokens: TokenStore
+    retention: RetentionRunner
+    resumed_at_ms: int | None = None
+    """Where the twin's clock starts when the data directory already held its data (after the
+    last stored instant, so that nothing overlaps); None when it starts now."""
 
     def close(self) -> None:
         self.store.close()
@@ -159,6 +185,10 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
     store = open_store(settings, registry)
     try:
         twin = build_twin(settings, start_ms if start_ms is not None else _aligned_now_ms(5000))
+        resume = continue_after(store, twin) if start_ms is None else None
+        if resume is not None and resume > twin.start_ms:  # the stored data runs ahead of now
+            twin = build_twin(settings, resume)
+        retention = RetentionRunner(store, settings.store.retention_interval_seconds)
         store.upsert_inventory(inventory_records(twin))
         bus = MemoryBus()
         source = TwinSource(twin, registry)
@@ -181,6 +211,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 controller=controller,
                 tokens=tokens,
                 open_reads_on_loopback=settings.server.open_reads_on_loopback,
+                retention=retention,
             )
         )
         return Services(
@@ -196,6 +227,8 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             alerts=alerts,
             controller=controller,
             tokens=tokens,
+            retention=retention,
+            resumed_at_ms=resume,
         )
     except BaseException:
         store.close()
@@ -229,6 +262,7 @@ async def run_live(
         asyncio.create_task(follow_live(), name="live-state"),
         asyncio.create_task(services.poller.obey(), name="twin-commands"),
     ]
+    housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
     for part in (services.writer, services.alerts, services.controller):
         await part.ready.wait()
     await asyncio.sleep(0)  # let the other subscriptions open before the first publish
@@ -242,10 +276,11 @@ async def run_live(
         else:
             await services.poller.run(stop)
     finally:
+        stop.set()
         bus.close()
-        outcomes = await asyncio.gather(*consumers, return_exceptions=True)
+        outcomes = await asyncio.gather(*consumers, housekeeping, return_exceptions=True)
         await asyncio.to_thread(services.store.flush)
-        for task, outcome in zip(consumers, outcomes, strict=True):
+        for task, outcome in zip([*consumers, housekeeping], outcomes, strict=True):
             if isinstance(outcome, BaseException) and not isinstance(
                 outcome, asyncio.CancelledError
             ):
@@ -266,26 +301,51 @@ class SimulateSummary:
     out: Path
 
 
+SimulateMode = Literal["new", "append", "replace"]
+
+
 def simulate(
     settings: Settings,
     *,
     duration_s: float,
     out: Path,
     start_ms: int | None = None,
+    mode: SimulateMode = "new",
     block_steps: int = 720,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> SimulateSummary:
-    """Generate `duration_s` of the scenario into the store in `out`, as fast as possible."""
+    """Generate `duration_s` of the scenario into the store in `out`, as fast as possible.
+
+    A store that already holds samples is refused (`mode="new"`), continued after its last
+    instant (`"append"`: the start is then that instant plus one step), or deleted first
+    (`"replace"`); runs never mix silently.
+    """
     began = time.perf_counter()
-    if start_ms is None:
-        start_ms = _aligned_now_ms(DAY_MS) - int(duration_s * 1000)
-        start_ms -= start_ms % DAY_MS
+    if mode == "append" and start_ms is not None:
+        raise ConfigError(
+            "--start and --append do not go together: --append continues after the last "
+            "stored instant"
+        )
+    step_ms = build_twin(settings, 0, horizon_s=0).step_ms  # a bad scenario fails here
+    if mode == "replace":
+        remove_store(store_path(out))
     registry = SeriesRegistry()
-    twin = build_twin(settings, start_ms, horizon_s=duration_s)
-    n_steps = int(duration_s / twin.step_s)
     n_faults = 0
     n_samples = 0
     with contextlib.closing(open_store(settings, registry, out)) as store:
+        last = newest_instant(store)
+        if last is not None and mode == "new":
+            raise ConfigError(
+                f"{out} already holds data (up to {_utc(last)}): give --append to continue "
+                "after it, --replace to start over, or another --out"
+            )
+        if mode == "append" and last is not None:
+            start_ms = last + step_ms
+        if start_ms is None:
+            start_ms = _aligned_now_ms(DAY_MS) - int(duration_s * 1000)
+            start_ms -= start_ms % DAY_MS
+        twin = build_twin(settings, start_ms, horizon_s=duration_s)
+        n_steps = int(duration_s / twin.step_s)
         store.upsert_inventory(inventory_records(twin))
         source = TwinSource(twin, registry)
         done = 0
@@ -314,6 +374,10 @@ def simulate(
         store_bytes=stats.bytes_on_disk,
         out=out,
     )
+
+
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _aligned_now_ms(step_ms: int) -> int:

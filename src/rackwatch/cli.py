@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import os
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -148,12 +149,25 @@ def simulate(
             show_default=False,
         ),
     ] = None,
+    append: Annotated[
+        bool,
+        typer.Option(
+            "--append", help="Into a store that holds data: continue after its last instant."
+        ),
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Into a store that holds data: delete it and start over."),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Generate a scenario's data as fast as possible into a store, with the fault labels."""
+    """Generate a scenario's data as fast as possible into a store, with the fault labels.
+    Refuses a store that already holds data unless --append or --replace says what to do."""
     duration_s = days * 86_400 + hours * 3_600
     if duration_s <= 0:
         raise typer.BadParameter("give a duration: --days and/or --hours", param_hint="--days")
+    if append and replace:
+        raise typer.BadParameter("give --append or --replace, not both", param_hint="--append")
     settings = _settings(
         config,
         twin={
@@ -181,7 +195,12 @@ def simulate(
             bar.update(task, completed=done, total=total)
 
         summary = app.simulate(
-            settings, duration_s=duration_s, out=out, start_ms=start_ms, on_progress=progress
+            settings,
+            duration_s=duration_s,
+            out=out,
+            start_ms=start_ms,
+            mode="append" if append else "replace" if replace else "new",
+            on_progress=progress,
         )
     table = Table.grid(padding=(0, 2))
     rate = summary.n_samples / summary.seconds if summary.seconds else math.inf
@@ -251,6 +270,11 @@ def run(
         f"({services.twin.topology.n_servers} servers, {len(services.registry)} series) "
         f"at {settings.twin.speed:g}x, storing in {app.store_path(settings.data_dir)}"
     )
+    if services.resumed_at_ms is not None:
+        console.print(
+            f"The data directory already holds this twin's data: the simulated clock "
+            f"continues after it, at {_utc(services.resumed_at_ms)} UTC."
+        )
     if token_file is not None:
         console.print(
             f"A control token (to change fans, acknowledge alerts…) was written to {token_file}; "
@@ -490,6 +514,7 @@ def _utc(ms: int) -> str:
 
 
 def main() -> None:
+    os.umask(0o077)  # telemetry, tokens and logs are private to the user who runs rackwatch
     try:
         cli()
     except RackwatchError as exc:

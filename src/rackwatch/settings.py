@@ -45,9 +45,11 @@ class TwinSettings(_Section):
 
 
 class StoreSettings(_Section):
-    raw_retention_days: float = Field(7, gt=0)
-    minute_retention_days: float = Field(90, gt=0)
-    hour_retention_days: float = Field(5 * 365, gt=0)
+    raw_retention_days: float = Field(7, gt=0, le=36_500)
+    minute_retention_days: float = Field(90, gt=0, le=36_500)
+    hour_retention_days: float = Field(5 * 365, gt=0, le=36_500)
+    retention_interval_seconds: float = Field(600, gt=0, le=86_400)
+    """`rackwatch run` applies retention at start and then this often."""
 
 
 class ServerSettings(_Section):

@@ -207,14 +207,15 @@ def test_late_data_is_merged_into_stored_rollups(harness):
     store.close()
     reopened = harness.open(SeriesRegistry())
     assert_rollups_equal(reopened, merged, MIN, start=T0 - MIN)
-    reopened.write(Batch.of([T0 + 11 * MIN], [2], [3.0]))
+    # A new late instant, and one the series already has (dropped: the first value stays).
+    reopened.write(Batch.of([T0 + 11 * MIN + 5_000, T0 + 11 * MIN], [2, 2], [3.0, -99.0]))
     harness.opened.remove(reopened)
     del reopened
     gc.collect()
     again = harness.open(SeriesRegistry())
     merged2 = Dataset(
         data.keys,
-        np.append(merged.ts, T0 + 11 * MIN),
+        np.append(merged.ts, T0 + 11 * MIN + 5_000),
         np.append(merged.series, 2).astype(np.int32),
         np.append(merged.value, 3.0),
         [],
@@ -243,6 +244,78 @@ def test_retention_drops_old_raw_and_keeps_rollups(harness):
     assert_rollups_equal(store, data, HOUR)
     # a later run finds nothing more to delete
     assert store.apply_retention(end)["raw"] == 0
+
+
+def _shifted(data: Dataset, delta: float) -> list[Batch]:
+    """The dataset's batches again, every value changed: a second value for each instant."""
+    return [Batch(b.ts, b.series, b.value + delta) for b in data.batches]
+
+
+def test_a_second_value_for_an_instant_is_dropped_everywhere(harness):
+    """First write wins, whether the first value is in memory, in the tables or came
+    before a restart; raw rows and rollup counts stay those of one value per instant."""
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=6)
+    harness.clock.now_ms = data.end_ms
+    half = len(data.batches) // 2
+    for batch in data.batches[:half]:
+        store.write(batch)
+    store.flush()  # the first half is in the tables, the second half will be in memory
+    for batch in data.batches[half:]:
+        store.write(batch)
+    for batch in _shifted(data, 1000.0):  # every instant again, other values
+        store.write(batch)
+    store.write(Batch.concat([data.batches[0], data.batches[0]]))  # repeats within a batch
+    assert_raw_equal(store, data)
+    assert_rollups_equal(store, data, MIN)
+    assert_rollups_equal(store, data, HOUR)
+    assert store.stats().n_duplicates == len(data.ts) + 2 * len(data.batches[0])
+    store.close()
+    reopened = harness.open(SeriesRegistry())  # and after a restart
+    for batch in _shifted(data, -1000.0):
+        reopened.write(batch)
+    assert_raw_equal(reopened, data)
+    assert_rollups_equal(reopened, data, MIN)
+    np.testing.assert_array_equal(
+        reopened.latest().value, [data.rows_of(i)[1][-1] for i in range(len(data.keys))]
+    )
+
+
+def test_late_samples_for_new_instants_are_kept_beside_repeated_ones(harness):
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=3)
+    harness.clock.now_ms = data.end_ms
+    write_all(store, data)
+    store.flush()
+    # One batch mixing an instant already held and a new one between two held instants.
+    late = Batch.of([T0 + 40_000, T0 + 45_000], [0, 0], [-1.0, 42.0])
+    store.write(late)
+    ts, value = data.rows_of(0)
+    got = store.query(Query(T0, T0 + MIN, entity=data.keys[0][0], metrics=data.keys[0][1]))
+    rows = got.rows(0)
+    want_ts = np.sort(np.append(ts[ts < T0 + MIN], T0 + 45_000))
+    np.testing.assert_array_equal(rows["ts"], want_ts)
+    assert rows["value"][rows["ts"] == T0 + 40_000].tolist() == value[ts == T0 + 40_000].tolist()
+    assert rows["value"][rows["ts"] == T0 + 45_000].tolist() == [42.0]
+    minute = store.query(Query(T0, T0 + MIN, step_ms=MIN, metrics=data.keys[0][1]))
+    assert int(minute.rows(0)["count"][0] + minute.rows(0)["missing"][0]) == len(want_ts)
+
+
+def test_samples_older_than_raw_retention_are_dropped(harness):
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=10 * 24, step_ms=5 * MIN)
+    harness.clock.now_ms = data.end_ms
+    write_all(store, data)
+    store.apply_retention(data.end_ms)  # raw keeps 7 days
+    before = store.query(Query(T0, data.end_ms, step_ms=HOUR))
+    old = Batch.of([T0 + 5_000], [0], [1.0])  # a new instant, but in a dropped period
+    store.write(old)
+    after = store.query(Query(T0, data.end_ms, step_ms=HOUR))
+    np.testing.assert_array_equal(after["count"], before["count"])  # rollups unchanged
+    assert store.stats().n_expired == 1
 
 
 def test_events_by_range_entity_and_kind(harness):

@@ -22,6 +22,7 @@ from rackwatch.bus import Bus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController
 from rackwatch.engine.live import LiveState
+from rackwatch.engine.retention import RetentionRunner
 from rackwatch.model import METRICS, SeriesRegistry
 from rackwatch.model.entity import parent
 from rackwatch.store.base import Store
@@ -65,6 +66,8 @@ class ApiContext:
     """Bearer tokens; None means no token can be checked, so control routes always refuse."""
     open_reads_on_loopback: bool = True
     """GET routes and the WebSocket answer loopback clients without a token."""
+    retention: RetentionRunner | None = None
+    """Retention runs of `rackwatch run` (reported by GET /status); None: not running."""
     control_source: str | None = "twin"
     """Source whose commands the control API may send (fault injection is twin-only)."""
     _selections: dict[tuple[str, tuple[str, ...] | None, int], Ids] = field(

@@ -78,6 +78,34 @@ class EventsOut(BaseModel):
     events: list[EventOut] = Field(description="Newest first.")
 
 
+class RetentionRunOut(BaseModel):
+    at: str = Field(description="When it ran (ISO 8601, UTC).")
+    now_ms: int = Field(description="The instant each tier's period was measured back from.")
+    deleted: dict[str, int] = Field(description="Rows deleted per tier (raw, 1m, 1h).")
+    seconds: float
+
+
+class RetentionOut(BaseModel):
+    interval_s: float
+    n_runs: int
+    n_errors: int
+    last: RetentionRunOut | None
+    deleted_total: dict[str, int] = Field(description="Rows deleted per tier since start.")
+
+
+class StoreStatusOut(BaseModel):
+    log_bytes: int = Field(description="The write-ahead log of samples not yet in the tables.")
+    head_samples: int = Field(description="Samples held in memory (and in the log).")
+    duplicates_dropped: int = Field(
+        description="Samples dropped since start: their series already had a value at that "
+        "instant (the first value written stays)."
+    )
+    expired_dropped: int = Field(
+        description="Samples dropped since start: older than what raw retention keeps."
+    )
+    retention: RetentionOut | None
+
+
 class StatusOut(BaseModel):
     version: str
     started_at: str = Field(description="ISO 8601, UTC.")
@@ -89,6 +117,7 @@ class StatusOut(BaseModel):
     n_series: int
     scenario: str | None
     sim_time_ms: int | None = Field(description="Newest sample time; null before the first.")
+    store: StoreStatusOut
 
 
 class SubscribeIn(BaseModel):

@@ -204,7 +204,7 @@ class EntityRecord:
 class StoreStats:
     n_series: int
     n_raw_rows: int
-    """Samples in the raw table, head excluded."""
+    """Raw samples in the tables, head excluded."""
     n_head_rows: int
     """Samples held in memory (and in the write-ahead log) waiting for an aligned flush."""
     n_rollup_1m_rows: int
@@ -214,6 +214,12 @@ class StoreStats:
     """Database file plus write-ahead logs."""
     used_bytes: int
     """Blocks in use inside the database file (free blocks excluded)."""
+    log_bytes: int = 0
+    """The write-ahead log of the head (included in bytes_on_disk)."""
+    n_duplicates: int = 0
+    """Samples dropped since the store was opened: their instant already had a value."""
+    n_expired: int = 0
+    """Samples dropped since the store was opened: older than what raw retention keeps."""
 
 
 @runtime_checkable

@@ -2,12 +2,14 @@
 
 Write path (`write`): append the batch to the write-ahead log (buffered; synced every
 `wal_sync_seconds` by a background thread) and queue it; every `consolidate_rows` queued rows
-are sorted by series into a head chunk and folded into the in-memory 1-minute and 1-hour
-rollup buckets. When the head passes `flush_rows`, the oldest
-samples of each series, a multiple of 2048 per series, go to the `raw` table in one transaction
-with the closed rollup buckets; the rest stays in the head and is rewritten as the next log
-generation. Samples older than the last flushed rollup bucket (late data) are merged into the
-stored rollups at once. Queries read the tables and the in-memory head and buckets together.
+are sorted by series into a head chunk, samples that repeat an instant already held are
+dropped (first write wins, see dedup.py), and the rest is folded into the in-memory 1-minute
+and 1-hour rollup buckets. When the head holds `flush_rows` samples or its oldest was written
+`flush_seconds` ago, it goes to the tables in one transaction: per series, whole runs of 2048
+samples (with what waited in `raw_recent`) to `raw`, the rest to `raw_recent`; the log starts
+a new, empty generation. Closed rollup buckets are written once they span `rollup_batch_ms`
+(each series' rows then form a run). Samples older than the stored rollups (late data) are
+merged into them at once. Queries read the tables and the in-memory head and buckets together.
 
 Threads: writes, flushes and state snapshots take one lock; each reading thread gets its own
 DuckDB cursor, and reads the tables in a transaction begun under that lock, so a query never
@@ -16,6 +18,7 @@ sees a flush half done.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -34,7 +37,7 @@ import pyarrow as pa
 
 from rackwatch.errors import StoreError
 from rackwatch.model import Batch, Event, SeriesRegistry
-from rackwatch.store import archive, records, results, rollup
+from rackwatch.store import archive, dedup, records, results, rollup
 from rackwatch.store.base import (
     RAW_COLUMNS,
     EntityRecord,
@@ -52,7 +55,6 @@ from rackwatch.store.rollup import F64, HOUR_MS, I32, I64, MINUTE_MS, NO_TS_FIRS
 from rackwatch.store.schema import DDL, META_DEFAULTS, ROLLUP_TABLES, SCHEMA_VERSION
 from rackwatch.store.tierstate import TierState
 from rackwatch.store.wal import (
-    FLAG_HEAD,
     Record,
     WriteAheadLog,
     generations,
@@ -75,17 +77,20 @@ def _wall_clock_ms() -> int:
 class DuckDBStore:
     """The embedded Store (see the module docstring).
 
-    `path` is the data directory (created if missing), or a `*.duckdb` file in it; beside
-    the database file go `<stem>-wal/` (the log of the head) and `<stem>.lock`. `registry` is
-    the process' series registry: the store loads its persisted series into it (ids stay
-    stable across restarts) and persists series added to it later.
+    `path` is the data directory (created private, 0700, if missing), or a `*.duckdb` file in
+    it; beside the database file go `<stem>-wal/` (the log of the head) and `<stem>.lock`.
+    `registry` is the process' series registry: the store loads its persisted series into it
+    (ids stay stable across restarts) and persists series added to it later.
 
-    `flush_rows` bounds the head (about 20 bytes a sample, and as much again, reused, for
-    flushing); `consolidate_rows` is the batch size of the sort and rollup work;
-    `wal_sync_seconds` is the most a crash may lose (0: every write is fsynced before it
-    returns); `lateness_ms` keeps a rollup bucket open that much past its end; `clock` (ms)
-    decides which tiers a query range is still retained in; `duckdb_config` goes to DuckDB.
-    Queries and writes may come from any thread.
+    `flush_rows` and `flush_seconds` bound the head, in memory and in the log (about 20 bytes a
+    sample, and as much again, reused, for flushing): it is flushed when it holds that many
+    samples or its oldest was written that long ago (wall clock; None: size only).
+    `consolidate_rows` is the batch size of the sort, duplicate and rollup work;
+    `rollup_batch_ms` how much closed 1-minute buckets wait in memory to be written as a run
+    per series (a restart rebuilds them from the raw samples); `wal_sync_seconds` is the most a
+    crash may lose (0: every write is fsynced before it returns); `lateness_ms` keeps a rollup
+    bucket open that much past its end; `clock` (ms) decides which tiers a query range is still
+    retained in; `duckdb_config` goes to DuckDB. Queries and writes may come from any thread.
     """
 
     def __init__(
@@ -93,8 +98,10 @@ class DuckDBStore:
         path: Path | str,
         registry: SeriesRegistry,
         *,
-        flush_rows: int = 16_000_000,
+        flush_rows: int = 2_000_000,
+        flush_seconds: float | None = 60.0,
         consolidate_rows: int = 262_144,
+        rollup_batch_ms: int = HOUR_MS,
         retention: Retention | None = None,
         wal_sync_seconds: float = 1.0,
         lateness_ms: int = 0,
@@ -103,6 +110,8 @@ class DuckDBStore:
     ) -> None:
         if flush_rows <= 0 or consolidate_rows <= 0:
             raise StoreError("flush_rows and consolidate_rows must be positive")
+        if flush_seconds is not None and not flush_seconds > 0:
+            raise StoreError(f"flush_seconds must be positive or None, got {flush_seconds}")
         given = Path(path)
         # A data directory, or the database file itself (then its siblings hold the rest).
         self.db_path = given if given.suffix == ".duckdb" else given / DB_FILE
@@ -111,27 +120,38 @@ class DuckDBStore:
         """The write-ahead log of the head (DuckDB keeps its own `<db>.wal` beside the file)."""
         self._registry = registry
         self._flush_rows = flush_rows
+        self._flush_seconds = flush_seconds
         self._consolidate_rows = consolidate_rows
+        self._rollup_batch_ms = rollup_batch_ms
         self.retention = retention or Retention()
         self._clock = clock
         self._lock = threading.RLock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._closed = False
+        self.n_duplicates = 0
+        """Samples dropped since open because their series already had a value at that instant."""
+        self.n_expired = 0
+        """Samples dropped since open because raw retention had already dropped their time."""
         try:
-            self.wal_dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path)
+            private_dir(self.wal_dir)
         except OSError as exc:
             raise StoreError(f"cannot open the store in {self.path}: {exc}") from exc
         # Released on close, or when the store is garbage-collected without a close.
         lock = self.path / f"{self.db_path.stem}.lock"
         self._release_dir = weakref.finalize(self, os.close, _lock_directory(lock))
         try:
+            _check_version(self.db_path)
             self._con = duckdb.connect(str(self.db_path), config=dict(duckdb_config or {}))
-        except duckdb.Error as exc:
+        except (duckdb.Error, StoreError) as exc:
             self._release_dir()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot open the store in {self.path}: {exc}") from exc
         try:
-            self._open(flush_rows, lateness_ms, wal_sync_seconds)
+            _make_private(self.db_path)
+            self._open(lateness_ms, wal_sync_seconds)
         except BaseException:
             self._con.close()
             self._release_dir()
@@ -140,7 +160,7 @@ class DuckDBStore:
         if wal_sync_seconds > 0:
             _start_syncer(self, wal_sync_seconds, self._syncer_stop)
 
-    def _open(self, flush_rows: int, lateness_ms: int, sync_seconds: float) -> None:
+    def _open(self, lateness_ms: int, sync_seconds: float) -> None:
         """Schema, series, and the in-memory state rebuilt from the tables and the log."""
         self._create_schema()
         meta = self._read_meta()
@@ -151,17 +171,17 @@ class DuckDBStore:
         self._rank_cache: tuple[int, npt.NDArray[np.intp]] = (-1, np.empty(0, np.intp))
 
         self._head = Head()
+        self._head_since: float | None = None
+        """When the oldest write still in the head arrived (time.monotonic)."""
         self._pending: list[tuple[int, Batch]] = []
         self._pending_rows = 0
         self._watermark = _NO_TS
         self._m1 = TierState(MINUTE_MS, meta["f1m"], lateness_ms)
         self._h1 = TierState(HOUR_MS, meta["f1h"], lateness_ms)
-        self._latest_ts = np.full(0, _NO_TS, np.int64)
-        self._latest_value = np.full(0, np.nan)
-        self._latest_loaded = False
-        self._flush_at = flush_rows
         self._recovering = False
         self._kept_from = {t: meta[f"kept_{t.value}"] for t in Tier}
+        self._recent_counts = self._load_recent_counts()
+        self._load_latest()
         self._recover(meta["wal_gen"], sync_seconds)
 
     # ------------------------------------------------------------------ setup and recovery
@@ -173,12 +193,6 @@ class DuckDBStore:
             for key, value in META_DEFAULTS.items():
                 self._con.execute(
                     "INSERT INTO meta VALUES (?, ?) ON CONFLICT DO NOTHING", [key, value]
-                )
-            version = self._read_meta()["schema_version"]
-            if version != SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path} holds store schema {version}; this rackwatch reads "
-                    f"{SCHEMA_VERSION}: use a matching version or a new data directory"
                 )
 
     def _read_meta(self) -> dict[str, int]:
@@ -212,14 +226,36 @@ class DuckDBStore:
         self._insert("series", table)
         self._n_persisted = len(keys)
 
+    def _load_recent_counts(self) -> I64:
+        cols = self._con.execute(
+            "SELECT series, count(*) AS n FROM raw_recent GROUP BY series"
+        ).fetchnumpy()
+        counts = np.zeros(len(self._registry), np.int64)
+        counts[np.asarray(cols["series"], np.int64)] = np.asarray(cols["n"], np.int64)
+        return counts
+
+    def _load_latest(self) -> None:
+        """The newest stored instant and value of each series (NO_TS where none)."""
+        cols = self._con.execute("SELECT series, ts, value FROM latest").fetchnumpy()
+        n = len(self._registry)
+        self._latest_ts = np.full(n, _NO_TS, np.int64)
+        self._latest_value = np.full(n, np.nan)
+        self._latest_dirty = np.zeros(n, bool)
+        series = np.asarray(cols["series"], np.int64)
+        self._latest_ts[series] = np.asarray(cols["ts"], np.int64)
+        self._latest_value[series] = np.asarray(cols["value"], np.float64)
+
     def _recover(self, gen: int, sync_seconds: float) -> None:
-        """Rebuild the head and the open rollup buckets from the tables and the log."""
+        """Rebuild the open rollup buckets from the tables, then replay the log into the head."""
         wal_dir = self.wal_dir
         f1m, f1h = self._m1.flushed_to, self._h1.flushed_to
-        # Samples already in `raw` whose minute is not in rollup_1m yet (flushed with the head).
+        # Samples stored whose minute is not in rollup_1m yet (they wait for a run of buckets).
         ts, series, value = self._fetch_raw("ts >= ?", [f1m])
         if len(ts):
-            self._fold_rollups(make_chunk(ts, series, value, len(self._registry)), max(ts))
+            order = rollup.sort_order(series, ts)
+            if order is not None:
+                ts, series, value = ts[order], series[order], value[order]
+            self._fold_rollups(make_chunk(ts, series, value, len(self._registry)), int(ts.max()))
         # Minutes in rollup_1m whose hour is not in rollup_1h yet.
         stored = self._fetch_rollup_partials("rollup_1m", "ts >= ? AND ts < ?", [f1h, f1m])
         if len(stored):
@@ -231,13 +267,15 @@ class DuckDBStore:
             tmp.unlink(missing_ok=True)
         records = read_records(wal_path(wal_dir, gen)) if wal_path(wal_dir, gen).exists() else ()
         self._wal = WriteAheadLog(wal_dir, gen, sync_seconds=sync_seconds)
-        # No flush until the whole log is replayed: a flush rewrites the log.
+        # No flush until the whole log is replayed: a flush starts a new log.
         self._recovering = True
         for record in records:
             self._seq = max(self._seq, record.seq)
             self._replay(record)
         self._consolidate()
         self._recovering = False
+        if self._head.n_rows:
+            self._head_since = time.monotonic()
         self._maybe_flush()
 
     def _replay(self, record: Record) -> None:
@@ -247,18 +285,6 @@ class DuckDBStore:
                 f"the write-ahead log names series id {int(record.series.max())} but the store "
                 f"knows {n_series} series: the log does not belong to this database"
             )
-        if record.flags & FLAG_HEAD:
-            # Rows kept by the last flush: in the head; their rollups are stored up to f1m.
-            chunk = make_chunk(record.ts, record.series, record.value, n_series)
-            self._head.add(chunk)
-            self._update_latest(chunk)
-            fresh = chunk.ts >= self._m1.flushed_to
-            if fresh.any():
-                self._fold_rollups(
-                    make_chunk(chunk.ts[fresh], chunk.series[fresh], chunk.value[fresh], n_series),
-                    int(chunk.ts.max()),
-                )
-            return
         batch = Batch(record.ts, record.series, record.value)
         if record.seq <= self._late_seq:  # its late samples were merged before the crash
             batch = batch.take(batch.ts >= self._m1.flushed_to)
@@ -271,9 +297,11 @@ class DuckDBStore:
 
     def write(self, batch: Batch) -> None:
         """Store samples (any order; NaN is a NULL reading). They are visible to queries at
-        once and durable within `wal_sync_seconds`. The store keeps references to the batch's
-        arrays for a while: do not modify them after the call. Costs a few µs plus, amortised,
-        ~0.1 µs a sample."""
+        once and durable within `wal_sync_seconds`. A sample for an instant its series already
+        has is dropped (the first value stays; `n_duplicates`), as is one older than what raw
+        retention keeps (`n_expired`). The store keeps references to the batch's arrays for a
+        while: do not modify them after the call. Costs a few µs plus, amortised, ~0.1 µs a
+        sample."""
         if not len(batch):
             return
         with self._lock:
@@ -290,13 +318,20 @@ class DuckDBStore:
                 )
             self._seq += 1
             self._wal.append(self._seq, batch.ts, batch.series, batch.value)
+            now = time.monotonic()
+            if self._head_since is None:
+                self._head_since = now
             self._pending.append((self._seq, batch))
             self._pending_rows += len(batch)
             if self._pending_rows >= self._consolidate_rows:
                 self._consolidate()
+            elif self._flush_seconds is not None and now - self._head_since >= self._flush_seconds:
+                self._consolidate()
+                self._maybe_flush()
 
     def _consolidate(self) -> None:
-        """Sort queued batches into a head chunk and fold them into the rollup buckets."""
+        """Sort queued batches into a head chunk, drop repeated instants, fold the rest into
+        the rollup buckets."""
         if not self._pending:
             return
         pending, self._pending, self._pending_rows = self._pending, [], 0
@@ -304,34 +339,95 @@ class DuckDBStore:
         batch = Batch.concat([b for _, b in pending])
         if not len(batch):
             return
+        self._grow_series_state()
+        chunk = self._first_writes(
+            make_chunk(batch.ts, batch.series, batch.value, len(self._registry))
+        )
+        if not len(chunk):
+            return
         f1m = self._m1.flushed_to
-        if int(batch.ts.min()) < f1m:
-            late = batch.ts < f1m
-            self._merge_late(batch.take(late), last_seq)
-            batch = batch.take(~late)
-            if not len(batch):
+        if int(chunk.ts.min()) < f1m:
+            late = chunk.ts < f1m
+            self._merge_late(chunk.take(late), last_seq)
+            chunk = chunk.take(~late)
+            if not len(chunk):
                 return
-        chunk = make_chunk(batch.ts, batch.series, batch.value, len(self._registry))
         self._head.add(chunk)
         self._update_latest(chunk)
-        self._fold_rollups(chunk, int(batch.ts.max()))
+        self._fold_rollups(chunk, int(chunk.ts.max()))
         self._maybe_flush()
 
+    def _first_writes(self, chunk: Chunk) -> Chunk:
+        """The chunk without the samples whose instant is already held (in it, in the head,
+        in the tables) or older than what raw retention keeps."""
+        drop = dedup.repeats_within(chunk)
+        cut = self._kept_from[Tier.RAW]
+        expired = (chunk.ts < cut) & ~drop if cut > _NO_TS else None
+        suspect = dedup.suspects(chunk, self._latest_ts) & ~drop
+        if expired is not None:
+            suspect &= ~expired
+        if suspect.any():
+            at = np.flatnonzero(suspect)
+            series, ts = chunk.series[at], chunk.ts[at]
+            held = dedup.found_in(self._head.chunks, series, ts)
+            rest = np.flatnonzero(~held)
+            if len(rest):
+                held[rest] = self._stored(series[rest], ts[rest])
+            drop[at[held]] = True
+        n_dup = int(drop.sum())
+        n_expired = int(expired.sum()) if expired is not None else 0
+        if not n_dup and not n_expired:
+            return chunk
+        self.n_duplicates += n_dup
+        self.n_expired += n_expired
+        if expired is not None:
+            drop |= expired
+        return chunk.take(~drop)
+
+    def _stored(self, series: I32, ts: I64) -> npt.NDArray[np.bool_]:
+        """Which (series, ts) pairs the raw tables hold."""
+        keys = pa.table({"i": pa.array(np.arange(len(ts))), "series": series, "ts": ts})
+        lo, hi = int(ts.min()), int(ts.max())
+        self._con.register("_suspects", keys)
+        try:
+            found = self._con.execute(
+                f"""SELECT k.i FROM _suspects k SEMI JOIN (
+                        SELECT series, ts FROM raw WHERE ts BETWEEN {lo} AND {hi}
+                        UNION ALL
+                        SELECT series, ts FROM raw_recent WHERE ts BETWEEN {lo} AND {hi}
+                    ) r ON k.series = r.series AND k.ts = r.ts"""
+            ).fetchnumpy()["i"]
+        finally:
+            self._con.unregister("_suspects")
+        out = np.zeros(len(ts), bool)
+        out[np.asarray(found, np.int64)] = True
+        return out
+
     def _maybe_flush(self) -> None:
-        """Flush once the head holds `flush_rows`, if at least half of it is in aligned runs;
-        otherwise wait for more (many sparse series), up to 4x `flush_rows`, then flush all."""
-        n = self._head.n_rows
-        if self._recovering or n < self._flush_at:
+        """Flush once the head holds `flush_rows` samples, or its oldest write is
+        `flush_seconds` old."""
+        if self._recovering or not (self._head.n_rows or self._pending_rows):
             return
-        aligned = int((self._head.counts() // GROUP_ROWS).sum()) * GROUP_ROWS
-        if 2 * aligned >= n:
-            self._flush(GROUP_ROWS)
-        elif n >= 4 * self._flush_rows:
-            self._flush(None)
-        else:
-            self._flush_at = n + self._flush_rows // 4
-            return
-        self._flush_at = self._flush_rows
+        aged = (
+            self._flush_seconds is not None
+            and self._head_since is not None
+            and time.monotonic() - self._head_since >= self._flush_seconds
+        )
+        if aged or self._head.n_rows >= self._flush_rows:
+            self._consolidate()
+            self._flush()
+
+    def _grow_series_state(self) -> None:
+        """Per-series arrays sized for every series of the registry."""
+        n = len(self._registry)
+        grow = n - len(self._latest_ts)
+        if grow > 0:
+            self._latest_ts = np.append(self._latest_ts, np.full(grow, _NO_TS, np.int64))
+            self._latest_value = np.append(self._latest_value, np.full(grow, np.nan))
+            self._latest_dirty = np.append(self._latest_dirty, np.zeros(grow, bool))
+        grow = n - len(self._recent_counts)
+        if grow > 0:
+            self._recent_counts = np.append(self._recent_counts, np.zeros(grow, np.int64))
 
     def _fold_rollups(self, chunk: Chunk, max_ts: int) -> None:
         self._watermark = max(self._watermark, max_ts)
@@ -340,32 +436,33 @@ class DuckDBStore:
         self._h1.add(rollup.combine(p1m, HOUR_MS), self._watermark)
 
     def _update_latest(self, chunk: Chunk) -> None:
-        n = len(chunk.starts) - 1
-        if len(self._latest_ts) < n:
-            grow = n - len(self._latest_ts)
-            self._latest_ts = np.append(self._latest_ts, np.full(grow, _NO_TS, np.int64))
-            self._latest_value = np.append(self._latest_value, np.full(grow, np.nan))
+        self._grow_series_state()
         has = np.flatnonzero(chunk.counts)
         last = chunk.starts[has + 1] - 1
-        newer = chunk.ts[last] >= self._latest_ts[has]
-        self._latest_ts[has[newer]] = chunk.ts[last[newer]]
-        self._latest_value[has[newer]] = chunk.value[last[newer]]
+        newer = chunk.ts[last] > self._latest_ts[has]
+        changed = has[newer]
+        self._latest_ts[changed] = chunk.ts[last[newer]]
+        self._latest_value[changed] = chunk.value[last[newer]]
+        self._latest_dirty[changed] = True
 
-    def _merge_late(self, late: Batch, seq: int) -> None:
-        """Samples older than the stored rollups: into `raw` and merged into the rollup rows,
-        in one transaction that also records `seq` so that a replay does not merge them twice."""
-        p1m = rollup.partials(late.ts, late.series, late.value, MINUTE_MS)
+    def _merge_late(self, late: Chunk, seq: int) -> None:
+        """Samples older than the stored rollups: into `raw_recent` and merged into the rollup
+        rows, in one transaction that also records `seq` so that a replay does not merge them
+        twice."""
+        p1m = rollup.partials(late.ts, late.series, late.value, MINUTE_MS, ordered=True)
         p1h = rollup.combine(p1m, HOUR_MS)
         stored_hours = p1h.bucket < self._h1.flushed_to
-        chunk = make_chunk(late.ts, late.series, late.value, len(self._registry))
+        self._update_latest(late)
         with self._transaction():
             self._merge_into("rollup_1m", p1m)
             self._merge_into("rollup_1h", p1h.take(stored_hours))
-            self._insert_raw(chunk.ts, chunk.series, chunk.value)
+            self._insert_raw("raw_recent", late.ts, late.series, late.value)
+            persisted = self._persist_latest()
             self._set_meta(late_seq=seq)
+        self._latest_dirty[persisted] = False
         self._late_seq = seq
+        self._recent_counts[: len(late.counts)] += late.counts
         self._h1.add(p1h.take(~stored_hours), self._watermark)
-        self._update_latest(chunk)
 
     def _merge_into(self, table: str, p: rollup.Partials) -> None:
         if not len(p):
@@ -389,14 +486,13 @@ class DuckDBStore:
 
     # ------------------------------------------------------------------ flushing
 
-    def flush(self, full: bool = False) -> None:
-        """Move the head to the tables: aligned runs of 2048 samples per series (the rest stays
-        in the head and the log, which is what keeps the raw table compact); `full=True` moves
-        everything, e.g. before copying the database file elsewhere."""
+    def flush(self) -> None:
+        """Move everything held in memory to the tables (samples, and the closed rollup
+        buckets), and sync the log: the database file alone is then complete."""
         with self._lock:
             self._check_open()
             self._consolidate()
-            self._flush(None if full else GROUP_ROWS)
+            self._flush(rollups=True)
             self._wal.sync()
 
     def _series_order(self) -> npt.NDArray[np.intp]:
@@ -409,36 +505,101 @@ class DuckDBStore:
             self._rank_cache = (n, np.asarray(order, dtype=np.intp))
         return self._rank_cache[1]
 
-    def _flush(self, group: int | None) -> None:
-        order = self._series_order()
-        (ts, series, value), kept = self._head.split(order, group)
-        m1, h1 = self._m1.closed(), self._h1.closed()
-        if not len(ts) and not len(m1) and not len(h1):
-            return
-        next_wal = self._wal.start_next(
-            [Record(self._seq, FLAG_HEAD, kept.ts, kept.series, kept.value)] if len(kept) else []
+    def _rollups_due(self) -> bool:
+        """Closed 1-minute buckets are written once they span `rollup_batch_ms` or hold many
+        rows: each series' buckets then go in as a run, which compresses."""
+        m1 = self._m1
+        return (
+            m1.closed_to - m1.flushed_to >= self._rollup_batch_ms
+            or m1.n_closed_rows >= self._consolidate_rows
         )
+
+    def _flush(self, rollups: bool | None = None) -> None:
+        """The head to the tables: whole 2048-runs per series to `raw` (with the series'
+        samples waiting in `raw_recent`), the rest to `raw_recent`; closed rollup buckets when
+        `rollups` (None: when due). One transaction; the log then starts empty."""
+        self._grow_series_state()
+        order = self._series_order()
+        n = len(self._registry)
+        recent = self._recent_counts
+        head = np.zeros(n, np.int64)
+        head_counts = self._head.counts()
+        head[: len(head_counts)] = head_counts
+        due = np.flatnonzero((recent > 0) & (recent + head >= GROUP_ROWS)).astype(np.int32)
+        older = self._read_recent(due) if len(due) else None
+        (ts, series, value), kept = self._head.split(order, GROUP_ROWS, older)
+        if rollups is None:
+            rollups = self._rollups_due()
+        m1 = self._m1.closed() if rollups else rollup.empty()
+        h1 = self._h1.closed() if rollups else rollup.empty()
+        if not len(ts) and not len(kept) and not len(m1) and not len(h1):
+            self._head_since = None
+            return
+        next_wal = self._wal.start_next([])
         try:
             with self._transaction():
-                self._insert_raw(ts, series, value)
+                if len(due):
+                    self._con.execute(
+                        "DELETE FROM raw_recent WHERE true" + _series_filter(due, n)
+                    ).fetchall()
+                self._insert_raw("raw", ts, series, value)
+                self._insert_raw("raw_recent", kept.ts, kept.series, kept.value)
                 rank = np.empty(len(order), np.int64)
                 rank[order] = np.arange(len(order))
                 self._insert_rollup("rollup_1m", _by_rank(m1, rank))
                 self._insert_rollup("rollup_1h", _by_rank(h1, rank))
+                persisted = self._persist_latest()
                 self._set_meta(
                     wal_gen=next_wal.gen,
-                    f1m=self._m1.closed_to,
-                    f1h=self._h1.closed_to,
+                    f1m=self._m1.closed_to if rollups else self._m1.flushed_to,
+                    f1h=self._h1.closed_to if rollups else self._h1.flushed_to,
                     seq=self._seq,
                 )
         except BaseException:
             next_wal.discard()
             raise
+        self._latest_dirty[persisted] = False
         old, self._wal = self._wal, next_wal
         old.discard()
-        self._head.replace(kept)
-        self._m1.flushed()
-        self._h1.flushed()
+        self._head.replace(make_chunk(*_EMPTY_ROWS, 0))
+        self._head_since = None
+        kept_counts = np.zeros(n, np.int64)
+        kept_counts[: len(kept.counts)] = kept.counts
+        recent[due] = 0
+        recent += kept_counts
+        if rollups:
+            self._m1.flushed()
+            self._h1.flushed()
+
+    def _read_recent(self, ids: I32) -> Chunk:
+        """The samples of series `ids` waiting in `raw_recent`, sorted by (series, ts)."""
+        n = len(self._registry)
+        ts, series, value = self._fetch_raw_table("raw_recent", "true" + _series_filter(ids, n))
+        order = rollup.sort_order(series, ts)
+        if order is not None:
+            ts, series, value = ts[order], series[order], value[order]
+        return make_chunk(ts, series, value, n)
+
+    def _persist_latest(self) -> npt.NDArray[np.intp]:
+        """The newest instant of the series that changed since it was last persisted, into
+        `latest`; returns their ids (the caller marks them clean once its transaction commits).
+        """
+        changed: npt.NDArray[np.intp] = np.flatnonzero(self._latest_dirty)
+        if not len(changed):
+            return changed
+        table = pa.table(
+            {
+                "series": pa.array(changed.astype(np.int32)),
+                "ts": pa.array(self._latest_ts[changed]),
+                "value": pa.array(self._latest_value[changed]),
+            }
+        )
+        self._con.register("_latest", table)
+        try:
+            self._con.execute("INSERT OR REPLACE INTO latest SELECT * FROM _latest").fetchall()
+        finally:
+            self._con.unregister("_latest")
+        return changed
 
     # ------------------------------------------------------------------ database helpers
 
@@ -461,9 +622,9 @@ class DuckDBStore:
         finally:
             self._con.unregister(name)
 
-    def _insert_raw(self, ts: I64, series: I32, value: F64) -> None:
+    def _insert_raw(self, table: str, ts: I64, series: I32, value: F64) -> None:
         if len(ts):
-            self._insert("raw", pa.table({"series": series, "ts": ts, "value": value}))
+            self._insert(table, pa.table({"series": series, "ts": ts, "value": value}))
 
     def _insert_rollup(self, table: str, p: rollup.Partials) -> None:
         if not len(p):
@@ -509,13 +670,17 @@ class DuckDBStore:
     def _fetch_raw(
         self, where: str, params: Sequence[Any] = (), con: duckdb.DuckDBPyConnection | None = None
     ) -> tuple[I64, I32, F64]:
-        t = (con or self._con).execute(f"SELECT series, ts, value FROM raw WHERE {where}", params)
-        cols = t.fetchnumpy()
-        return (
-            np.asarray(cols["ts"], np.int64),
-            np.asarray(cols["series"], np.int32),
-            np.asarray(cols["value"], np.float64),
+        """Raw samples matching `where` from both raw tables (`raw` first)."""
+        t = (con or self._con).execute(
+            f"""SELECT series, ts, value FROM raw WHERE {where}
+                UNION ALL SELECT series, ts, value FROM raw_recent WHERE {where}""",
+            [*params, *params],
         )
+        return _raw_columns(t.fetchnumpy())
+
+    def _fetch_raw_table(self, table: str, where: str) -> tuple[I64, I32, F64]:
+        t = self._con.execute(f"SELECT series, ts, value FROM {table} WHERE {where}")
+        return _raw_columns(t.fetchnumpy())
 
     def _fetch_rollup_partials(
         self,
@@ -638,37 +803,18 @@ class DuckDBStore:
         return series, ts, dict(zip(names, cols, strict=True)), tier.width_ms
 
     def latest(self, entity: str = "**", metrics: str | Sequence[str] | None = None) -> Latest:
-        """Last row per matched series among the raw samples kept (NaN if it was a NULL)."""
+        """Newest row per matched series among the raw samples kept (NaN if it was a NULL)."""
         ids = self._match(entity, metrics)
         keys = self._registry.keys()
         with self._lock:
             self._check_open()
             self._consolidate()
-            if not self._latest_loaded:
-                self._load_latest()
+            self._grow_series_state()
             n = len(keys)
-            ts = np.full(n, _NO_TS, np.int64)
-            value = np.full(n, np.nan)
-            k = min(n, len(self._latest_ts))
-            ts[:k], value[:k] = self._latest_ts[:k], self._latest_value[:k]
+            ts = self._latest_ts[:n].copy()
+            value = self._latest_value[:n].copy()
         has = ids[ts[ids] != _NO_TS]
         return Latest(tuple(keys[int(i)] for i in has), has, ts[has], value[has])
-
-    def _load_latest(self) -> None:
-        cols = self._con.execute(
-            "SELECT series, max(ts) AS ts, arg_max(value, ts) AS value FROM raw GROUP BY series"
-        ).fetchnumpy()
-        series = np.asarray(cols["series"], np.int64)
-        ts, value = np.asarray(cols["ts"], np.int64), np.asarray(cols["value"], np.float64)
-        n = len(self._registry)
-        if len(self._latest_ts) < n:
-            grow = n - len(self._latest_ts)
-            self._latest_ts = np.append(self._latest_ts, np.full(grow, _NO_TS, np.int64))
-            self._latest_value = np.append(self._latest_value, np.full(grow, np.nan))
-        newer = ts > self._latest_ts[series]  # the head's samples win ties: written later
-        self._latest_ts[series[newer]] = ts[newer]
-        self._latest_value[series[newer]] = value[newer]
-        self._latest_loaded = True
 
     # ------------------------------------------------------------------ events and inventory
 
@@ -705,7 +851,8 @@ class DuckDBStore:
     # ------------------------------------------------------------------ housekeeping
 
     def apply_retention(self, now_ms: int) -> dict[str, int]:
-        """Delete rows older than each tier's retention; return the rows deleted per tier.
+        """Delete rows older than each tier's retention before `now_ms`; return the rows
+        deleted per tier. Later writes older than the raw cut are dropped (`n_expired`).
 
         Rows that the in-memory buckets still need (raw from `f1m`, 1-minute rows from `f1h`)
         are kept whatever their age, so that a restart can rebuild those buckets.
@@ -713,36 +860,43 @@ class DuckDBStore:
         with self._lock:
             self._check_open()
             self._consolidate()
-            self._flush(GROUP_ROWS)  # store closed buckets first: f1m/f1h move up to now
+            if now_ms - self.retention.raw_ms > self._m1.flushed_to:
+                # Closed buckets wait to be written as runs; write them now, or raw samples
+                # past the cut must stay to rebuild them after a restart.
+                self._flush(rollups=True)
             cut_raw = min(now_ms - self.retention.raw_ms, self._m1.flushed_to)
             cut_1m = min(now_ms - self.retention.m1_ms, self._h1.flushed_to)
             cut_1h = now_ms - self.retention.h1_ms
-            deleted: dict[str, int] = {}
             cuts = {Tier.RAW: cut_raw, Tier.M1: cut_1m, Tier.H1: cut_1h}
             kept = {t: max(self._kept_from[t], cut) for t, cut in cuts.items()}
+            tables = {
+                "raw": cut_raw,
+                "raw_recent": cut_raw,
+                "latest": cut_raw,  # a series with nothing left has no newest instant
+                "rollup_1m": cut_1m,
+                "rollup_1h": cut_1h,
+            }
+            deleted: dict[str, int] = {}
             with self._transaction():
-                for tier, cut in cuts.items():
-                    table = "raw" if tier is Tier.RAW else ROLLUP_TABLES[tier.value]
+                for table, cut in tables.items():
                     # fetchall, not fetchone: DuckDB refuses other work on a connection whose
                     # result was not read to the end (register() then raises).
                     rows = self._con.execute(f"DELETE FROM {table} WHERE ts < ?", [cut]).fetchall()
-                    deleted[tier.value] = int(rows[0][0]) if rows else 0
+                    deleted[table] = int(rows[0][0]) if rows else 0
                 self._set_meta(**{f"kept_{t.value}": v for t, v in kept.items()})
             self._kept_from = kept
-            old_head = self._head.drop_before(cut_raw)
-            if old_head:  # rare: old samples were still in the head; rewrite its log
-                self._rewrite_head_log()
-                deleted["raw"] += old_head
-            self._con.execute("CHECKPOINT")
-            return deleted
-
-    def _rewrite_head_log(self) -> None:
-        records = [Record(self._seq, FLAG_HEAD, c.ts, c.series, c.value) for c in self._head.chunks]
-        next_wal = self._wal.start_next(records)
-        with self._transaction():
-            self._set_meta(wal_gen=next_wal.gen, seq=self._seq)
-        old, self._wal = self._wal, next_wal
-        old.discard()
+            if deleted["raw_recent"]:
+                self._recent_counts = self._load_recent_counts()
+            gone = self._latest_ts < cut_raw
+            self._latest_ts[gone] = _NO_TS
+            self._latest_value[gone] = np.nan
+            if any(deleted.values()):
+                self._checkpoint_if_idle()  # gives the deleted rows' space back
+            return {
+                Tier.RAW.value: deleted["raw"] + deleted["raw_recent"],
+                Tier.M1.value: deleted["rollup_1m"],
+                Tier.H1.value: deleted["rollup_1h"],
+            }
 
     def export_parquet(
         self,
@@ -761,21 +915,24 @@ class DuckDBStore:
             cur = self._con
             counts = {
                 t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
-                for t in ("raw", "rollup_1m", "rollup_1h", "events")
+                for t in ("raw", "raw_recent", "rollup_1m", "rollup_1h", "events")
             }
             size = cur.execute("SELECT block_size, used_blocks FROM pragma_database_size()")
             block_size, used_blocks = size.fetchall()[0]
-            files = [self.db_path, self.db_path.with_name(self.db_path.name + ".wal")]
-            files += list(self.wal_dir.glob("*.wal"))
+            log_bytes = sum(_size(f) for f in self.wal_dir.glob("*.wal"))
+            db_files = [self.db_path, self.db_path.with_name(self.db_path.name + ".wal")]
             return StoreStats(
                 n_series=len(self._registry),
-                n_raw_rows=counts["raw"],
+                n_raw_rows=counts["raw"] + counts["raw_recent"],
                 n_head_rows=self._head.n_rows,
                 n_rollup_1m_rows=counts["rollup_1m"],
                 n_rollup_1h_rows=counts["rollup_1h"],
                 n_events=counts["events"],
-                bytes_on_disk=sum(os.path.getsize(f) for f in files if f.exists()),
+                bytes_on_disk=sum(_size(f) for f in db_files) + log_bytes,
                 used_bytes=int(block_size) * int(used_blocks),
+                log_bytes=log_bytes,
+                n_duplicates=self.n_duplicates,
+                n_expired=self.n_expired,
             )
 
     def sync(self) -> None:
@@ -784,6 +941,14 @@ class DuckDBStore:
             if not self._closed:
                 self._wal.sync()
 
+    def _checkpoint_if_idle(self) -> None:
+        """CHECKPOINT now unless a query holds a transaction open (DuckDB then refuses); its
+        automatic checkpoints do it later."""
+        try:
+            self._con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            log.debug("checkpoint deferred: %s", exc)
+
     def checkpoint(self) -> None:
         """Write DuckDB's own log into the database file (sizes are then final)."""
         with self._lock:
@@ -791,15 +956,14 @@ class DuckDBStore:
             self._con.execute("CHECKPOINT")
 
     def close(self) -> None:
-        """Flush aligned runs, sync the log and close; the rest of the head stays in the log
-        and is replayed on the next open (a full flush would leave a badly compressed run)."""
+        """Move everything held in memory to the tables and close: the log is left empty."""
         self._syncer_stop.set()
         with self._lock:
             if self._closed:
                 return
             try:
                 self._consolidate()
-                self._flush(GROUP_ROWS)
+                self._flush(rollups=True)
             finally:
                 self._wal.close()
                 for cur in self._cursors:
@@ -818,7 +982,7 @@ class DuckDBStore:
 def _lock_directory(lock: Path) -> int:
     """Take the store for this object alone (two writers would corrupt the log); the lock
     lasts as long as the returned descriptor is open."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -828,6 +992,87 @@ def _lock_directory(lock: Path) -> int:
             "close it first, or use another data directory"
         ) from None
     return fd
+
+
+def remove_store(path: Path | str) -> bool:
+    """Delete the store in `path` (a data directory or its `*.duckdb` file): the database,
+    its logs and its lock, nothing else. StoreError if it is open; False if there was none."""
+    given = Path(path)
+    db_path = given if given.suffix == ".duckdb" else given / DB_FILE
+    lock = db_path.with_name(f"{db_path.stem}.lock")
+    wal_dir = db_path.with_name(f"{db_path.stem}-wal")
+    if not db_path.exists() and not wal_dir.exists():
+        return False
+    fd = _lock_directory(lock)  # refuses while a store (of any process) has it open
+    try:
+        for f in (db_path, db_path.with_name(db_path.name + ".wal")):
+            f.unlink(missing_ok=True)
+        if wal_dir.exists():
+            for f in wal_dir.iterdir():
+                f.unlink()
+            wal_dir.rmdir()
+        lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+    return True
+
+
+def private_dir(path: Path) -> None:
+    """Create `path` (and missing parents) readable by its owner only; telemetry is private
+    by default. An existing directory keeps the mode its owner gave it."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _make_private(path: Path) -> None:
+    """Owner-only access to a file DuckDB created (it uses the process umask)."""
+    for f in (path, path.with_name(path.name + ".wal")):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f, 0o600)
+
+
+def _check_version(db_path: Path) -> None:
+    """Refuse a database of another schema before anything is written into it."""
+    if not db_path.exists():
+        return
+    try:
+        con = duckdb.connect(str(db_path), read_only=True)
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot open the store in {db_path.parent}: {exc}") from exc
+    try:
+        row = con.execute(
+            "SELECT value FROM meta WHERE key = 'schema_version'"
+            if con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'meta'"
+            ).fetchall()[0][0]
+            else "SELECT NULL"
+        ).fetchall()
+    finally:
+        con.close()
+    version = row[0][0] if row else None
+    if version is not None and int(version) != SCHEMA_VERSION:
+        raise StoreError(
+            f"{db_path.parent} holds store schema {version}; this rackwatch reads "
+            f"{SCHEMA_VERSION} (schema 1 is rackwatch 0.1's): use a matching version, or "
+            "another data directory"
+        )
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _raw_columns(cols: Mapping[str, Any]) -> tuple[I64, I32, F64]:
+    return (
+        np.asarray(cols["ts"], np.int64),
+        np.asarray(cols["series"], np.int32),
+        np.asarray(cols["value"], np.float64),
+    )
+
+
+_EMPTY_ROWS = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64))
 
 
 def _start_syncer(store: DuckDBStore, interval: float, stop: threading.Event) -> None:

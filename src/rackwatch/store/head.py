@@ -42,6 +42,11 @@ class Chunk:
         counts: I64 = np.diff(self.starts)
         return counts
 
+    def take(self, keep: npt.NDArray[np.bool_]) -> Chunk:
+        """The rows where `keep` (still sorted by (series, ts))."""
+        series = self.series[keep]
+        return Chunk(self.ts[keep], series, self.value[keep], _starts(series, len(self.starts) - 1))
+
 
 def _starts(series: I32, n_series: int) -> I64:
     starts = np.zeros(n_series + 1, np.int64)
@@ -190,42 +195,36 @@ class Head:
         return total
 
     def split(
-        self, series_order: npt.NDArray[np.intp], group: int | None = GROUP_ROWS
+        self,
+        series_order: npt.NDArray[np.intp],
+        group: int | None = GROUP_ROWS,
+        older: Chunk | None = None,
     ) -> tuple[tuple[I64, I32, F64], Chunk]:
         """Rows to flush (series in `series_order`, each run a multiple of `group` of its oldest
-        rows; all rows when `group` is None) and the chunk that stays. Leaves the head as is.
-        The rows to flush are views of buffers that the next split reuses."""
-        n = self.n_series()
-        if not self.chunks:
+        rows; all rows when `group` is None) and the chunk that stays. `older` adds rows held
+        elsewhere (stored but not yet in aligned runs) in front of the head's. Leaves the head
+        as is. The rows to flush are views of buffers that the next split reuses."""
+        chunks = [c for c in ([older] if older is not None else []) + self.chunks if len(c)]
+        n = max((len(c.starts) - 1 for c in chunks), default=0)
+        if not chunks:
             empty = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64))
             return empty, make_chunk(*empty, 0)
         series_order = series_order[series_order < n]
-        counts = np.stack([_padded_counts(c, n) for c in self.chunks])  # chunks x series
+        counts = np.stack([_padded_counts(c, n) for c in chunks])  # chunks x series
         total = counts.sum(axis=0)
         take = total if group is None else total // group * group
         before = np.cumsum(counts, axis=0) - counts  # rows of the series in earlier chunks
         cut = np.clip(take - before, 0, counts)  # rows taken from each chunk
-        out = _gather(self.chunks, series_order, np.zeros_like(cut), cut, self._flush_buffers)
-        kept = _gather(self.chunks, np.arange(n), cut, counts)
+        out = _gather(chunks, series_order, np.zeros_like(cut), cut, self._flush_buffers)
+        kept = _gather(chunks, np.arange(n), cut, counts)
         kept_chunk = Chunk(*kept, _starts(kept[1], n))
         if not (
             is_sorted_by_series_ts(kept_chunk.series, kept_chunk.ts)
             and _runs_sorted(out[1], out[0])
             and _boundary_sorted(out, kept_chunk, take)
         ):
-            return self._split_sorted(series_order, take)
+            return _split_sorted(chunks, series_order, take)
         return out, kept_chunk
-
-    def _split_sorted(
-        self, series_order: npt.NDArray[np.intp], take: I64
-    ) -> tuple[tuple[I64, I32, F64], Chunk]:
-        """Slow path when a series' samples arrived out of time order across chunks."""
-        whole = merge(self.chunks)  # sorted by (series, ts)
-        n = len(whole.starts) - 1
-        zero = np.zeros((1, n), np.int64)
-        out = _gather([whole], series_order, zero, take[None, :])
-        kept = _gather([whole], np.arange(n), take[None, :], whole.counts[None, :])
-        return out, Chunk(*kept, _starts(kept[1], n))
 
     def drop_before(self, cut_ms: int) -> int:
         """Drop samples older than `cut_ms` (retention); return how many were dropped."""
@@ -253,6 +252,19 @@ class Head:
         self.chunks = [chunk] if len(chunk) else []
         self.n_rows = len(chunk)
         self._n_small = 0
+
+
+def _split_sorted(
+    chunks: list[Chunk], series_order: npt.NDArray[np.intp], take: I64
+) -> tuple[tuple[I64, I32, F64], Chunk]:
+    """Slow path of `Head.split` when a series' samples arrived out of time order across
+    chunks."""
+    whole = merge(chunks)  # sorted by (series, ts)
+    n = len(whole.starts) - 1
+    zero = np.zeros((1, n), np.int64)
+    out = _gather([whole], series_order, zero, take[None, :])
+    kept = _gather([whole], np.arange(n), take[None, :], whole.counts[None, :])
+    return out, Chunk(*kept, _starts(kept[1], n))
 
 
 def select_rows(

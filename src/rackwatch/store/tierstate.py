@@ -62,5 +62,9 @@ class TierState:
         self.flushed_to = self.closed_to
 
     @property
+    def n_closed_rows(self) -> int:
+        return sum(len(p) for p in self._closed)
+
+    @property
     def n_rows(self) -> int:
         return sum(len(p) for p in self._closed) + len(self._open)

@@ -101,7 +101,7 @@ class WriteAheadLog:
         self.sync_seconds = sync_seconds
         path = wal_path(directory, gen)
         existed = path.exists()
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if not existed or os.fstat(self._fd).st_size == 0:
             os.write(self._fd, _FILE_HEADER.pack(_FILE_MAGIC, gen))
             self._fsync_dir()
@@ -174,7 +174,7 @@ class WriteAheadLog:
         new_gen = self.gen + 1
         final = wal_path(self.directory, new_gen)
         tmp = final.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             parts: list[Any] = [_FILE_HEADER.pack(_FILE_MAGIC, new_gen)]
             for r in records:

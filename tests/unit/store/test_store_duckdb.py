@@ -145,17 +145,40 @@ def test_leftover_log_generations_are_ignored(tmp_path):
     store.close()
 
 
-def test_many_sparse_series_wait_for_aligned_runs_then_flush_all(tmp_path):
+def table_rows(store: DuckDBStore, table: str) -> int:
+    return int(store._con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def test_samples_short_of_a_run_wait_in_raw_recent_then_join_aligned_runs(tmp_path):
     reg = SeriesRegistry()
     ids = np.asarray([reg.intern(f"e{i}", "power_watts") for i in range(400)], np.int32)
     store = open_store(tmp_path, reg, flush_rows=20_000, consolidate_rows=4000)
-    for step in range(0, 100, 10):  # 40 000 rows, 100 per series: nothing aligned yet
+    for step in range(0, 100, 10):  # 40 000 rows, 100 per series: no whole run yet
         store.write(grid(ids, step, 10))
-    assert store.stats().n_raw_rows == 0 and store.stats().n_head_rows == 40_000
-    for step in range(100, 210, 10):  # past 4 x flush_rows: flushed unaligned to bound memory
-        store.write(grid(ids, step, 10))
-    assert store.stats().n_raw_rows >= 80_000
-    assert raw_count(store) == 210 * 400
+    assert table_rows(store, "raw") == 0 and table_rows(store, "raw_recent") == 40_000
+    assert store.stats().n_head_rows == 0  # flushed all the same: memory and log stay small
+    for step in range(100, 2100, 100):  # 2100 per series: one run of 2048 each
+        store.write(grid(ids, step, 100))
+    store.flush()
+    assert table_rows(store, "raw") == 400 * GROUP_ROWS
+    assert table_rows(store, "raw_recent") == 400 * (2100 - GROUP_ROWS)
+    assert raw_count(store) == 2100 * 400
+    store.close()
+    assert [p.stat().st_size for p in store.wal_dir.glob("*.wal")] == [16]  # an empty log
+    store = open_store(tmp_path, SeriesRegistry())
+    assert raw_count(store) == 2100 * 400
+    store.close()
+
+
+def test_the_head_is_flushed_when_it_is_old(tmp_path):
+    reg, ids = registry_with(1)
+    store = open_store(tmp_path, reg, flush_rows=10**9, flush_seconds=0.05)
+    store.write(grid(ids, 0, 10))
+    assert store.stats().n_head_rows == 30
+    time.sleep(0.1)
+    store.write(grid(ids, 10, 10))  # the head is older than flush_seconds: it goes
+    assert store.stats().n_head_rows == 0 and table_rows(store, "raw_recent") == 60
+    assert store.stats().log_bytes == 16
     store.close()
 
 
@@ -197,7 +220,7 @@ def test_stats_and_sizes(tmp_path):
     stats = store.stats()
     assert stats.n_series == 6
     assert stats.n_raw_rows + stats.n_head_rows == 30_000
-    assert stats.n_raw_rows % GROUP_ROWS == 0
+    assert table_rows(store, "raw") % GROUP_ROWS == 0
     assert stats.n_rollup_1m_rows > 0 and stats.n_rollup_1h_rows > 0
     assert stats.bytes_on_disk >= os.path.getsize(store.db_path)
     assert stats.used_bytes > 0
@@ -253,11 +276,11 @@ def test_a_flush_during_a_query_is_not_seen_twice(tmp_path, monkeypatch, step):
     store.close()
 
 
-def test_full_flush_moves_everything_and_writing_goes_on(tmp_path):
+def test_flush_moves_everything_and_writing_goes_on(tmp_path):
     reg, ids = registry_with(2)
     store = open_store(tmp_path, reg, flush_rows=10**9)
     store.write(grid(ids, 0, 3000))
-    store.flush(full=True)
+    store.flush()
     assert store.stats().n_head_rows == 0 and store.stats().n_raw_rows == 18_000
     store.write(grid(ids, 3000, 3000))
     store.close()
@@ -308,3 +331,42 @@ def test_writes_still_work_after_stats_and_retention(tmp_path):
     store.write_events([Event(ts=T0 + DAY_MS, kind="fault.injected", entity="c01/r01/s01")])
     assert len(store.events(0, 2**62)) == 2
     store.close()
+
+
+def test_replaying_a_log_that_repeats_flushed_values_stores_each_instant_once(tmp_path):
+    import gc
+
+    reg, ids = registry_with(2)
+    store = open_store(tmp_path, reg, flush_rows=10**9)
+    first = grid(ids, 0, 300)
+    store.write(first)
+    store.flush()  # the first values are in the tables
+    again = grid(ids, 0, 600, seed=7)  # the same 300 instants with other values, and 300 new
+    store.write(again)  # only in the log (and memory) when the process dies
+    del store
+    gc.collect()
+    store = open_store(tmp_path, SeriesRegistry())
+    assert store.n_duplicates == 300 * len(ids)
+    result = store.query(Query(T0, T0 + DAY_MS))
+    assert len(result) == 600 * len(ids)
+    for i, (_key, rows) in enumerate(result):
+        np.testing.assert_array_equal(rows["value"][:300], first.value.reshape(300, -1)[:, i])
+        np.testing.assert_array_equal(rows["value"][300:], again.value.reshape(600, -1)[300:, i])
+    minutes = store.query(Query(T0, T0 + DAY_MS, step_ms=60_000))
+    assert set(minutes["count"].tolist()) == {12}  # 5 s samples: 12 a minute, never 24
+    store.close()
+
+
+def test_store_files_are_private(tmp_path):
+    reg, ids = registry_with(1)
+    data_dir = tmp_path / "data"
+    store = open_store(data_dir, reg)
+    store.write(grid(ids, 0, 10))
+    store.flush()
+    store.close()
+    assert data_dir.stat().st_mode & 0o777 == 0o700
+    files = list(data_dir.rglob("*"))
+    assert files, "the store wrote nothing"
+    for path in files:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))

@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep, HubDep
 from rackwatch.api.params import iso
-from rackwatch.api.schemas import StatusOut
+from rackwatch.api.schemas import RetentionOut, RetentionRunOut, StatusOut, StoreStatusOut
+from rackwatch.engine.retention import RetentionRunner
 
 router = APIRouter(tags=["status"], dependencies=[READ_ACCESS])
 
@@ -29,4 +30,26 @@ async def get_status(ctx: CtxDep, hub: HubDep) -> StatusOut:
         n_series=len(ctx.registry),
         scenario=ctx.scenario,
         sim_time_ms=ctx.newest_sample_ms(),
+        store=StoreStatusOut(
+            log_bytes=stats.log_bytes,
+            head_samples=stats.n_head_rows,
+            duplicates_dropped=stats.n_duplicates,
+            expired_dropped=stats.n_expired,
+            retention=None if ctx.retention is None else _retention(ctx.retention),
+        ),
+    )
+
+
+def _retention(runner: RetentionRunner) -> RetentionOut:
+    last = runner.last
+    return RetentionOut(
+        interval_s=runner.interval_s,
+        n_runs=runner.n_runs,
+        n_errors=runner.n_errors,
+        last=None
+        if last is None
+        else RetentionRunOut(
+            at=iso(last.at_ms), now_ms=last.now_ms, deleted=last.deleted, seconds=last.seconds
+        ),
+        deleted_total=dict(runner.deleted_total),
     )
