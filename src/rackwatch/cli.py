@@ -3,31 +3,42 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
+import enum
 import logging
 import math
 import os
 import signal
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from rackwatch import __version__, app
+from rackwatch.api.params import (
+    ParamError,
+    check_entity_glob,
+    check_metric_globs,
+    parse_duration_ms,
+    parse_step,
+)
 from rackwatch.engine.control import FanPolicy
 from rackwatch.engine.control.compare import POLICIES, compare_policies
 from rackwatch.engine.summary import RoomSummary, summarize
 from rackwatch.errors import RackwatchError
-from rackwatch.model import SeriesRegistry
+from rackwatch.model import SeriesKey, SeriesRegistry
+from rackwatch.readout import formats, server_file
+from rackwatch.readout.fetch import NoSeries, ReadoutError, Request, UnknownMetric, fetch_answer
 from rackwatch.settings import Settings, load_settings
-from rackwatch.store.base import Query
+from rackwatch.store.base import Store
 from rackwatch.tokens import SCOPES, TOKENS_FILE, TokenStore
 from rackwatch.twin import SCENARIOS
 
@@ -284,6 +295,7 @@ def run(
     try:
         asyncio.run(_run_with_summary(services))
     finally:
+        server_file.discard(settings.data_dir)  # the server has stopped answering
         services.close()
     console.print()  # the live panel leaves the cursor on its last line
     console.print(
@@ -299,6 +311,7 @@ async def _run_with_summary(services: app.Services) -> None:
         loop.add_signal_handler(sig, stop.set)
 
     def serving(url: str) -> None:
+        server_file.record(services.settings.data_dir, url)  # for `rackwatch query`
         console.print(
             f"Dashboard: [bold link={url}]{url}[/]  (API docs {url}docs, metrics {url}metrics)"
         )
@@ -350,6 +363,12 @@ def _render(services: app.Services) -> Panel:
     )
 
 
+class OutputFormat(enum.StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
 @cli.command()
 def query(
     entity: Annotated[str, typer.Option(help="Entity glob: `*` one level, `**` any.")] = "**",
@@ -360,50 +379,103 @@ def query(
         str, typer.Option(help="How far back from the newest sample: 30m, 6h, 7d.")
     ] = "1h",
     step: Annotated[
-        str | None, typer.Option(help="Bucket: 5s, 1m, 1h… (picks the tier).", show_default=False)
+        str | None,
+        typer.Option(
+            help="Bucket: 5s, 1m, 1h… (picks the tier), or raw for the samples themselves "
+            "\\[default: raw samples, while the range is still kept raw].",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        OutputFormat,
+        typer.Option("--format", "-f", help="table (for people), csv or json (for programs)."),
+    ] = OutputFormat.TABLE,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RACKWATCH_TOKEN",
+            help="Token for a running server that wants one for reads \\[default: the data "
+            "directory's control-token.txt].",
+            show_default=False,
+        ),
     ] = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Print stored series: one line per series with its last rows or buckets."""
+    """Print stored series: one section per series with its rows or buckets (times in UTC).
+
+    While `rackwatch run` holds the store, the rows come through its REST API (it records
+    where it serves in the data directory's server.json): the same rows as from the store.
+
+    Columns: value for raw samples; open, high, low, close, avg, count, missing for buckets
+    (the time is the bucket's start). --format csv: a header line
+    timestamp,ts_ms,entity,metric,<columns>, then a line per row; timestamp is ISO 8601 UTC
+    with Z, a NaN reading an empty field. --format json: one object {"tier", "bucket_ms",
+    "from_ms", "to_ms", "columns", "units", "rows": \\[{"timestamp", "ts_ms", "entity",
+    "metric", <columns>}, …]}, NaN as null. Data goes to stdout, messages to stderr.
+    """
     settings = load_settings(config, data_dir=data_dir)
+    request = _query_request(entity, metric, since, step)
     if not app.store_path(settings.data_dir).exists():
         raise typer.BadParameter(
             f"no store in {settings.data_dir}: run `rackwatch simulate --out "
             f"{settings.data_dir}` or `rackwatch run` first",
             param_hint="--data-dir",
         )
-    with contextlib.closing(app.open_store(settings, SeriesRegistry())) as store:
-        latest = store.latest(entity, metric)
-        if len(latest.ts) == 0:
-            console.print(f"no series match entity {entity!r} and metric {metric or 'any'}")
-            raise typer.Exit(1)
-        end = int(latest.ts.max()) + 1
-        result = store.query(
-            Query(
-                start_ms=end - _duration_ms(since, "--since"),
-                end_ms=end,
-                entity=entity,
-                metrics=metric,
-                step_ms=_duration_ms(step, "--step") if step else None,
-            )
+
+    def open_local() -> tuple[Store, Sequence[SeriesKey]]:
+        registry = SeriesRegistry()
+        return app.open_store(settings, registry), registry.keys()
+
+    def remote(url: str) -> None:
+        err.print(
+            f"read through the running server at {url} (it holds the store)",
+            markup=False,
+            soft_wrap=True,
         )
-    console.print(f"tier {result.tier}, {len(result.keys)} series, {len(result):,} rows")
-    table = Table("entity", "metric", "rows", "first", "last", "min", "max", "last value")
-    for key, rows in result:
-        values = rows["value"] if "value" in rows else rows["close"]
-        finite = values[~np.isnan(values)]
-        table.add_row(
-            key.entity,
-            key.metric,
-            str(len(rows["ts"])),
-            _utc(int(rows["ts"][0])) if len(rows["ts"]) else "-",
-            _utc(int(rows["ts"][-1])) if len(rows["ts"]) else "-",
-            f"{finite.min():g}" if len(finite) else "-",
-            f"{finite.max():g}" if len(finite) else "-",
-            f"{values[-1]:g}" if len(values) else "-",
-        )
-    console.print(table)
+
+    try:
+        answer = fetch_answer(open_local, settings.data_dir, request, token, on_remote=remote)
+    except UnknownMetric as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metric") from None
+    except NoSeries as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except ReadoutError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    try:
+        formats.write(answer, sys.stdout, output_format.value, width=console.width)
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: stop quietly, and keep Python's exit flush quiet too
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
+
+
+def _query_request(entity: str, metric: list[str] | None, since: str, step: str | None) -> Request:
+    try:
+        entity = check_entity_glob(entity)
+    except ParamError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--entity") from None
+    try:
+        metrics = check_metric_globs(metric)
+    except ParamError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metric") from None
+    raw = step is not None and step.strip().lower() == "raw"
+    step_ms = None
+    if step is not None and not raw:
+        try:
+            step_ms = parse_step(step)
+        except ParamError as exc:
+            message = f"{exc}; or raw for the samples themselves"
+            raise typer.BadParameter(message, param_hint="--step") from None
+    return Request(
+        entity=entity,
+        metrics=tuple(metrics) if metrics else None,
+        since_ms=_duration_ms(since, "--since"),
+        step_ms=step_ms,
+        raw=raw,
+    )
 
 
 fans_cli = typer.Typer(help="Fan control: measure the auto policy's saving.", no_args_is_help=True)
@@ -491,22 +563,11 @@ def token_revoke(
     console.print(f"token {token_id} revoked")
 
 
-_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
 def _duration_ms(text: str, option: str) -> int:
-    number, unit = text[:-1], text[-1:]
-    if text.endswith("ms"):
-        number, unit = text[:-2], "ms"
     try:
-        value = float(number) * _UNITS_MS[unit]
-    except (KeyError, ValueError):
-        raise typer.BadParameter(
-            f"{text!r} is not a duration like 30s, 5m, 6h or 7d", param_hint=option
-        ) from None
-    if value <= 0:
-        raise typer.BadParameter(f"{text!r} must be positive", param_hint=option)
-    return int(value)
+        return parse_duration_ms(text, option.lstrip("-"))
+    except ParamError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def _utc(ms: int) -> str:

@@ -6,6 +6,7 @@ RackwatchError
 │   ├── SourceTimeout    a device did not answer in time
 │   └── SourceUnavailable
 ├── StoreError           the store cannot be opened, read or written
+│   └── StoreLocked      another store object (this process or another) has it open
 └── CommandRejected      a command names an unknown target or an action it cannot do
 """
 
@@ -33,6 +34,10 @@ class SourceUnavailable(SourceError):
 
 
 class StoreError(RackwatchError):
+    pass
+
+
+class StoreLocked(StoreError):
     pass
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from rackwatch.errors import StoreError
+from rackwatch.errors import StoreError, StoreLocked
 from rackwatch.model import Batch, Event, SeriesRegistry
 from rackwatch.store import archive, dedup, records, results, rollup
 from rackwatch.store.base import (
@@ -987,7 +987,7 @@ def _lock_directory(lock: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise StoreError(
+        raise StoreLocked(
             f"the store in {lock.parent} is already open (in this process or another one): "
             "close it first, or use another data directory"
         ) from None
