@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from rackwatch.model import Batch, SeriesRegistry
 from rackwatch.model.catalogue import METRICS
-from rackwatch.store.base import Query, QueryResult
+from rackwatch.store.base import Query, QueryResult, Retention
 from rackwatch.store.duckdb import DuckDBStore
 
 DAY_S = 86_400
@@ -164,12 +164,14 @@ def _ingest(
     grid: npt.NDArray[np.float64],
     steps_per_write: int,
     clock: Callable[[], int],
+    flush_rows: int | None,
 ) -> tuple[float, float]:
     """(seconds for the writes, seconds for the writes and close)."""
     n, n_series = grid.shape
     ts_grid = np.broadcast_to(ts[:, None], grid.shape)
     tiled = np.tile(ids, steps_per_write)
-    store = DuckDBStore(path, registry, clock=clock)
+    options = {} if flush_rows is None else {"flush_rows": flush_rows}
+    store = DuckDBStore(path, registry, clock=clock, **options)  # type: ignore[arg-type]
     start = time.perf_counter()
     for a in range(0, n, steps_per_write):
         b = min(n, a + steps_per_write)
@@ -208,6 +210,35 @@ def _table_bytes(store: DuckDBStore) -> dict[str, int]:
     return out
 
 
+def _table_rows(store: DuckDBStore) -> dict[str, int]:
+    con = store._con
+    return {
+        t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
+        for t in ("raw", "raw_recent", "rollup_1m", "rollup_1m_recent", "rollup_1h")
+    }
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _projection(per_row: dict[str, float]) -> None:
+    """Disk per series under the default retention (raw 7 d of 5 s samples, 1m 90 d, 1h 5 y)
+    at the bytes per row just measured."""
+    retention = Retention()
+    tiers = (
+        ("raw", per_row["raw"], retention.raw_ms // STEP_MS),
+        ("1m", per_row["rollup_1m"], retention.m1_ms // 60_000),
+        ("1h", per_row["rollup_1h"], retention.h1_ms // 3_600_000),
+    )
+    total = sum(b * n for _, b, n in tiers)
+    parts = ", ".join(f"{name} {b * n / 2**10:.0f} KiB ({n:,} rows)" for name, b, n in tiers)
+    print(
+        f"projection, default retention, per series sampled every 5 s: {total / 2**20:.2f} MiB "
+        f"({parts}); 1000 series: {total * 1000 / 2**30:.2f} GiB"
+    )
+
+
 def _median_ms(fn: Callable[[], QueryResult], runs: int) -> tuple[float, QueryResult]:
     result = fn()  # warm-up
     times = []
@@ -228,6 +259,9 @@ def main() -> None:
     )
     parser.add_argument("--dir", type=Path, default=None, help="where to put the stores")
     parser.add_argument("--pretouch-gib", type=float, default=3.0, help="0 to skip")
+    parser.add_argument(
+        "--flush-rows", type=int, default=None, help="the store's flush_rows (default: its own)"
+    )
     args = parser.parse_args()
     if args.pretouch_gib:
         _pretouch(args.pretouch_gib)
@@ -257,7 +291,7 @@ def main() -> None:
             shutil.rmtree(path, ignore_errors=True)
             peak_known = _reset_peak()
             before = _status_mib("VmRSS")
-            writes, total = _ingest(path, registry, ids, ts, grid, steps, clock)
+            writes, total = _ingest(path, registry, ids, ts, grid, steps, clock, args.flush_rows)
             peak = _status_mib("VmHWM")
             print(
                 f"ingest, {steps:>3} step(s) x {grid.shape[1]} series per write: "
@@ -268,27 +302,46 @@ def main() -> None:
                 f"{'' if peak_known else ' [process peak: VmHWM could not be reset]'}"
             )
 
+        directory = _dir_bytes(path)  # after close: database file and log, as a user has them
         store = DuckDBStore(path, SeriesRegistry(), clock=clock)
         store.checkpoint()
         stats = store.stats()
         db_file = os.path.getsize(store.db_path)
         tables = _table_bytes(store)
+        rows = _table_rows(store)
         print(
-            f"at rest: database file {db_file / 2**20:.1f} MiB = "
-            f"{db_file / n_samples:.3f} B/sample (all tables); "
-            f"used blocks {stats.used_bytes / n_samples:.3f} B/sample; "
-            f"raw table {tables.get('raw', 0) / stats.n_raw_rows:.3f} B/sample "
-            f"({stats.n_raw_rows} rows; {stats.n_head_rows} in the log awaiting a 2048-run)"
+            f"at rest: the data directory {directory / 2**20:.1f} MiB = "
+            f"{directory / n_samples:.3f} B/sample with every tier (database file "
+            f"{db_file / 2**20:.1f} MiB, used blocks {stats.used_bytes / n_samples:.3f} "
+            f"B/sample, log {directory - db_file} bytes)"
         )
-        for name, n_rows in (
-            ("rollup_1m", stats.n_rollup_1m_rows),
-            ("rollup_1h", stats.n_rollup_1h_rows),
-        ):
-            size = tables.get(name, 0)
+        per_row = {}
+        tiers = {
+            "raw": ("raw", "raw_recent"),
+            "rollup_1m": ("rollup_1m", "rollup_1m_recent"),
+            "rollup_1h": ("rollup_1h",),
+        }
+        for tier, parts in tiers.items():
+            size = sum(tables.get(p, 0) for p in parts)
+            n_rows = sum(rows[p] for p in parts)
+            per_row[tier] = size / max(n_rows, 1)
+            detail = ""
+            if len(parts) > 1:
+                detail = (
+                    " ("
+                    + "; ".join(
+                        f"{p} {rows[p]} rows, {tables.get(p, 0) / max(rows[p], 1):.2f} B/row"
+                        for p in parts
+                    )
+                    + ")"
+                )
             print(
-                f"  {name}: {n_rows} rows, {size / 2**20:.1f} MiB, "
-                f"{size / max(n_rows, 1):.2f} B/row"
+                f"  tier {tier}: {n_rows} rows, {size / 2**20:.2f} MiB, "
+                f"{per_row[tier]:.2f} B/row{detail}"
             )
+        other = sum(v for k, v in tables.items() if not any(k in p for p in tiers.values()))
+        print(f"  other tables (series, events, latest, meta…): {other / 2**10:.0f} KiB")
+        _projection(per_row)
 
         start_ms = int(ts[0])
         _reset_peak()

@@ -53,8 +53,18 @@ def store_path(data_dir: Path) -> Path:
     return data_dir / STORE_FILE
 
 
+LIVE_FLUSH_ROWS = 1_000_000
+"""The head of `rackwatch run`'s store: at most this many samples (about 20 MB, and as much
+again while flushing) or a minute of writes, whichever comes first; bulk loads use the store's
+larger default, which compresses a little better and ingests faster."""
+
+
 def open_store(
-    settings: Settings, registry: SeriesRegistry, data_dir: Path | None = None
+    settings: Settings,
+    registry: SeriesRegistry,
+    data_dir: Path | None = None,
+    *,
+    live: bool = False,
 ) -> DuckDBStore:
     directory = data_dir or settings.data_dir
     private_dir(directory)
@@ -64,6 +74,10 @@ def open_store(
         m1_ms=int(s.minute_retention_days * DAY_MS),
         h1_ms=int(s.hour_retention_days * DAY_MS),
     )
+    if live:
+        return DuckDBStore(
+            store_path(directory), registry, retention=retention, flush_rows=LIVE_FLUSH_ROWS
+        )
     return DuckDBStore(store_path(directory), registry, retention=retention)
 
 
@@ -182,7 +196,7 @@ def ensure_control_token(settings: Settings) -> Path | None:
 
 def build_services(settings: Settings, *, start_ms: int | None = None) -> Services:
     registry = SeriesRegistry()
-    store = open_store(settings, registry)
+    store = open_store(settings, registry, live=True)
     try:
         twin = build_twin(settings, start_ms if start_ms is not None else _aligned_now_ms(5000))
         resume = continue_after(store, twin) if start_ms is None else None

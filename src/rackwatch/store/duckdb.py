@@ -6,10 +6,11 @@ are sorted by series into a head chunk, samples that repeat an instant already h
 dropped (first write wins, see dedup.py), and the rest is folded into the in-memory 1-minute
 and 1-hour rollup buckets. When the head holds `flush_rows` samples or its oldest was written
 `flush_seconds` ago, it goes to the tables in one transaction: per series, whole runs of 2048
-samples (with what waited in `raw_recent`) to `raw`, the rest to `raw_recent`; the log starts
-a new, empty generation. Closed rollup buckets are written once they span `rollup_batch_ms`
-(each series' rows then form a run). Samples older than the stored rollups (late data) are
-merged into them at once. Queries read the tables and the in-memory head and buckets together.
+samples (with what waited in `raw_recent`) to `raw`, the rest to `raw_recent`; closed 1-minute
+buckets likewise to `rollup_1m` and `rollup_1m_recent`; the log starts a new, empty
+generation. Closed 1-hour buckets are written once they span `rollup_batch_ms` (each series'
+hours then form a run). Samples older than the stored rollups (late data) are merged into them
+at once. Queries read the tables and the in-memory head and buckets together.
 
 Threads: writes, flushes and state snapshots take one lock; each reading thread gets its own
 DuckDB cursor, and reads the tables in a transaction begun under that lock, so a query never
@@ -27,6 +28,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,9 @@ import pyarrow as pa
 
 from rackwatch.errors import StoreError, StoreLocked
 from rackwatch.model import Batch, Event, SeriesRegistry
-from rackwatch.store import archive, dedup, records, results, rollup
+from rackwatch.store import archive, dedup, encoding, records, results, rollup
 from rackwatch.store.base import (
+    DAY_MS,
     RAW_COLUMNS,
     EntityRecord,
     Latest,
@@ -50,8 +53,8 @@ from rackwatch.store.base import (
     choose_tier,
     parse_tier,
 )
-from rackwatch.store.head import GROUP_ROWS, Chunk, Head, make_chunk, select_rows
-from rackwatch.store.rollup import F64, HOUR_MS, I32, I64, MINUTE_MS, NO_TS_FIRST, NO_TS_LAST
+from rackwatch.store.head import GROUP_ROWS, Chunk, Head, in_whole_runs, make_chunk, select_rows
+from rackwatch.store.rollup import F64, HOUR_MS, I32, I64, MINUTE_MS
 from rackwatch.store.schema import DDL, META_DEFAULTS, ROLLUP_TABLES, SCHEMA_VERSION
 from rackwatch.store.tierstate import TierState
 from rackwatch.store.wal import (
@@ -86,8 +89,8 @@ class DuckDBStore:
     sample, and as much again, reused, for flushing): it is flushed when it holds that many
     samples or its oldest was written that long ago (wall clock; None: size only).
     `consolidate_rows` is the batch size of the sort, duplicate and rollup work;
-    `rollup_batch_ms` how much closed 1-minute buckets wait in memory to be written as a run
-    per series (a restart rebuilds them from the raw samples); `wal_sync_seconds` is the most a
+    `rollup_batch_ms` how much closed 1-hour buckets wait in memory to be written as a run per
+    series (a restart rebuilds them from the 1-minute rows); `wal_sync_seconds` is the most a
     crash may lose (0: every write is fsynced before it returns); `lateness_ms` keeps a rollup
     bucket open that much past its end; `clock` (ms) decides which tiers a query range is still
     retained in; `duckdb_config` goes to DuckDB. Queries and writes may come from any thread.
@@ -98,10 +101,10 @@ class DuckDBStore:
         path: Path | str,
         registry: SeriesRegistry,
         *,
-        flush_rows: int = 2_000_000,
+        flush_rows: int = 16_000_000,
         flush_seconds: float | None = 60.0,
         consolidate_rows: int = 262_144,
-        rollup_batch_ms: int = HOUR_MS,
+        rollup_batch_ms: int = DAY_MS,
         retention: Retention | None = None,
         wal_sync_seconds: float = 1.0,
         lateness_ms: int = 0,
@@ -143,7 +146,8 @@ class DuckDBStore:
         self._release_dir = weakref.finalize(self, os.close, _lock_directory(lock))
         try:
             _check_version(self.db_path)
-            self._con = duckdb.connect(str(self.db_path), config=dict(duckdb_config or {}))
+            config: dict[str, Any] = {**_DUCKDB_DEFAULTS, **(duckdb_config or {})}
+            self._con = duckdb.connect(str(self.db_path), config=config)
         except (duckdb.Error, StoreError) as exc:
             self._release_dir()
             if isinstance(exc, StoreError):
@@ -180,7 +184,8 @@ class DuckDBStore:
         self._h1 = TierState(HOUR_MS, meta["f1h"], lateness_ms)
         self._recovering = False
         self._kept_from = {t: meta[f"kept_{t.value}"] for t in Tier}
-        self._recent_counts = self._load_recent_counts()
+        self._recent_counts = self._load_counts("raw_recent")
+        self._recent_1m = self._load_counts("rollup_1m_recent")
         self._load_latest()
         self._recover(meta["wal_gen"], sync_seconds)
 
@@ -226,9 +231,10 @@ class DuckDBStore:
         self._insert("series", table)
         self._n_persisted = len(keys)
 
-    def _load_recent_counts(self) -> I64:
+    def _load_counts(self, table: str) -> I64:
+        """Rows per series in a table of rows waiting for a whole run."""
         cols = self._con.execute(
-            "SELECT series, count(*) AS n FROM raw_recent GROUP BY series"
+            f"SELECT series, count(*) AS n FROM {table} GROUP BY series"
         ).fetchnumpy()
         counts = np.zeros(len(self._registry), np.int64)
         counts[np.asarray(cols["series"], np.int64)] = np.asarray(cols["n"], np.int64)
@@ -257,7 +263,7 @@ class DuckDBStore:
                 ts, series, value = ts[order], series[order], value[order]
             self._fold_rollups(make_chunk(ts, series, value, len(self._registry)), int(ts.max()))
         # Minutes in rollup_1m whose hour is not in rollup_1h yet.
-        stored = self._fetch_rollup_partials("rollup_1m", "ts >= ? AND ts < ?", [f1h, f1m])
+        stored = self._fetch_rollup_partials("rollup_1m", _buckets_in(MINUTE_MS, f1h, f1m))
         if len(stored):
             self._h1.add(rollup.combine(stored, HOUR_MS), self._watermark)
         for other in generations(wal_dir):  # older ones, or one whose flush never committed
@@ -428,6 +434,7 @@ class DuckDBStore:
         grow = n - len(self._recent_counts)
         if grow > 0:
             self._recent_counts = np.append(self._recent_counts, np.zeros(grow, np.int64))
+            self._recent_1m = np.append(self._recent_1m, np.zeros(grow, np.int64))
 
     def _fold_rollups(self, chunk: Chunk, max_ts: int) -> None:
         self._watermark = max(self._watermark, max_ts)
@@ -462,27 +469,31 @@ class DuckDBStore:
         self._latest_dirty[persisted] = False
         self._late_seq = seq
         self._recent_counts[: len(late.counts)] += late.counts
+        self._recent_1m = self._load_counts("rollup_1m_recent")  # rows moved: count again
         self._h1.add(p1h.take(~stored_hours), self._watermark)
 
     def _merge_into(self, table: str, p: rollup.Partials) -> None:
         if not len(p):
             return
-        keys = pa.table({"series": pa.array(p.series), "ts": pa.array(p.bucket)})
+        width = _WIDTH[table]
+        keys = pa.table({"series": pa.array(p.series), "bucket": pa.array(p.bucket // width)})
         self._con.register("_late_keys", keys)
         try:
             stored = self._fetch_rollup_partials(
                 table,
-                "EXISTS (SELECT 1 FROM _late_keys k WHERE k.series = t.series AND k.ts = t.ts)",
+                "EXISTS (SELECT 1 FROM _late_keys k "
+                "WHERE k.series = t.series AND k.bucket = t.bucket)",
             )
-            self._con.execute(
-                f"DELETE FROM {table} t USING _late_keys k "
-                "WHERE t.series = k.series AND t.ts = k.ts"
-            )
+            for part in _PARTS[table]:
+                self._con.execute(
+                    f"DELETE FROM {part} t USING _late_keys k "
+                    "WHERE t.series = k.series AND t.bucket = k.bucket"
+                ).fetchall()
         finally:
             self._con.unregister("_late_keys")
-        width = MINUTE_MS if table == "rollup_1m" else HOUR_MS
         merged = rollup.combine(rollup.concat([stored, p]), width)
-        self._insert_rollup(table, merged)
+        # Merged minutes wait with the others for a whole run (they may have left one).
+        self._insert_rollup(_PARTS[table][-1], merged)
 
     # ------------------------------------------------------------------ flushing
 
@@ -492,8 +503,18 @@ class DuckDBStore:
         with self._lock:
             self._check_open()
             self._consolidate()
-            self._flush(rollups=True)
+            self._last_flush()
             self._wal.sync()
+
+    def _last_flush(self) -> None:
+        """A flush before a pause (close, or the end of a bulk load): written through DuckDB's
+        checkpoint rather than straight to new blocks, so that it fills the space earlier
+        flushes freed instead of leaving it empty in the file (slower: once is fine)."""
+        self._con.execute("SET enable_optimistic_write = false")
+        try:
+            self._flush(rollups=True)
+        finally:
+            self._con.execute("RESET enable_optimistic_write")
 
     def _series_order(self) -> npt.NDArray[np.intp]:
         """Series ids by (metric, entity): rows of one metric share a row group, so DuckDB's
@@ -505,22 +526,31 @@ class DuckDBStore:
             self._rank_cache = (n, np.asarray(order, dtype=np.intp))
         return self._rank_cache[1]
 
-    def _rollups_due(self) -> bool:
-        """Closed 1-minute buckets are written once they span `rollup_batch_ms` or hold many
-        rows: each series' buckets then go in as a run, which compresses."""
-        m1 = self._m1
+    def _hours_due(self) -> bool:
+        """Closed 1-hour buckets are written once they span `rollup_batch_ms` or are many:
+        each series' hours then go in as a run, which compresses."""
+        h1 = self._h1
         return (
-            m1.closed_to - m1.flushed_to >= self._rollup_batch_ms
-            or m1.n_closed_rows >= self._consolidate_rows
+            h1.closed_to - h1.flushed_to >= self._rollup_batch_ms
+            or h1.n_closed_rows >= self._consolidate_rows
         )
 
     def _flush(self, rollups: bool | None = None) -> None:
-        """The head to the tables: whole 2048-runs per series to `raw` (with the series'
-        samples waiting in `raw_recent`), the rest to `raw_recent`; closed rollup buckets when
-        `rollups` (None: when due). One transaction; the log then starts empty."""
+        """The head to the tables in one transaction; the log then starts empty.
+
+        Per series, whole runs of 2048 samples go to `raw`, with the samples that waited in
+        `raw_recent` (they are few: fewer than 2048 a series), and the rest waits there. The
+        closed 1-minute buckets likewise (`rollup_1m`, `rollup_1m_recent`), except that the
+        rows waiting there move only once they make whole runs themselves: there are more of
+        them (a run is 34 hours of minutes), and moving rows leaves free space in the file
+        (reused by later writes, but not by the flush that frees it). The closed 1-hour
+        buckets when `rollups` (None: when due).
+        """
         self._grow_series_state()
         order = self._series_order()
         n = len(self._registry)
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order))
         recent = self._recent_counts
         head = np.zeros(n, np.int64)
         head_counts = self._head.counts()
@@ -528,11 +558,12 @@ class DuckDBStore:
         due = np.flatnonzero((recent > 0) & (recent + head >= GROUP_ROWS)).astype(np.int32)
         older = self._read_recent(due) if len(due) else None
         (ts, series, value), kept = self._head.split(order, GROUP_ROWS, older)
+        by_metric = np.argsort(rank[kept.series], kind="stable")  # compresses better
         if rollups is None:
-            rollups = self._rollups_due()
-        m1 = self._m1.closed() if rollups else rollup.empty()
+            rollups = self._hours_due()
+        m1_runs, m1_rest, m1_cuts = self._minute_runs(self._m1.closed())
         h1 = self._h1.closed() if rollups else rollup.empty()
-        if not len(ts) and not len(kept) and not len(m1) and not len(h1):
+        if not len(ts) + len(kept) + len(m1_runs) + len(m1_rest) + len(h1):
             self._head_since = None
             return
         next_wal = self._wal.start_next([])
@@ -543,15 +574,17 @@ class DuckDBStore:
                         "DELETE FROM raw_recent WHERE true" + _series_filter(due, n)
                     ).fetchall()
                 self._insert_raw("raw", ts, series, value)
-                self._insert_raw("raw_recent", kept.ts, kept.series, kept.value)
-                rank = np.empty(len(order), np.int64)
-                rank[order] = np.arange(len(order))
-                self._insert_rollup("rollup_1m", _by_rank(m1, rank))
+                self._insert_raw(
+                    "raw_recent", kept.ts[by_metric], kept.series[by_metric], kept.value[by_metric]
+                )
+                self._delete_through("rollup_1m_recent", "bucket", m1_cuts)
+                self._insert_rollup("rollup_1m", _by_rank(m1_runs, rank))
+                self._insert_rollup("rollup_1m_recent", _by_rank(m1_rest, rank))
                 self._insert_rollup("rollup_1h", _by_rank(h1, rank))
                 persisted = self._persist_latest()
                 self._set_meta(
                     wal_gen=next_wal.gen,
-                    f1m=self._m1.closed_to if rollups else self._m1.flushed_to,
+                    f1m=self._m1.closed_to,
                     f1h=self._h1.closed_to if rollups else self._h1.flushed_to,
                     seq=self._seq,
                 )
@@ -563,12 +596,12 @@ class DuckDBStore:
         old.discard()
         self._head.replace(make_chunk(*_EMPTY_ROWS, 0))
         self._head_since = None
-        kept_counts = np.zeros(n, np.int64)
-        kept_counts[: len(kept.counts)] = kept.counts
         recent[due] = 0
-        recent += kept_counts
+        recent += np.bincount(kept.series, minlength=n)
+        self._recent_1m -= m1_cuts.counts(n)
+        self._recent_1m += np.bincount(m1_rest.series, minlength=n)
+        self._m1.flushed()
         if rollups:
-            self._m1.flushed()
             self._h1.flushed()
 
     def _read_recent(self, ids: I32) -> Chunk:
@@ -579,6 +612,40 @@ class DuckDBStore:
         if order is not None:
             ts, series, value = ts[order], series[order], value[order]
         return make_chunk(ts, series, value, n)
+
+    def _minute_runs(self, m1: rollup.Partials) -> tuple[rollup.Partials, rollup.Partials, _Cuts]:
+        """Closed 1-minute buckets split as the raw samples are: whole runs of 2048 rows per
+        series (the oldest whole runs waiting in `rollup_1m_recent` first, then the new
+        rows'), the rest of the new rows, and where the waiting rows moved end."""
+        n = len(self._registry)
+        order = rollup.sort_order(m1.series, m1.bucket) if len(m1) else None
+        if order is not None:
+            m1 = m1.take(order)
+        new_runs = in_whole_runs(m1.series, n, GROUP_ROWS)
+        rest = m1.take(~new_runs)
+        due = np.flatnonzero(self._recent_1m >= GROUP_ROWS).astype(np.int32)
+        if not len(due):
+            return m1.take(new_runs), rest, _Cuts.none()
+        older = self._fetch_rollup_table(
+            "rollup_1m_recent", "true" + _series_filter(due, n), MINUTE_MS
+        )
+        older = older.take(np.lexsort((older.bucket, older.series)))
+        older = older.take(in_whole_runs(older.series, n, GROUP_ROWS))
+        runs = rollup.concat([older, m1.take(new_runs)])  # per series: whole runs in all
+        return runs, rest, _Cuts.of(older.series, older.bucket // MINUTE_MS)
+
+    def _delete_through(self, table: str, column: str, cuts: _Cuts) -> None:
+        """Delete the rows of each series up to its cut (inclusive): the runs just moved."""
+        if not len(cuts.series):
+            return
+        self._con.register("_cuts", pa.table({"series": cuts.series, "through": cuts.through}))
+        try:
+            self._con.execute(
+                f"DELETE FROM {table} t USING _cuts c "
+                f"WHERE t.series = c.series AND t.{column} <= c.through"
+            ).fetchall()
+        finally:
+            self._con.unregister("_cuts")
 
     def _persist_latest(self) -> npt.NDArray[np.intp]:
         """The newest instant of the series that changed since it was last persisted, into
@@ -627,21 +694,8 @@ class DuckDBStore:
             self._insert(table, pa.table({"series": series, "ts": ts, "value": value}))
 
     def _insert_rollup(self, table: str, p: rollup.Partials) -> None:
-        if not len(p):
-            return
-        empty = p.count == 0
-        cols = results.rollup_columns(p)
-        data = {
-            "series": pa.array(p.series),
-            "ts": pa.array(p.bucket),
-            **{k: pa.array(v) for k, v in cols.items() if k not in ("count", "missing")},
-            "count": pa.array(p.count.astype(np.int32)),
-            "missing": pa.array(p.missing.astype(np.int32)),
-            # Offsets from the bucket start: small numbers, and constant for regular sampling.
-            "open_offset": pa.array(_offset(p.first_ts, p.bucket, empty), mask=empty),
-            "close_offset": pa.array(_offset(p.last_ts, p.bucket, empty), mask=empty),
-        }
-        self._insert(table, pa.table(data))
+        if len(p):
+            self._insert(table, encoding.encode(p, _WIDTH[table]))
 
     def _set_meta(self, **values: int) -> None:
         for key, value in values.items():
@@ -686,20 +740,20 @@ class DuckDBStore:
         self,
         table: str,
         where: str,
-        params: Sequence[Any] = (),
         con: duckdb.DuckDBPyConnection | None = None,
     ) -> rollup.Partials:
-        cols = (
-            (con or self._con)
-            .execute(
-                f"""SELECT series, ts, coalesce(ts + open_offset, {NO_TS_FIRST}) AS open_ts,
-                    open, coalesce(ts + close_offset, {NO_TS_LAST}) AS close_ts, close, high,
-                    low, avg, count, missing FROM {table} t WHERE {where}""",
-                params,
-            )
-            .fetchnumpy()
-        )
-        return rollup.from_rows(*(np.asarray(cols[k]) for k in cols))
+        """Rows of a tier (`rollup_1m`: with `rollup_1m_recent`; `rollup_1h`) matching `where`
+        (on `t`; `bucket` is in units of the tier's width: see `_buckets_in`), decoded."""
+        selects = [
+            f"SELECT {encoding.SELECT_COLUMNS} FROM {part} t WHERE {where}"
+            for part in _PARTS[table]
+        ]
+        got = (con or self._con).sql(" UNION ALL ".join(selects)).to_arrow_table()
+        return encoding.decode(got, _WIDTH[table])  # Arrow: several times faster than numpy
+
+    def _fetch_rollup_table(self, table: str, where: str, width_ms: int) -> rollup.Partials:
+        got = self._con.sql(f"SELECT {encoding.SELECT_COLUMNS} FROM {table} t WHERE {where}")
+        return encoding.decode(got.to_arrow_table(), width_ms)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -720,7 +774,11 @@ class DuckDBStore:
         )
         keys = self._registry.keys()
         ids = results.match_series(keys, q.entity, q.metrics)
-        where = f"ts >= {int(q.start_ms)} AND ts < {int(q.end_ms)}" + _series_filter(ids, len(keys))
+        series_sql = _series_filter(ids, len(keys))
+        if tier is Tier.RAW:
+            where = f"ts >= {int(q.start_ms)} AND ts < {int(q.end_ms)}" + series_sql
+        else:
+            where = _buckets_in(tier.width_ms, q.start_ms, q.end_ms) + series_sql
         wanted = np.zeros(len(keys), bool)
         wanted[ids] = True
         rebucket = (
@@ -785,20 +843,16 @@ class DuckDBStore:
         pick = np.zeros(len(state), bool)
         pick[known] = wanted[state.series[known]]
         mem = state.take(pick & (state.bucket >= q.start_ms) & (state.bucket < q.end_ms))
+        stored = self._fetch_rollup_partials(table, where, con=cur)
         if rebucket and q.step_ms is not None:
-            stored = self._fetch_rollup_partials(table, where, con=cur)
             p = rollup.combine(rollup.concat([stored, mem]), q.step_ms)
             return p.series, p.bucket, results.rollup_columns(p), q.step_ms
-        got = cur.sql(
-            f"""SELECT series, ts, open, high, low, close, avg, count, missing
-                FROM {table} WHERE {where}"""
-        ).to_arrow_table()
-        mem_cols = results.rollup_columns(mem)
+        stored_cols, mem_cols = results.rollup_columns(stored), results.rollup_columns(mem)
         names = list(mem_cols)
         series, ts, cols = results.group_by_series(
-            np.concatenate([_np(got, "series", np.int32), mem.series]),
-            np.concatenate([_np(got, "ts", np.int64), mem.bucket]),
-            [np.concatenate([_np(got, k, mem_cols[k].dtype), mem_cols[k]]) for k in names],
+            np.concatenate([stored.series, mem.series]),
+            np.concatenate([stored.bucket, mem.bucket]),
+            [np.concatenate([stored_cols[k], mem_cols[k]]) for k in names],
         )
         return series, ts, dict(zip(names, cols, strict=True)), tier.width_ms
 
@@ -870,23 +924,26 @@ class DuckDBStore:
             cuts = {Tier.RAW: cut_raw, Tier.M1: cut_1m, Tier.H1: cut_1h}
             kept = {t: max(self._kept_from[t], cut) for t, cut in cuts.items()}
             tables = {
-                "raw": cut_raw,
-                "raw_recent": cut_raw,
-                "latest": cut_raw,  # a series with nothing left has no newest instant
-                "rollup_1m": cut_1m,
-                "rollup_1h": cut_1h,
+                "raw": f"ts < {cut_raw}",
+                "raw_recent": f"ts < {cut_raw}",
+                "latest": f"ts < {cut_raw}",  # a series with nothing left has no newest instant
+                "rollup_1m": _buckets_in(MINUTE_MS, _NO_TS, cut_1m),
+                "rollup_1m_recent": _buckets_in(MINUTE_MS, _NO_TS, cut_1m),
+                "rollup_1h": _buckets_in(HOUR_MS, _NO_TS, cut_1h),
             }
             deleted: dict[str, int] = {}
             with self._transaction():
-                for table, cut in tables.items():
+                for table, where in tables.items():
                     # fetchall, not fetchone: DuckDB refuses other work on a connection whose
                     # result was not read to the end (register() then raises).
-                    rows = self._con.execute(f"DELETE FROM {table} WHERE ts < ?", [cut]).fetchall()
+                    rows = self._con.execute(f"DELETE FROM {table} WHERE {where}").fetchall()
                     deleted[table] = int(rows[0][0]) if rows else 0
                 self._set_meta(**{f"kept_{t.value}": v for t, v in kept.items()})
             self._kept_from = kept
             if deleted["raw_recent"]:
-                self._recent_counts = self._load_recent_counts()
+                self._recent_counts = self._load_counts("raw_recent")
+            if deleted["rollup_1m_recent"]:
+                self._recent_1m = self._load_counts("rollup_1m_recent")
             gone = self._latest_ts < cut_raw
             self._latest_ts[gone] = _NO_TS
             self._latest_value[gone] = np.nan
@@ -894,7 +951,7 @@ class DuckDBStore:
                 self._checkpoint_if_idle()  # gives the deleted rows' space back
             return {
                 Tier.RAW.value: deleted["raw"] + deleted["raw_recent"],
-                Tier.M1.value: deleted["rollup_1m"],
+                Tier.M1.value: deleted["rollup_1m"] + deleted["rollup_1m_recent"],
                 Tier.H1.value: deleted["rollup_1h"],
             }
 
@@ -915,7 +972,14 @@ class DuckDBStore:
             cur = self._con
             counts = {
                 t: int(cur.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
-                for t in ("raw", "raw_recent", "rollup_1m", "rollup_1h", "events")
+                for t in (
+                    "raw",
+                    "raw_recent",
+                    "rollup_1m",
+                    "rollup_1m_recent",
+                    "rollup_1h",
+                    "events",
+                )
             }
             size = cur.execute("SELECT block_size, used_blocks FROM pragma_database_size()")
             block_size, used_blocks = size.fetchall()[0]
@@ -925,7 +989,7 @@ class DuckDBStore:
                 n_series=len(self._registry),
                 n_raw_rows=counts["raw"] + counts["raw_recent"],
                 n_head_rows=self._head.n_rows,
-                n_rollup_1m_rows=counts["rollup_1m"],
+                n_rollup_1m_rows=counts["rollup_1m"] + counts["rollup_1m_recent"],
                 n_rollup_1h_rows=counts["rollup_1h"],
                 n_events=counts["events"],
                 bytes_on_disk=sum(_size(f) for f in db_files) + log_bytes,
@@ -963,7 +1027,7 @@ class DuckDBStore:
                 return
             try:
                 self._consolidate()
-                self._flush(rollups=True)
+                self._last_flush()
             finally:
                 self._wal.close()
                 for cur in self._cursors:
@@ -1075,6 +1139,34 @@ def _raw_columns(cols: Mapping[str, Any]) -> tuple[I64, I32, F64]:
 _EMPTY_ROWS = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64))
 
 
+@dataclass(frozen=True, slots=True)
+class _Cuts:
+    """Per series, the last time (ts, or bucket index) of the waiting rows that moved into
+    whole runs, and how many moved."""
+
+    series: I32
+    through: I64
+    moved: I64
+
+    @classmethod
+    def none(cls) -> _Cuts:
+        return cls(np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int64))
+
+    @classmethod
+    def of(cls, series: I32, time: I64) -> _Cuts:
+        """From moved rows sorted by (series, time)."""
+        if not len(series):
+            return cls.none()
+        last = np.flatnonzero(np.append(series[1:] != series[:-1], True))
+        first = np.append(0, last[:-1] + 1)
+        return cls(series[last], time[last], last - first + 1)
+
+    def counts(self, n_series: int) -> I64:
+        out = np.zeros(n_series, np.int64)
+        out[self.series] = self.moved
+        return out
+
+
 def _start_syncer(store: DuckDBStore, interval: float, stop: threading.Event) -> None:
     """Sync the store's log every `interval` s until `stop` is set or the store is collected
     (the thread holds only a weak reference, so dropping a store without close() frees it)."""
@@ -1094,14 +1186,24 @@ def _start_syncer(store: DuckDBStore, interval: float, stop: threading.Event) ->
     threading.Thread(target=run, name="rackwatch-wal-sync", daemon=True).start()
 
 
-def _offset(ts: I64, bucket: I64, empty: npt.NDArray[np.bool_]) -> I32:
-    out: I32 = np.where(empty, 0, ts - np.where(empty, ts, bucket)).astype(np.int32)
-    return out
+_DUCKDB_DEFAULTS: dict[str, str | int | bool] = {"default_block_size": "65536"}
+"""Blocks of 64 KiB instead of 256 for a new database file: every table (and each of its
+columns' last segment) takes at least a block, so small tables and the free blocks left by
+flushes cost a quarter as much; compression is the same (it works per 2048-value group)."""
+
+_WIDTH = {"rollup_1m": MINUTE_MS, "rollup_1m_recent": MINUTE_MS, "rollup_1h": HOUR_MS}
+_PARTS = {"rollup_1m": ("rollup_1m", "rollup_1m_recent"), "rollup_1h": ("rollup_1h",)}
+"""The tables holding a tier's rows: whole runs, and the rows waiting to make one."""
 
 
-def _np(table: pa.Table, name: str, dtype: Any) -> Array:
-    col = table.column(name)
-    return np.asarray(col.to_numpy() if col.num_chunks != 1 else col.chunk(0).to_numpy(), dtype)
+def _buckets_in(width_ms: int, start_ms: int, end_ms: int) -> str:
+    """SQL for the rollup rows whose bucket starts in [start_ms, end_ms) (`bucket` is in units
+    of the width, so bucket * width >= start  <=>  bucket >= ceil(start / width)).
+
+    >>> _buckets_in(60_000, 59_999, 120_000)
+    'bucket >= 1 AND bucket < 2'
+    """
+    return f"bucket >= {-(-start_ms // width_ms)} AND bucket < {-(-end_ms // width_ms)}"
 
 
 def _series_filter(ids: I32, n_series: int) -> str:

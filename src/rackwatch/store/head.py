@@ -254,6 +254,19 @@ class Head:
         self._n_small = 0
 
 
+def in_whole_runs(series: I32, n_series: int, group: int = GROUP_ROWS) -> npt.NDArray[np.bool_]:
+    """For rows sorted by (series, time): which are among the oldest whole multiple of `group`
+    rows of their series (the rows that fill aligned runs).
+
+    >>> in_whole_runs(np.array([0, 0, 0, 1, 1, 1, 1], np.int32), 2, group=2).tolist()
+    [True, True, False, True, True, True, True]
+    """
+    counts = np.bincount(series, minlength=n_series)
+    position = np.arange(len(series)) - (np.cumsum(counts) - counts)[series]
+    out: npt.NDArray[np.bool_] = position < (counts // group * group)[series]
+    return out
+
+
 def _split_sorted(
     chunks: list[Chunk], series_order: npt.NDArray[np.intp], take: I64
 ) -> tuple[tuple[I64, I32, F64], Chunk]:

@@ -46,7 +46,7 @@ def match_series(
 def group_by_series(series: I32, ts: I64, columns: Sequence[Array]) -> tuple[I32, I64, list[Array]]:
     """Reorder rows so that each series' rows are together and in time order.
 
-    Rows usually come as runs (one series, time-ordered) in arrival order: then reordering the
+    Rows usually come as runs (one series, time-ordered), in any order: then reordering the
     runs is a few large copies; otherwise (or when a series' runs overlap in time) a sort.
     """
     n = len(series)
@@ -55,7 +55,7 @@ def group_by_series(series: I32, ts: I64, columns: Sequence[Array]) -> tuple[I32
     run_starts = np.flatnonzero(np.concatenate(([True], series[1:] != series[:-1])))
     if len(run_starts) * 64 < n:
         run_ends = np.append(run_starts[1:], n)
-        order = np.argsort(series[run_starts], kind="stable")
+        order = np.lexsort((ts[run_starts], series[run_starts]))  # a series' runs by time
         runs = [(int(run_starts[i]), int(run_ends[i])) for i in order]
         arrays: list[Array] = [series, ts, *columns]
         cols = [np.concatenate([a[lo:hi] for lo, hi in runs]) for a in arrays]
