@@ -2,7 +2,7 @@
 
     python bench/bench_run.py [--speed 3000] [--hours 24] [--clusters 1] [--interval 1]
                               [--max-wall 900] [--start-timeout 180] [--clean-seconds 10]
-                              [--clean-same-dir] [--dir DIR] [--keep]
+                              [--clean-fresh-dir] [--dir DIR] [--keep]
 
     e.g. python bench/bench_run.py --hours 2                      # 20 servers
          python bench/bench_run.py --clusters 100 --speed 50 --hours 0.1   # 2,000 servers
@@ -24,10 +24,9 @@ It stops when the simulated time covered reaches `--hours` (or after `--max-wall
 kills the process with SIGKILL (a crash), and times the restart: opening the store in this
 process (`DuckDBStore(D / "rackwatch.duckdb", SeriesRegistry())`, which replays the log), and
 closing it. Then it starts `rackwatch run` again for `--clean-seconds`, stops it with SIGINT
-(Ctrl-C) and reports the log left after a clean stop. That run uses a fresh data directory:
-its simulated clock starts again at the wall clock, so in the first run's directory it would
-rewrite times already stored (late data), not what a restart at real speed does;
-`--clean-same-dir` runs it there all the same. A summary ends it: steady-state RSS (median and
+(Ctrl-C) and reports the log left after a clean stop. That run restarts in the crashed run's
+directory, as a user would after a crash (its simulated clock continues after the stored data);
+`--clean-fresh-dir` gives it a new one. A summary ends it: steady-state RSS (median and
 max over the second half of the simulated time), peak RSS, the largest log (MiB and simulated
 minutes), replay time.
 
@@ -329,7 +328,7 @@ def main() -> None:
     parser.add_argument("--start-timeout", type=float, default=180.0, help="s to serve")
     parser.add_argument("--clean-seconds", type=float, default=10.0, help="0 to skip")
     parser.add_argument(
-        "--clean-same-dir", action="store_true", help="clean run in the crashed run's directory"
+        "--clean-fresh-dir", action="store_true", help="clean run in a new data directory"
     )
     parser.add_argument("--dir", type=Path, default=None, help="where the temporary directory goes")
     parser.add_argument("--keep", action="store_true", help="keep the data directories")
@@ -416,7 +415,7 @@ def main() -> None:
         # A clean run: start again, stop with Ctrl-C.
         clean = None
         if args.clean_seconds > 0:
-            clean_dir = data_dir if args.clean_same_dir else base / "clean"
+            clean_dir = base / "clean" if args.clean_fresh_dir else data_dir
             run2, launch2 = start_run(args, clean_dir)
             runs.append(run2)
             url2 = run2.wait_url(args.start_timeout)
@@ -428,7 +427,7 @@ def main() -> None:
             stopped = next((ln for ln in reversed(run2.tail) if ln.startswith("stopped:")), "")
             clean = (startup_s, stop_s, rc, log_left)
             print(
-                f"clean run ({'same' if args.clean_same_dir else 'fresh'} directory): "
+                f"clean run ({'fresh' if args.clean_fresh_dir else 'same'} directory): "
                 f"serving after {startup_s:.1f} s, ran "
                 f"{args.clean_seconds:g} s ({hms(last.sim_s)} simulated, "
                 f"{fmt(last.samples, ',d')} samples, RSS {last.rss_mib:.0f} MiB, log "

@@ -53,10 +53,17 @@ def store_path(data_dir: Path) -> Path:
     return data_dir / STORE_FILE
 
 
-LIVE_FLUSH_ROWS = 1_000_000
-"""The head of `rackwatch run`'s store: at most this many samples (about 20 MB, and as much
-again while flushing) or a minute of writes, whichever comes first; bulk loads use the store's
-larger default, which compresses a little better and ingests faster."""
+LIVE_FLUSH_ROWS = 500_000
+"""The head of `rackwatch run`'s store: at most this many samples (about 10 MB, and as much
+again while flushing) or a minute of writes, whichever comes first; sorted and folded into the
+rollups an eighth at a time. Bulk loads use the store's larger defaults, which compress a
+little better and ingest faster."""
+
+
+LIVE_DUCKDB_MEMORY = "128MB"
+"""DuckDB's buffer pool in `rackwatch run`: it keeps the blocks it wrote or read until this
+fills (by default 80 % of the machine's memory), so without a bound a long run's resident
+memory would grow with its database; queries stream and spill beyond it."""
 
 
 def open_store(
@@ -76,7 +83,12 @@ def open_store(
     )
     if live:
         return DuckDBStore(
-            store_path(directory), registry, retention=retention, flush_rows=LIVE_FLUSH_ROWS
+            store_path(directory),
+            registry,
+            retention=retention,
+            flush_rows=LIVE_FLUSH_ROWS,
+            consolidate_rows=LIVE_FLUSH_ROWS // 8,
+            duckdb_config={"memory_limit": LIVE_DUCKDB_MEMORY},
         )
     return DuckDBStore(store_path(directory), registry, retention=retention)
 

@@ -262,10 +262,22 @@ class DuckDBStore:
             if order is not None:
                 ts, series, value = ts[order], series[order], value[order]
             self._fold_rollups(make_chunk(ts, series, value, len(self._registry)), int(ts.max()))
-        # Minutes in rollup_1m whose hour is not in rollup_1h yet.
-        stored = self._fetch_rollup_partials("rollup_1m", _buckets_in(MINUTE_MS, f1h, f1m))
+        # Minutes in rollup_1m whose hour is not in rollup_1h yet (up to `rollup_batch_ms` of
+        # them: read a range of series at a time, so memory holds hours, not minutes).
+        span = f1m - f1h if f1h > _NO_TS and f1m > _NO_TS else self._rollup_batch_ms
+        span = min(max(span, MINUTE_MS), 2 * self._rollup_batch_ms)
+        n = len(self._registry)
+        per_read = max(1, _READ_ROWS * MINUTE_MS // max(span, MINUTE_MS))
+        hours = []
+        for lo in range(0, n, per_read):
+            where = (
+                _buckets_in(MINUTE_MS, f1h, f1m)
+                + f" AND series BETWEEN {lo} AND {lo + per_read - 1}"
+            )
+            hours.append(rollup.combine(self._fetch_rollup_partials("rollup_1m", where), HOUR_MS))
+        stored = rollup.concat(hours)
         if len(stored):
-            self._h1.add(rollup.combine(stored, HOUR_MS), self._watermark)
+            self._h1.add(stored, self._watermark)
         for other in generations(wal_dir):  # older ones, or one whose flush never committed
             if other != gen:
                 wal_path(wal_dir, other).unlink(missing_ok=True)
@@ -555,7 +567,7 @@ class DuckDBStore:
         head = np.zeros(n, np.int64)
         head_counts = self._head.counts()
         head[: len(head_counts)] = head_counts
-        due = np.flatnonzero((recent > 0) & (recent + head >= GROUP_ROWS)).astype(np.int32)
+        due = _pick_due(recent, head, self._flush_rows)
         older = self._read_recent(due) if len(due) else None
         (ts, series, value), kept = self._head.split(order, GROUP_ROWS, older)
         by_metric = np.argsort(rank[kept.series], kind="stable")  # compresses better
@@ -623,7 +635,9 @@ class DuckDBStore:
             m1 = m1.take(order)
         new_runs = in_whole_runs(m1.series, n, GROUP_ROWS)
         rest = m1.take(~new_runs)
-        due = np.flatnonzero(self._recent_1m >= GROUP_ROWS).astype(np.int32)
+        # A rollup row takes about 4 times the memory of a sample (and is copied more): read
+        # back fewer.
+        due = _pick_due(self._recent_1m, self._recent_1m, self._flush_rows // 8)
         if not len(due):
             return m1.take(new_runs), rest, _Cuts.none()
         older = self._fetch_rollup_table(
@@ -1137,6 +1151,29 @@ def _raw_columns(cols: Mapping[str, Any]) -> tuple[I64, I32, F64]:
 
 
 _EMPTY_ROWS = (np.empty(0, np.int64), np.empty(0, np.int32), np.empty(0, np.float64))
+
+
+_READ_ROWS = 1_000_000
+"""Rows read from the tables at a time when rebuilding the in-memory buckets on open."""
+
+
+def _pick_due(waiting: I64, incoming: I64, budget: int) -> I32:
+    """Series whose rows waiting for a whole run are read back and join one in this flush:
+    those with enough rows (waiting + incoming >= 2048), the ones waiting longest first, as
+    many as `budget` rows read back allows (at least one). Sources that move together (a
+    room's sensors) reach a run together: this spreads the work over several flushes.
+
+    >>> _pick_due(np.array([0, 3000, 1000, 2500]), np.array([5000, 0, 0, 0]), 6000).tolist()
+    [1, 3]
+    """
+    ready = np.flatnonzero((waiting > 0) & (waiting + incoming >= GROUP_ROWS))
+    if waiting[ready].sum() > budget:
+        ready = ready[np.argsort(-waiting[ready], kind="stable")]
+        fits = np.cumsum(waiting[ready]) <= budget
+        fits[0] = True
+        ready = np.sort(ready[fits])
+    out: I32 = ready.astype(np.int32)
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,11 +157,18 @@ def test_samples_short_of_a_run_wait_in_raw_recent_then_join_aligned_runs(tmp_pa
         store.write(grid(ids, step, 10))
     assert table_rows(store, "raw") == 0 and table_rows(store, "raw_recent") == 40_000
     assert store.stats().n_head_rows == 0  # flushed all the same: memory and log stay small
+    read_back: list[int] = []
+    read_recent = store._read_recent
+    store._read_recent = lambda ids: read_back.append(len(c := read_recent(ids))) or c
     for step in range(100, 2100, 100):  # 2100 per series: one run of 2048 each
         store.write(grid(ids, step, 100))
-    store.flush()
+        assert table_rows(store, "raw") % GROUP_ROWS == 0  # only whole runs, always
+    # A flush reads back at most flush_rows waiting samples: the runs form over a few flushes.
+    for _ in range(50):
+        store.flush()
     assert table_rows(store, "raw") == 400 * GROUP_ROWS
     assert table_rows(store, "raw_recent") == 400 * (2100 - GROUP_ROWS)
+    assert read_back and max(read_back) <= 20_000  # bounded by flush_rows: memory stays flat
     assert raw_count(store) == 2100 * 400
     store.close()
     assert [p.stat().st_size for p in store.wal_dir.glob("*.wal")] == [16]  # an empty log
