@@ -34,7 +34,13 @@ from rackwatch.settings import DAY_S, Settings, build_alert_rules, build_notifie
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
-from rackwatch.store.duckdb import DB_FILE, DuckDBStore, private_dir, remove_store
+from rackwatch.store.duckdb import (
+    DB_FILE,
+    DuckDBStore,
+    private_dir,
+    remove_store,
+    store_disk_bytes,
+)
 from rackwatch.tokens import TOKENS_FILE, TokenStore
 from rackwatch.twin import (
     DEFAULT_LIFETIMES,
@@ -387,7 +393,6 @@ def simulate(
             if on_progress is not None:
                 on_progress(done, n_steps)
         store.flush()
-        stats = store.stats()
     return SimulateSummary(
         scenario=twin.name,
         n_servers=twin.topology.n_servers,
@@ -397,7 +402,7 @@ def simulate(
         start_ms=start_ms,
         end_ms=start_ms + n_steps * twin.step_ms,
         seconds=time.perf_counter() - began,
-        store_bytes=stats.bytes_on_disk,
+        store_bytes=store_disk_bytes(store_path(out)),  # once closed: as it stays on disk
         out=out,
     )
 

@@ -519,14 +519,17 @@ class DuckDBStore:
             self._wal.sync()
 
     def _last_flush(self) -> None:
-        """A flush before a pause (close, or the end of a bulk load): written through DuckDB's
-        checkpoint rather than straight to new blocks, so that it fills the space earlier
-        flushes freed instead of leaving it empty in the file (slower: once is fine)."""
+        """A flush before a pause (close, or the end of a bulk load): written by the commit's
+        checkpoint rather than straight to new blocks as it is inserted, so that it fills the
+        space earlier flushes freed instead of leaving it empty in the file (a little slower:
+        once is fine)."""
         self._con.execute("SET enable_optimistic_write = false")
+        self._con.execute("SET checkpoint_threshold = '1KB'")  # commit = checkpoint, no WAL
         try:
             self._flush(rollups=True)
         finally:
             self._con.execute("RESET enable_optimistic_write")
+            self._con.execute("RESET checkpoint_threshold")
 
     def _series_order(self) -> npt.NDArray[np.intp]:
         """Series ids by (metric, entity): rows of one metric share a row group, so DuckDB's
@@ -573,9 +576,9 @@ class DuckDBStore:
         by_metric = np.argsort(rank[kept.series], kind="stable")  # compresses better
         if rollups is None:
             rollups = self._hours_due()
-        m1_runs, m1_rest, m1_cuts = self._minute_runs(self._m1.closed())
+        m1_runs, m1_rest, m1_cuts = self._minute_runs(self._m1.closed(), rank)
         h1 = self._h1.closed() if rollups else rollup.empty()
-        if not len(ts) + len(kept) + len(m1_runs) + len(m1_rest) + len(h1):
+        if not len(ts) + len(kept) + sum(map(len, m1_runs)) + len(m1_rest) + len(h1):
             self._head_since = None
             return
         next_wal = self._wal.start_next([])
@@ -590,8 +593,9 @@ class DuckDBStore:
                     "raw_recent", kept.ts[by_metric], kept.series[by_metric], kept.value[by_metric]
                 )
                 self._delete_through("rollup_1m_recent", "bucket", m1_cuts)
-                self._insert_rollup("rollup_1m", _by_rank(m1_runs, rank))
-                self._insert_rollup("rollup_1m_recent", _by_rank(m1_rest, rank))
+                for runs in m1_runs:  # each a whole number of runs per series
+                    self._insert_rollup("rollup_1m", runs)
+                self._insert_rollup("rollup_1m_recent", m1_rest)
                 self._insert_rollup("rollup_1h", _by_rank(h1, rank))
                 persisted = self._persist_latest()
                 self._set_meta(
@@ -625,28 +629,30 @@ class DuckDBStore:
             ts, series, value = ts[order], series[order], value[order]
         return make_chunk(ts, series, value, n)
 
-    def _minute_runs(self, m1: rollup.Partials) -> tuple[rollup.Partials, rollup.Partials, _Cuts]:
+    def _minute_runs(
+        self, m1: rollup.Partials, rank: npt.NDArray[np.int64]
+    ) -> tuple[list[rollup.Partials], rollup.Partials, _Cuts]:
         """Closed 1-minute buckets split as the raw samples are: whole runs of 2048 rows per
-        series (the oldest whole runs waiting in `rollup_1m_recent` first, then the new
-        rows'), the rest of the new rows, and where the waiting rows moved end."""
+        series (the oldest whole runs waiting in `rollup_1m_recent`, then the new rows'), the
+        rest of the new rows, and where the waiting rows moved end. Rows come by (rank of
+        series, bucket), as they are written."""
         n = len(self._registry)
-        order = rollup.sort_order(m1.series, m1.bucket) if len(m1) else None
-        if order is not None:
-            m1 = m1.take(order)
-        new_runs = in_whole_runs(m1.series, n, GROUP_ROWS)
+        m1 = _by_rank(m1, rank)
+        new_runs = in_whole_runs(m1.series)
+        runs = [m1.take(new_runs)]
         rest = m1.take(~new_runs)
         # A rollup row takes about 4 times the memory of a sample (and is copied more): read
         # back fewer.
         due = _pick_due(self._recent_1m, self._recent_1m, self._flush_rows // 8)
         if not len(due):
-            return m1.take(new_runs), rest, _Cuts.none()
+            return runs, rest, _Cuts.none()
         older = self._fetch_rollup_table(
             "rollup_1m_recent", "true" + _series_filter(due, n), MINUTE_MS
         )
         older = older.take(np.lexsort((older.bucket, older.series)))
-        older = older.take(in_whole_runs(older.series, n, GROUP_ROWS))
-        runs = rollup.concat([older, m1.take(new_runs)])  # per series: whole runs in all
-        return runs, rest, _Cuts.of(older.series, older.bucket // MINUTE_MS)
+        older = older.take(in_whole_runs(older.series))
+        cuts = _Cuts.of(older.series, older.bucket // MINUTE_MS)
+        return [_by_rank(older, rank), *runs], rest, cuts
 
     def _delete_through(self, table: str, column: str, cuts: _Cuts) -> None:
         """Delete the rows of each series up to its cut (inclusive): the runs just moved."""
@@ -998,7 +1004,6 @@ class DuckDBStore:
             size = cur.execute("SELECT block_size, used_blocks FROM pragma_database_size()")
             block_size, used_blocks = size.fetchall()[0]
             log_bytes = sum(_size(f) for f in self.wal_dir.glob("*.wal"))
-            db_files = [self.db_path, self.db_path.with_name(self.db_path.name + ".wal")]
             return StoreStats(
                 n_series=len(self._registry),
                 n_raw_rows=counts["raw"] + counts["raw_recent"],
@@ -1006,7 +1011,7 @@ class DuckDBStore:
                 n_rollup_1m_rows=counts["rollup_1m"] + counts["rollup_1m_recent"],
                 n_rollup_1h_rows=counts["rollup_1h"],
                 n_events=counts["events"],
-                bytes_on_disk=sum(_size(f) for f in db_files) + log_bytes,
+                bytes_on_disk=store_disk_bytes(self.db_path),
                 used_bytes=int(block_size) * int(used_blocks),
                 log_bytes=log_bytes,
                 n_duplicates=self.n_duplicates,
@@ -1070,6 +1075,16 @@ def _lock_directory(lock: Path) -> int:
             "close it first, or use another data directory"
         ) from None
     return fd
+
+
+def store_disk_bytes(path: Path | str) -> int:
+    """Bytes on disk of the store in `path` (a data directory or its `*.duckdb` file): the
+    database, DuckDB's own log and the head's log."""
+    given = Path(path)
+    db_path = given if given.suffix == ".duckdb" else given / DB_FILE
+    wal_dir = db_path.with_name(f"{db_path.stem}-wal")
+    files = [db_path, db_path.with_name(db_path.name + ".wal"), *wal_dir.glob("*.wal")]
+    return sum(_size(f) for f in files)
 
 
 def remove_store(path: Path | str) -> bool:

@@ -254,16 +254,21 @@ class Head:
         self._n_small = 0
 
 
-def in_whole_runs(series: I32, n_series: int, group: int = GROUP_ROWS) -> npt.NDArray[np.bool_]:
-    """For rows sorted by (series, time): which are among the oldest whole multiple of `group`
-    rows of their series (the rows that fill aligned runs).
+def in_whole_runs(series: I32, group: int = GROUP_ROWS) -> npt.NDArray[np.bool_]:
+    """For rows where each series' rows are together and in time order (the series in any
+    order): which are among the oldest whole multiple of `group` rows of their series (the
+    rows that fill aligned runs).
 
-    >>> in_whole_runs(np.array([0, 0, 0, 1, 1, 1, 1], np.int32), 2, group=2).tolist()
-    [True, True, False, True, True, True, True]
+    >>> in_whole_runs(np.array([1, 1, 1, 1, 0, 0, 0], np.int32), group=2).tolist()
+    [True, True, True, True, True, True, False]
     """
-    counts = np.bincount(series, minlength=n_series)
-    position = np.arange(len(series)) - (np.cumsum(counts) - counts)[series]
-    out: npt.NDArray[np.bool_] = position < (counts // group * group)[series]
+    n = len(series)
+    if not n:
+        return np.zeros(0, bool)
+    starts = np.flatnonzero(np.concatenate(([True], series[1:] != series[:-1])))
+    lengths = np.diff(np.append(starts, n))
+    position = np.arange(n) - np.repeat(starts, lengths)
+    out: npt.NDArray[np.bool_] = position < np.repeat(lengths // group * group, lengths)
     return out
 
 

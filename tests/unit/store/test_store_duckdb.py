@@ -81,6 +81,36 @@ def test_flushes_write_series_runs_aligned_on_2048_rows(tmp_path):
     store.close()
 
 
+def runs_of(store: DuckDBStore, table: str) -> list[tuple[int, int, int]]:
+    """(series, first rowid, rows) of each run of one series in a table, in table order."""
+    return store._con.execute(
+        f"""SELECT series, min(rowid) AS first, count(*) AS n FROM (
+               SELECT series, rowid, rowid - row_number() OVER (PARTITION BY series ORDER BY rowid)
+               AS run FROM {table})
+           GROUP BY series, run ORDER BY first"""
+    ).fetchall()
+
+
+def test_minute_rollups_are_written_in_whole_aligned_runs(tmp_path):
+    reg, ids = registry_with(3)  # 9 series
+    store = open_store(tmp_path, reg, flush_rows=9 * 12 * 1500, consolidate_rows=20_000)
+    minutes = 5000
+    for step in range(0, minutes * 12, 1200):
+        store.write(grid(ids, step, 1200))
+    store.close()
+    store = open_store(tmp_path, SeriesRegistry())
+    runs = runs_of(store, "rollup_1m")
+    assert runs, "no whole run was written"
+    for series, first, n in runs:
+        assert first % GROUP_ROWS == 0 and n % GROUP_ROWS == 0, (series, first, n)
+    waiting = int(store._con.execute("SELECT count(*) FROM rollup_1m_recent").fetchall()[0][0])
+    # each minute once; the last one is still open (rebuilt from the raw samples on open)
+    assert sum(n for _, _, n in runs) + waiting == 9 * (minutes - 1)
+    result = store.query(Query(T0, T0 + 30 * DAY_MS, step_ms=60_000))
+    assert len(result) == 9 * minutes and set(result["count"].tolist()) == {12}
+    store.close()
+
+
 def test_process_killed_after_write_loses_nothing(tmp_path):
     script = textwrap.dedent(
         f"""

@@ -49,7 +49,10 @@ def _retention(runner: RetentionRunner) -> RetentionOut:
         last=None
         if last is None
         else RetentionRunOut(
-            at=iso(last.at_ms), now_ms=last.now_ms, deleted=last.deleted, seconds=last.seconds
+            at=iso(last.at_ms),
+            now_ms=last.now_ms,
+            deleted=last.deleted,
+            seconds=round(last.seconds, 3),
         ),
         deleted_total=dict(runner.deleted_total),
     )
