@@ -4,8 +4,9 @@ Each `write()` becomes one record. Records are buffered and written with `writev
 waits; the store syncs (writes and fsyncs) every `sync_seconds` from a background thread, on
 flush and on close, so a crash, of the process or of the machine, loses at most that window
 (`sync_seconds=0` writes and fsyncs every record before returning). When the head is
-flushed to the database, the rows it keeps are written to the next generation's file, which
-is renamed into place before the database commit that names it; the older file is then removed.
+flushed to the database, the next generation's file (empty, or holding the records the owner
+hands over) is renamed into place before the database commit that names it; the older file is
+then removed.
 
 File: 16-byte header (magic, generation), then records. Record: 32-byte header (magic, flags,
 seq, n rows, crc32 of the payload, 0), then ts (n x int64), value (n x float64), series
@@ -32,9 +33,6 @@ _FILE_MAGIC = b"RWWAL001"
 _FILE_HEADER = struct.Struct("<8sQ")
 _RECORD = struct.Struct("<IIQQII")
 _RECORD_MAGIC = 0x52574231  # "RWB1"
-
-FLAG_HEAD = 1
-"""The record holds rows kept in the head by a flush: their rollups may already be stored."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ import pytest
 
 from rackwatch.errors import StoreError
 from rackwatch.store.wal import (
-    FLAG_HEAD,
     Record,
     WriteAheadLog,
     generations,
@@ -98,11 +97,11 @@ def test_next_generation_holds_the_given_records(tmp_path):
     log = WriteAheadLog(tmp_path, 4)
     log.append(1, *batch(5))
     ts, series, value = batch(3)
-    nxt = log.start_next([Record(9, FLAG_HEAD, ts, series, value)])
+    nxt = log.start_next([Record(9, 1, ts, series, value)])  # flags travel as they are
     assert nxt.gen == 5
     assert generations(tmp_path) == [4, 5]
     log.discard()
     nxt.append(10, *batch(2))
     nxt.close()
     assert generations(tmp_path) == [5]
-    assert [(r.seq, r.flags) for r in read_records(nxt.path)] == [(9, FLAG_HEAD), (10, 0)]
+    assert [(r.seq, r.flags) for r in read_records(nxt.path)] == [(9, 1), (10, 0)]
