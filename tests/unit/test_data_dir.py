@@ -35,28 +35,23 @@ def simulate(out: Path, *extra: str, hours: str = "1") -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def simulate_as_a_user(out: Path, *extra: str) -> tuple[int, str]:
-    """Through the console entry point: errors of the store are printed, exit status 2."""
+RACKWATCH = [sys.executable, "-m", "rackwatch"]  # the console entry point, as a user runs it
+
+
+def as_a_user(*args: str) -> tuple[int, str]:
+    """Run a command through the entry point: errors are printed, exit status 2."""
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rackwatch",
-            "simulate",
-            "-s",
-            "small",
-            "--hours",
-            "1",
-            "--out",
-            str(out),
-            *extra,
-        ],
+        [*RACKWATCH, *args],
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "COLUMNS": "200"},
     )
     return proc.returncode, proc.stdout + proc.stderr
+
+
+def simulate_as_a_user(out: Path, *extra: str) -> tuple[int, str]:
+    return as_a_user("simulate", "-s", "small", "--hours", "1", "--out", str(out), *extra)
 
 
 def stored(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -103,21 +98,9 @@ def test_simulate_refuses_a_store_with_data_then_appends_or_replaces(tmp_path: P
 @pytest.mark.slow
 def test_a_simulate_killed_midway_is_continued_by_append(tmp_path: Path) -> None:
     out = tmp_path / "d"
+    args = ["simulate", "-s", "small", "--days", "60", "--start", START, "--out", str(out)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rackwatch",
-            "simulate",
-            "-s",
-            "small",
-            "--days",
-            "60",
-            "--start",
-            START,
-            "--out",
-            str(out),
-        ],
+        [*RACKWATCH, *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -144,22 +127,9 @@ def test_a_simulate_killed_midway_is_continued_by_append(tmp_path: Path) -> None
 
 
 def run_for(data_dir: Path, seconds: float, *extra: str) -> str:
+    args = ["run", "-s", "small", "--speed", "600", "--port", "0", "--data-dir", str(data_dir)]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "rackwatch",
-            "run",
-            "--scenario",
-            "small",
-            "--speed",
-            "600",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            "0",
-            *extra,
-        ],
+        [*RACKWATCH, *args, *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -226,24 +196,8 @@ def test_retention_runs_inside_run_and_is_reported(tmp_path: Path) -> None:
 
 def test_everything_in_the_data_directory_is_private(tmp_path: Path) -> None:
     out = tmp_path / "d"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rackwatch",
-            "simulate",
-            "-s",
-            "small",
-            "--hours",
-            "0.2",
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
+    code, output = as_a_user("simulate", "-s", "small", "--hours", "0.2", "--out", str(out))
+    assert code == 0, output
     paths = [out, *out.rglob("*")]
     assert len(paths) > 3
     for path in paths:
