@@ -357,9 +357,20 @@ def _render(services: app.Services) -> Panel:
         hot.add_row(server, f"[{colour}]{celsius:.1f}")
     fans = ", ".join(room.fans_stopped) or "none"
     return Panel(
-        Group(head, hot, f"[bold]fans stopped:[/] {fans}"),
+        Group(head, hot, f"[bold]fans stopped:[/] {fans}", _retention_line(services)),
         title=f"rackwatch run · {services.twin.name}",
         expand=False,
+    )
+
+
+def _retention_line(services: app.Services) -> str:
+    last = services.retention.last
+    if last is None:
+        return "[bold]retention:[/] not run yet"
+    total = services.retention.deleted_total
+    deleted = ", ".join(f"{total.get(tier, 0):,} {tier}" for tier in ("raw", "1m", "1h"))
+    return (
+        f"[bold]retention:[/] last run {_utc(last.at_ms)} UTC; rows deleted since start: {deleted}"
     )
 
 

@@ -150,6 +150,7 @@ def test_run_restarted_on_its_data_continues_after_it(tmp_path: Path) -> None:
     assert first_end > time.time() * 1000 + 60_000  # at 600x the twin ran ahead of the clock
     output = run_for(tmp_path, 4)
     assert "continues after it" in output
+    assert "retention: last run" in output  # the live panel tells what retention did
     series2, ts2, _ = stored(tmp_path)
     assert_one_value_per_instant(series2, ts2)
     assert ts2.max() > first_end
