@@ -1,4 +1,8 @@
-"""The `rackwatch` command line (Typer + Rich). Thin: it parses, then calls `rackwatch.app`."""
+"""The `rackwatch` command line (Typer + Rich). Thin: it parses, then calls `rackwatch.app`.
+
+The package's heavy parts (the API, DuckDB, the twin) are imported inside the commands that
+use them, so that `rackwatch --help` answers at once.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +14,12 @@ import math
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
@@ -22,25 +27,16 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rackwatch import __version__, app
-from rackwatch.api.params import (
-    ParamError,
-    check_entity_glob,
-    check_metric_globs,
-    parse_duration_ms,
-    parse_step,
-)
-from rackwatch.engine.control import FanPolicy
-from rackwatch.engine.control.compare import POLICIES, compare_policies
-from rackwatch.engine.summary import RoomSummary, summarize
+from rackwatch import __version__
 from rackwatch.errors import RackwatchError
-from rackwatch.model import SeriesKey, SeriesRegistry
-from rackwatch.readout import formats, server_file
-from rackwatch.readout.fetch import NoSeries, ReadoutError, Request, UnknownMetric, fetch_answer
-from rackwatch.settings import Settings, load_settings
-from rackwatch.store.base import Store
-from rackwatch.tokens import SCOPES, TOKENS_FILE, TokenStore
-from rackwatch.twin import SCENARIOS
+
+if TYPE_CHECKING:
+    from rackwatch import app
+    from rackwatch.model import SeriesKey
+    from rackwatch.readout.fetch import Request
+    from rackwatch.settings import Settings
+    from rackwatch.store.base import Store
+    from rackwatch.tokens import TokenStore
 
 cli = typer.Typer(
     name="rackwatch",
@@ -52,10 +48,33 @@ cli = typer.Typer(
 console = Console()
 err = Console(stderr=True)
 
+
+def _no_type_label(
+    original: Callable[[Any, Any], str | None],
+) -> Callable[[Any, Any], str | None]:
+    """Typer's help shows a type for every parameter, `<bool>` even for flags (`--help`) and
+    `<str>` beside an argument's own name: show none there. Value options name what they take
+    with `metavar` (DIR, DURATION…)."""
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        if getattr(self, "is_flag", False) or isinstance(self, typer.core.TyperArgument):
+            return None
+        return original(self, ctx)
+
+    return display_type_rich
+
+
+for _param in (typer.core.TyperOption, typer.core.TyperArgument):
+    _param.display_type_rich = _no_type_label(_param.display_type_rich)  # type: ignore[method-assign, assignment]
+
 ConfigOpt = Annotated[
     Path | None,
     typer.Option(
-        "--config", "-c", help="TOML settings file (see README: Settings).", show_default=False
+        "--config",
+        "-c",
+        help="TOML settings file (see README: Settings).",
+        show_default=False,
+        metavar="FILE",
     ),
 ]
 DataDirOpt = Annotated[
@@ -64,6 +83,7 @@ DataDirOpt = Annotated[
         "--data-dir",
         help="Where the store lives \\[default: ./rackwatch-data].",
         show_default=False,
+        metavar="DIR",
     ),
 ]
 ScenarioOpt = Annotated[
@@ -72,17 +92,21 @@ ScenarioOpt = Annotated[
         "--scenario",
         "-s",
         help="A preset or test protocol: see `rackwatch scenarios` \\[default: very-large].",
+        metavar="NAME",
         show_default=False,
     ),
 ]
 SeedOpt = Annotated[
     int | None,
-    typer.Option(help="Random seed: same seed, same data \\[default: 0].", show_default=False),
+    typer.Option(
+        help="Random seed: same seed, same data \\[default: 0].", show_default=False, metavar="N"
+    ),
 ]
 MtbfOpt = Annotated[
     float | None,
     typer.Option(
         "--random-faults-mtbf",
+        metavar="DAYS",
         help="Also draw random fan, disk and sensor failures (Weibull lifetimes) with this mean "
         "time between failures per entity, in days.",
         show_default=False,
@@ -92,12 +116,18 @@ MtbfOpt = Annotated[
 ClustersOpt = Annotated[
     int | None,
     typer.Option(
-        help="Copies of the scenario's cluster \\[default: 1].", show_default=False, min=1
+        help="Copies of the scenario's cluster \\[default: 1].",
+        show_default=False,
+        min=1,
+        metavar="N",
     ),
 ]
 
 
 def _settings(config: Path | None, **overrides: object) -> Settings:
+    from rackwatch.settings import load_settings
+    from rackwatch.twin import SCENARIOS
+
     settings = load_settings(config, **overrides)
     if settings.twin.scenario not in SCENARIOS:
         raise typer.BadParameter(
@@ -118,7 +148,10 @@ def main_callback(
     _show_version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
         ),
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")] = False,
@@ -133,7 +166,7 @@ def main_callback(
 def scenarios() -> None:
     """List the twin's scenarios: the presets and the seed's test protocols."""
     table = Table("name", "servers/cluster", "scheduled faults", "what happens", show_lines=False)
-    from rackwatch.twin import PRESETS
+    from rackwatch.twin import PRESETS, SCENARIOS
 
     for scenario in SCENARIOS.values():
         faults = ", ".join(sorted({f.kind for f in scenario.faults})) or "-"
@@ -145,10 +178,14 @@ def scenarios() -> None:
 
 @cli.command()
 def simulate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Data directory to write (created).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Data directory to write (created).", metavar="DIR")
+    ],
     scenario: ScenarioOpt = None,
-    days: Annotated[float, typer.Option(help="Simulated days.", min=0)] = 0,
-    hours: Annotated[float, typer.Option(help="Simulated hours (added to --days).", min=0)] = 0,
+    days: Annotated[float, typer.Option(help="Simulated days.", min=0, metavar="DAYS")] = 0,
+    hours: Annotated[
+        float, typer.Option(help="Simulated hours (added to --days).", min=0, metavar="HOURS")
+    ] = 0,
     seed: SeedOpt = None,
     clusters: ClustersOpt = None,
     random_faults_mtbf: MtbfOpt = None,
@@ -158,12 +195,14 @@ def simulate(
             help="Simulated start (UTC) \\[default: midnight, so that the data ends today].",
             formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
             show_default=False,
+            metavar="DATE[THH:MM:SS]",
         ),
     ] = None,
     append: Annotated[
         bool,
         typer.Option(
-            "--append", help="Into a store that holds data: continue after its last instant."
+            "--append",
+            help="Into a store that holds data: continue after its last instant.",
         ),
     ] = False,
     replace: Annotated[
@@ -191,6 +230,8 @@ def simulate(
     start_ms = None
     if start is not None:
         start_ms = int(start.replace(tzinfo=dt.UTC).timestamp() * 1000)
+    from rackwatch import app
+
     with Progress(
         TextColumn("[bold]simulating"),
         BarColumn(),
@@ -240,7 +281,9 @@ def run(
     speed: Annotated[
         float | None,
         typer.Option(
-            help="Simulated seconds per wall second \\[default: 1, real time].", show_default=False
+            help="Simulated seconds per wall second \\[default: 1, real time].",
+            show_default=False,
+            metavar="X",
         ),
     ] = None,
     seed: SeedOpt = None,
@@ -252,11 +295,16 @@ def run(
         typer.Option(
             help="Address to serve on \\[default: 127.0.0.1; 0.0.0.0 for every interface].",
             show_default=False,
+            metavar="ADDRESS",
         ),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help="HTTP port; 0 picks a free one \\[default: 8000].", show_default=False),
+        typer.Option(
+            help="HTTP port; 0 picks a free one \\[default: 8000].",
+            show_default=False,
+            metavar="PORT",
+        ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -274,6 +322,10 @@ def run(
         },
         server={"host": host, "port": port},
     )
+    _check_can_serve(settings.server.host, settings.server.port)  # before anything is written
+    from rackwatch import app
+    from rackwatch.readout import server_file
+
     services = app.build_services(settings)
     token_file = app.ensure_control_token(settings)
     console.print(
@@ -304,7 +356,29 @@ def run(
     )
 
 
+def _check_can_serve(host: str, port: int) -> None:
+    """Refuse at once when the address cannot be served (a port in use, an unknown host),
+    before the data directory, a token or a store is created."""
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise typer.BadParameter(
+            f"cannot serve on {host}:{port} ({reason}): stop the program using it, or give "
+            "another --port (0 picks a free one) or --host",
+            param_hint="--port",
+        ) from None
+
+
 async def _run_with_summary(services: app.Services) -> None:
+    from rackwatch import app
+    from rackwatch.readout import server_file
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -325,7 +399,10 @@ async def _run_with_summary(services: app.Services) -> None:
 
 
 def _render(services: app.Services) -> Panel:
-    room: RoomSummary = summarize(services.live, services.registry)
+    from rackwatch.engine.summary import summarize
+    from rackwatch.model import Severity
+
+    room = summarize(services.live, services.registry)
     poller, writer = services.poller, services.writer
     head = Table.grid(padding=(0, 2))
     sim = _utc(room.sim_time_ms) if room.sim_time_ms is not None else "starting…"
@@ -341,15 +418,25 @@ def _render(services: app.Services) -> Panel:
     )
     head.add_row(
         "[bold]IT power",
-        f"{room.it_power_watts / 1000:.2f} kW",
+        _shown(room.it_power_watts / 1000, ".2f", " kW"),
         "[bold]facility",
-        f"{room.facility_power_watts / 1000:.2f} kW  PUE {room.pue_ratio:.2f}",
+        _shown(room.facility_power_watts / 1000, ".2f", " kW")
+        + "  PUE "
+        + _shown(room.pue_ratio, ".2f"),
     )
     head.add_row(
         "[bold]series reporting",
         f"{room.n_series_reporting}/{room.n_series}",
         "[bold]CRAC supply",
-        f"{room.crac_supply_temperature_celsius:.1f} °C",
+        _shown(room.crac_supply_temperature_celsius, ".1f", " °C"),
+    )
+    alerts = services.alerts.active_alerts()
+    critical = sum(a.severity >= Severity.CRITICAL for a in alerts)
+    head.add_row(
+        "[bold]active alerts",
+        f"{len(alerts)}" + (f" ([red]{critical} critical[/])" if critical else ""),
+        "",
+        "",
     )
     hot = Table("hottest servers", "CPU °C", box=None)
     for server, celsius in room.hottest:
@@ -361,6 +448,11 @@ def _render(services: app.Services) -> Panel:
         title=f"rackwatch run · {services.twin.name}",
         expand=False,
     )
+
+
+def _shown(value: float, spec: str, unit: str = "") -> str:
+    """A reading for the terminal; a dash before the first one arrives (never "nan")."""
+    return "-" if math.isnan(value) else f"{value:{spec}}{unit}"
 
 
 def _retention_line(services: app.Services) -> str:
@@ -382,12 +474,16 @@ class OutputFormat(enum.StrEnum):
 
 @cli.command()
 def query(
-    entity: Annotated[str, typer.Option(help="Entity glob: `*` one level, `**` any.")] = "**",
+    entity: Annotated[
+        str, typer.Option(help="Entity glob: `*` one level, `**` any.", metavar="GLOB")
+    ] = "**",
     metric: Annotated[
-        list[str] | None, typer.Option(help="Metric name or glob (repeatable).", show_default=False)
+        list[str] | None,
+        typer.Option(help="Metric name or glob (repeatable).", show_default=False, metavar="NAME"),
     ] = None,
     since: Annotated[
-        str, typer.Option(help="How far back from the newest sample: 30m, 6h, 7d.")
+        str,
+        typer.Option(help="How far back from the newest sample: 30m, 6h, 7d.", metavar="DURATION"),
     ] = "1h",
     step: Annotated[
         str | None,
@@ -395,16 +491,23 @@ def query(
             help="Bucket: 5s, 1m, 1h… (picks the tier), or raw for the samples themselves "
             "\\[default: raw samples, while the range is still kept raw].",
             show_default=False,
+            metavar="DURATION|raw",
         ),
     ] = None,
     output_format: Annotated[
         OutputFormat,
-        typer.Option("--format", "-f", help="table (for people), csv or json (for programs)."),
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (for people), csv or json (for programs).",
+            metavar="table|csv|json",
+        ),
     ] = OutputFormat.TABLE,
     token: Annotated[
         str | None,
         typer.Option(
             envvar="RACKWATCH_TOKEN",
+            metavar="TOKEN",
             help="Token for a running server that wants one for reads \\[default: the data "
             "directory's control-token.txt].",
             show_default=False,
@@ -425,6 +528,12 @@ def query(
     "from_ms", "to_ms", "columns", "units", "rows": \\[{"timestamp", "ts_ms", "entity",
     "metric", <columns>}, …]}, NaN as null. Data goes to stdout, messages to stderr.
     """
+    from rackwatch import app
+    from rackwatch.model import SeriesRegistry
+    from rackwatch.readout import formats
+    from rackwatch.readout.fetch import NoSeries, ReadoutError, UnknownMetric, fetch_answer
+    from rackwatch.settings import load_settings
+
     settings = load_settings(config, data_dir=data_dir)
     request = _query_request(entity, metric, since, step)
     if not app.store_path(settings.data_dir).exists():
@@ -464,6 +573,9 @@ def query(
 
 
 def _query_request(entity: str, metric: list[str] | None, since: str, step: str | None) -> Request:
+    from rackwatch.api.params import ParamError, check_entity_glob, check_metric_globs, parse_step
+    from rackwatch.readout.fetch import Request
+
     try:
         entity = check_entity_glob(entity)
     except ParamError as exc:
@@ -496,7 +608,9 @@ cli.add_typer(fans_cli, name="fans")
 @fans_cli.command("compare")
 def fans_compare(
     scenario: ScenarioOpt = None,
-    hours: Annotated[float, typer.Option(help="Simulated hours per policy.", min=0.1)] = 24,
+    hours: Annotated[
+        float, typer.Option(help="Simulated hours per policy.", min=0.1, metavar="HOURS")
+    ] = 24,
     seed: SeedOpt = None,
     policy: Annotated[
         list[str] | None,
@@ -504,11 +618,15 @@ def fans_compare(
             help="Policies to run: auto, always-high, always-medium, always-low (repeatable) "
             "\\[default: auto and always-high].",
             show_default=False,
+            metavar="NAME",
         ),
     ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Run the twin once per fan policy (same seed) and compare fan energy and CPU heat."""
+    from rackwatch.engine.control import FanPolicy
+    from rackwatch.engine.control.compare import POLICIES, compare_policies
+
     settings = _settings(config, twin={"scenario": scenario, "seed": seed})
     policies = policy or ["auto", "always-high"]
     unknown = sorted(set(policies) - set(POLICIES))
@@ -534,18 +652,28 @@ cli.add_typer(token_cli, name="token")
 
 
 def _token_store(data_dir: Path | None, config: Path | None) -> TokenStore:
+    from rackwatch.settings import load_settings
+    from rackwatch.tokens import TOKENS_FILE, TokenStore
+
     settings = load_settings(config, data_dir=data_dir)
     return TokenStore(settings.data_dir / TOKENS_FILE)
 
 
 @token_cli.command("create")
 def token_create(
-    scope: Annotated[str, typer.Option(help="read (GET routes, WebSocket) or control (all).")],
-    name: Annotated[str, typer.Option(help="A note to recognise the token by.")] = "",
+    scope: Annotated[
+        str,
+        typer.Option(help="read (GET routes, WebSocket) or control (all).", metavar="read|control"),
+    ],
+    name: Annotated[
+        str, typer.Option(help="A note to recognise the token by.", metavar="TEXT")
+    ] = "",
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
     """Create a token and print it once: it cannot be shown again."""
+    from rackwatch.tokens import SCOPES
+
     if scope not in SCOPES:
         raise typer.BadParameter(f"use one of: {', '.join(SCOPES)}", param_hint="--scope")
     secret, info = _token_store(data_dir, config).create(scope, name)
@@ -575,6 +703,8 @@ def token_revoke(
 
 
 def _duration_ms(text: str, option: str) -> int:
+    from rackwatch.api.params import ParamError, parse_duration_ms
+
     try:
         return parse_duration_ms(text, option.lstrip("-"))
     except ParamError as exc:

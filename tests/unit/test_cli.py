@@ -187,3 +187,58 @@ def test_query_refuses_a_bad_duration(tmp_path: Path) -> None:
             cli, ["query", "--data-dir", str(out), option, "soon"], env={"COLUMNS": "200"}
         )
         assert result.exit_code == 2 and "is not a duration" in result.output, result.output
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """`rackwatch --help` answers at once: the API, DuckDB and the twin load with the commands
+    that use them."""
+    heavy = ("fastapi", "duckdb", "pyarrow", "rackwatch.app", "rackwatch.api", "rackwatch.twin")
+    code = f"import sys, rackwatch.cli; print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["simulate"], ["query"], ["token", "revoke"]])
+def test_help_shows_no_type_column(command: list[str]) -> None:
+    result = runner.invoke(cli, [*command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0
+    for label in ("<bool>", "<str>", "<float>", "<int>", "<path>"):
+        assert label not in result.output, (command, label)
+
+
+def test_run_on_a_port_in_use_refuses_before_writing_anything(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "rackwatch", "run", "--port", str(port), "--data-dir", "d"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    assert proc.returncode == 2
+    assert "cannot serve on 127.0.0.1" in proc.stderr and "--port" in proc.stderr
+    assert not (tmp_path / "d").exists()  # no directory, no token, no store
+
+
+def test_the_live_panel_shows_no_nan_before_data_and_counts_alerts(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from rackwatch.cli import _render
+
+    settings = load_settings(data_dir=tmp_path, twin={"scenario": "small"})
+    services = app.build_services(settings, start_ms=1_767_225_600_000)
+    try:
+        out = Console(record=True, width=120)
+        out.print(_render(services))
+        text = out.export_text()
+    finally:
+        services.close()
+    assert "nan" not in text.lower()
+    assert "active alerts" in text and "starting" in text
