@@ -1,20 +1,24 @@
-"""WebSocket fan-out benchmark: many clients, one update per second each.
+"""WebSocket fan-out benchmark: many clients on `rackwatch run`'s own pipeline, at speed 1.
 
     python bench/bench_ws.py [--clients 1000] [--seconds 20] [--filter server|all]
-                             [--scenario very-large] [--rate-hz 1] [--client-procs 1]
+                             [--scenario very-large] [--client-procs 1]
 
-The server (this process) runs rackwatch's app under uvicorn on 127.0.0.1, with the twin's
-series registered, and publishes on the bus `--rate-hz` times a second one twin step whose
-timestamps are re-stamped with the wall clock at publish. The clients run in separate
-processes (so they do not share the server's CPU accounting), connect to /ws, subscribe, and
-record for every `monitoring_data` the latency from the sample timestamp (wall time at
-publish) to its receipt. `--filter server`: client i subscribes to one server and its fans
-(`c01/r01/s03/**`), so a thousand clients make as many groups as there are servers; `all`:
-every client subscribes to every series.
+The server (this process) is `rackwatch run` itself (`app.build_services` + `app.run_live`,
+HTTP on 127.0.0.1, a temporary data directory): the twin at speed 1, started as `run` starts
+it and paced by its poller (one step every 5 s), with the store writer, alerts and fan
+control on the same loop. Nothing is re-stamped: each client records, for every
+`monitoring_data`, its receipt time minus the message's own `ts_ms` (the instant the samples
+describe), i.e. how long after that instant the data reached the client. The clients run in
+separate processes (so they do not share the server's CPU accounting), connect to /ws,
+subscribe, and record from a warm-up on. `--filter server`: client i subscribes to one server
+and its fans (`c01/r01/s03/**`), so a thousand clients make as many groups as there are
+servers; `all`: every client subscribes to every series.
 
 Prints latency p50/p99/max, messages received, server CPU (user+system over the measured
-window, as a share of one core) and memory (RSS now, and peak), fan-out time per batch, and
-the server's WebSocket counters (dropped messages, clients dropped for being too slow).
+window, as a share of one core) and memory (RSS now, and peak), how late each step reached the
+fan-out after its instant (poller + bus), fan-out time per batch, the time until every
+client's message was handed to the OS, and the server's WebSocket counters (dropped messages,
+clients dropped for being too slow).
 """
 
 from __future__ import annotations
@@ -102,37 +106,44 @@ def rss_bytes() -> int:
 async def serve_and_publish(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     # Imported here, not at the top: the spawned client processes import this module and
     # should stay light (no DuckDB, no FastAPI).
-    from rackwatch.api import ApiContext, create_app
-    from rackwatch.api.server import serving
-    from rackwatch.bus import MemoryBus
-    from rackwatch.engine.live import LiveState
-    from rackwatch.model import Batch, SeriesRegistry
-    from rackwatch.sources.twin import TwinSource
-    from rackwatch.store.duckdb import DuckDBStore
-    from rackwatch.twin import Twin
+    from rackwatch import app
+    from rackwatch.model import Batch
+    from rackwatch.settings import load_settings
 
-    registry = SeriesRegistry()
-    twin = Twin.from_scenario(args.scenario, seed=0, start_ms=0)
-    source = TwinSource(twin, registry)
-    servers = [item["entity"] for item in twin.inventory() if item["kind"] == "server"]
-    store = DuckDBStore(data_dir, registry)
-    bus = MemoryBus()
-    ctx = ApiContext(
-        store=store,
-        registry=registry,
-        live=LiveState(len(registry)),
-        bus=bus,
-        ws_client_limit=args.clients + 10,
+    settings = load_settings(
+        data_dir=data_dir,
+        twin={"scenario": args.scenario, "speed": 1.0},
+        server={"host": "127.0.0.1", "port": 0, "ws_client_limit": args.clients + 10},
     )
-    app = create_app(ctx)
-    hub = app.state.hub
+    services = app.build_services(settings)
+    servers = [item["entity"] for item in services.twin.inventory() if item["kind"] == "server"]
+    hub = services.api.state.hub
+    loop = asyncio.get_running_loop()
     fanout_ms: list[float] = []
+    step_lag_ms: list[float] = []
+    sendout_ms: list[float] = []
+    watchers: set[asyncio.Task[None]] = set()
+    measuring = [False]
     publish = hub.publish
 
-    def timed_publish(batch: Any) -> None:
+    async def until_sent(sent_before: int, n_clients: int, began: float) -> None:
+        """Time until every connected client's message left the server (handed to the OS)."""
+        deadline = began + 5.0
+        while hub.n_sent - sent_before < n_clients and time.perf_counter() < deadline:
+            await asyncio.sleep(0.001)
+        sendout_ms.append((time.perf_counter() - began) * 1000)
+
+    def timed_publish(batch: Batch) -> None:
         began = time.perf_counter()
+        step_late_ms = now_ms() - float(batch.ts.max())
+        sent_before = hub.n_sent
         publish(batch)
-        fanout_ms.append((time.perf_counter() - began) * 1000)
+        if measuring[0]:
+            fanout_ms.append((time.perf_counter() - began) * 1000)
+            step_lag_ms.append(step_late_ms)
+            watcher = loop.create_task(until_sent(sent_before, hub.n_clients, began))
+            watchers.add(watcher)
+            watcher.add_done_callback(watchers.discard)
 
     hub.publish = timed_publish
 
@@ -154,10 +165,19 @@ async def serve_and_publish(args: argparse.Namespace, data_dir: Path) -> dict[st
             {"type": "subscribe", "entity": f"{servers[i % len(servers)]}/**"}
             for i in range(args.clients)
         ]
-    async with serving(app, "127.0.0.1", 0) as url:
-        ws_url = url.replace("http://", "ws://") + "ws"
+    stop = asyncio.Event()
+    urls: list[str] = []
+    runner = asyncio.create_task(
+        app.run_live(services, stop, serve_http=True, on_serving=urls.append)
+    )
+    try:
+        while not urls:
+            if runner.done():
+                runner.result()
+            await asyncio.sleep(0.01)
+        ws_url = urls[0].replace("http://", "ws://") + "ws"
         connect_s = 2 + args.clients / 400
-        start_at = time.time() + connect_s + 2  # warm-up: connected, subscribed, a few rounds
+        start_at = time.time() + connect_s + 2  # warm-up: connected, subscribed, a round
         stop_at = start_at + args.seconds
         spawn = mp.get_context("spawn")
         procs, pipes = [], []
@@ -171,48 +191,41 @@ async def serve_and_publish(args: argparse.Namespace, data_dir: Path) -> dict[st
             procs.append(proc)
             pipes.append(parent)
 
-        period = 1 / args.rate_hz
-        next_at = time.monotonic()
-        usage0 = wall0 = None
         peak_clients = 0
-        sendout_ms: list[float] = []
-        while time.time() < stop_at + 1:
-            if usage0 is None and time.time() >= start_at:
-                usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-                fanout_ms.clear()
-                gc_pauses_ms.clear()
-            batch, _events = source.read(1)
-            stamp = int(now_ms())
-            sent_before, began = hub.n_sent, time.perf_counter()
-            await bus.publish(
-                "telemetry.twin", Batch(np.full(len(batch), stamp), batch.series, batch.value)
-            )
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+        gc_pauses_ms.clear()
+        measuring[0] = True
+        while time.time() < stop_at:
             peak_clients = max(peak_clients, hub.n_clients)
-            next_at += period
-            # Time until every connected client's message left the server (handed to the OS).
-            while hub.n_sent - sent_before < hub.n_clients and time.monotonic() < next_at:
-                await asyncio.sleep(0.001)
-            if usage0 is not None:
-                sendout_ms.append((time.perf_counter() - began) * 1000)
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+            await asyncio.sleep(0.1)
+        measuring[0] = False
         usage1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-        assert usage0 is not None and wall0 is not None
         results = []
         for pipe in pipes:
             results.append(await asyncio.to_thread(pipe.recv))
         for proc in procs:
             await asyncio.to_thread(proc.join, 30)
-    store.close()
+    finally:
+        stop.set()
+        await runner
+        services.close()
     cpu_s = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    step_ms = services.twin.step_ms
+    first_in = -(-int(start_at * 1000) // step_ms) * step_ms  # steps stamped in the window
+    n_steps = len(range(first_in, int(stop_at * 1000), step_ms))
     return {
         "url": ws_url,
-        "series": len(registry),
+        "series": len(services.registry),
         "servers": len(servers),
+        "step_s": step_ms / 1000,
+        "n_steps": n_steps,
         "results": results,
         "cpu_share": cpu_s / (wall1 - wall0),
         "rss": rss_bytes(),
         "peak_rss": usage1.ru_maxrss * 1024,
         "fanout_ms": fanout_ms,
+        "step_lag_ms": step_lag_ms,
         "sendout_ms": sendout_ms,
         "gc_pauses_ms": gc_pauses_ms,
         "peak_clients": peak_clients,
@@ -226,7 +239,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--filter", choices=["server", "all"], default="server")
     parser.add_argument("--scenario", default="very-large")
-    parser.add_argument("--rate-hz", type=float, default=1.0)
     parser.add_argument("--client-procs", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,21 +248,22 @@ def main() -> None:
     failed = sum(r[1] for r in out["results"])
     client_cpu_s = sum(r[2] for r in out["results"])
     hub = out["hub"]
-    expected = args.clients * args.seconds * args.rate_hz
+    expected = args.clients * out["n_steps"]
     print(
         f"clients {args.clients} (filter {args.filter}, {out['servers']} servers, "
-        f"{out['series']} series), {args.rate_hz:g} update/s for {args.seconds:g} s, "
-        f"clients in {args.client_procs} process(es); peak connected {out['peak_clients']}, "
-        f"failed {failed}"
+        f"{out['series']} series), the twin at speed 1 (one step every {out['step_s']:g} s) "
+        f"for {args.seconds:g} s, clients in {args.client_procs} process(es); "
+        f"peak connected {out['peak_clients']}, failed {failed}"
     )
     if len(latencies) == 0:
         print("no message received in the window")
         return
     p50, p99 = np.percentile(latencies, [50, 99])
     print(
-        f"latency publish->receipt: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
-        f"max {latencies.max():.1f} ms  ({len(latencies):,} messages in the window, "
-        f"{len(latencies) / expected:.1%} of {expected:,.0f} expected)"
+        f"latency sample ts_ms -> receipt: p50 {p50:.1f} ms  p99 {p99:.1f} ms  "
+        f"min {latencies.min():.1f} ms  max {latencies.max():.1f} ms  "
+        f"({len(latencies):,} messages in the window, "
+        f"{len(latencies) / max(expected, 1):.1%} of {expected:,} expected)"
     )
     worst = sorted(
         (
@@ -262,17 +275,23 @@ def main() -> None:
     print(
         "worst rounds (max / median ms): " + ", ".join(f"{mx:.0f} / {med:.0f}" for mx, med in worst)
     )
+    lag = out["step_lag_ms"]
+    if lag:
+        print(
+            f"server: step instant -> fan-out (poller + bus): median "
+            f"{statistics.median(lag):.1f} ms, max {max(lag):.1f} ms"
+        )
     fan = out["fanout_ms"]
     print(
         f"server: CPU {out['cpu_share']:.1%} of one core, RSS {out['rss'] / 1e6:.0f} MB "
         f"(peak {out['peak_rss'] / 1e6:.0f} MB); fan-out per batch (encode + enqueue) "
-        f"median {statistics.median(fan):.2f} ms, max {max(fan):.2f} ms"
+        f"median {statistics.median(fan or [0]):.2f} ms, max {max(fan, default=0):.2f} ms"
     )
     out_ms = out["sendout_ms"]
     print(
         f"server: publish -> last client's message handed to the OS: median "
-        f"{statistics.median(out_ms):.1f} ms, max {max(out_ms):.1f} ms; full garbage "
-        f"collections {len(out['gc_pauses_ms'])}, "
+        f"{statistics.median(out_ms or [0]):.1f} ms, max {max(out_ms, default=0):.1f} ms; "
+        f"full garbage collections {len(out['gc_pauses_ms'])}, "
         f"longest {max(out['gc_pauses_ms'], default=0):.0f} ms"
     )
     print(

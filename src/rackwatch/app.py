@@ -21,12 +21,15 @@ from typing import Literal
 from fastapi import FastAPI
 
 from rackwatch.api import ApiContext, create_app
+from rackwatch.api.prometheus import watch_writer
 from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.live import LiveState
+from rackwatch.engine.notifiers import SPOOL_FILE, NotificationSpool
 from rackwatch.engine.retention import RetentionRunner
+from rackwatch.engine.states import SilencePolicy
 from rackwatch.engine.writer import StoreWriter
 from rackwatch.errors import ConfigError
 from rackwatch.model import SeriesKey, SeriesRegistry
@@ -180,7 +183,19 @@ def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegis
         busy_at_ratio=a.busy_at_ratio,
         idle_below_ratio=a.idle_below_ratio,
         history=a.history,
+        silence=silence_policy(settings),
+        spool=NotificationSpool(settings.data_dir / SPOOL_FILE, max_items=a.notifier_spool_max),
+        drain_s=a.notifier_drain_seconds,
     )
+
+
+def silence_policy(settings: Settings) -> SilencePolicy:
+    """When the twin counts as silent on the wall clock: `[control] source_silence_seconds`,
+    else the controller's telemetry timeout in twin time (divided by the speed, at least 5 s)."""
+    c, speed = settings.control, settings.twin.speed
+    if c.source_silence_seconds is not None:
+        return SilencePolicy(c.source_silence_seconds, speed)
+    return SilencePolicy.for_speed(c.telemetry_timeout_seconds, speed)
 
 
 def build_controller(
@@ -194,7 +209,12 @@ def build_controller(
         ),
     )
     return FanController(
-        bus, FanLayout.from_inventory(twin.inventory()), registry, policy=policy, source="twin"
+        bus,
+        FanLayout.from_inventory(twin.inventory()),
+        registry,
+        policy=policy,
+        source="twin",
+        silence=silence_policy(settings),
     )
 
 
@@ -216,7 +236,10 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
     registry = SeriesRegistry()
     store = open_store(settings, registry, live=True)
     try:
-        twin = build_twin(settings, start_ms if start_ms is not None else _aligned_now_ms(5000))
+        # The next step boundary: the poller publishes each step when the wall clock reaches
+        # its instant (a boundary already past would stamp every sample up to a step late).
+        first_ms = start_ms if start_ms is not None else _aligned_now_ms(5000, up=True)
+        twin = build_twin(settings, first_ms)
         resume = continue_after(store, twin) if start_ms is None else None
         if resume is not None and resume > twin.start_ms:  # the stored data runs ahead of now
             twin = build_twin(settings, resume)
@@ -246,13 +269,15 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 retention=retention,
             )
         )
+        writer = StoreWriter(bus, store)
+        watch_writer(api, writer)  # its counters in /metrics and GET /status
         return Services(
             settings=settings,
             registry=registry,
             store=store,
             bus=bus,
             live=live,
-            writer=StoreWriter(bus, store),
+            writer=writer,
             twin=twin,
             poller=poller,
             api=api,
@@ -411,6 +436,7 @@ def _utc(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _aligned_now_ms(step_ms: int) -> int:
+def _aligned_now_ms(step_ms: int, *, up: bool = False) -> int:
+    """The wall clock rounded down (`up`: up) to a multiple of `step_ms`."""
     now = int(time.time() * 1000)
-    return now - now % step_ms
+    return now - now % step_ms + (step_ms if up and now % step_ms else 0)

@@ -76,6 +76,11 @@ class ControlSettings(_Section):
     """At this CPU temperature the fans go high at once."""
     telemetry_timeout_seconds: float = Field(default=30.0, gt=0)
     """Without a CPU reading for this long (simulated time), a server's fans go high."""
+    source_silence_seconds: float | None = Field(default=None, ge=1, le=3600)
+    """Wall-clock seconds without any telemetry at all before the source is declared
+    unavailable: `source.unavailable`, its devices UNKNOWN, the fans high. Default (unset):
+    `telemetry_timeout_seconds` of the twin's time, i.e. divided by `twin.speed`, and at
+    least 5 s."""
 
 
 # --- alerts and notifiers (docs/ALERTS.md) ------------------------------------------------------
@@ -246,6 +251,11 @@ class AlertSettings(_Section):
     idle_below_ratio: float = Field(default=0.3, ge=0, le=1)
     history: int = Field(default=1000, ge=1, le=1_000_000)
     """Alert occurrences kept in memory for the WebSocket and the API."""
+    notifier_drain_seconds: float = Field(default=5.0, ge=0, le=300)
+    """At stop, the time notifiers get to deliver what is queued; what is left is kept in
+    the data directory's notification spool and sent at the next start."""
+    notifier_spool_max: int = Field(default=10_000, ge=1, le=1_000_000)
+    """Notifications the spool keeps at most (the oldest go first)."""
 
     @model_validator(mode="after")
     def _valid(self) -> AlertSettings:

@@ -76,6 +76,13 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         return [TokenInfo(**entry) for entry in self._load().values()]
 
+    def ids(self) -> set[str]:
+        """The ids of the tokens that exist now, read from the file each time: a token revoked
+        by another process (`rackwatch token revoke`) is missing from it. Open WebSockets
+        are re-checked with this (one small file read for all of them); ConfigError when the
+        file cannot be read."""
+        return {entry["id"] for entry in self._load().values()}
+
     def revoke(self, token_id: str) -> bool:
         with self._lock:
             entries = self._load()

@@ -1,5 +1,6 @@
 """A real Prometheus (/usr/bin/prometheus, TESTING.md recipe 2) scrapes rackwatch's /metrics,
-and the value is read back through Prometheus' query API."""
+and the values are read back through Prometheus' query API: a series under its `rackwatch_`
+name, an open alert and a device state."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import pytest
 from rackwatch.api import ApiContext, create_app
 from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus
+from rackwatch.engine.alerts import Rule
+from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.live import LiveState
 from rackwatch.model import Batch, SeriesRegistry
 from rackwatch.store.base import EntityRecord
@@ -46,7 +49,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def rackwatch_url(tmp_path: Path) -> Iterator[str]:
-    """rackwatch's app on a free loopback port, with one server's CPU at 42 °C."""
+    """rackwatch's app on a free loopback port, with one server's CPU at 42 °C and an alert
+    (critical at 40 °C) open on it."""
     registry = SeriesRegistry()
     store = DuckDBStore(tmp_path / "store", registry)
     store.upsert_inventory(
@@ -58,8 +62,12 @@ def rackwatch_url(tmp_path: Path) -> Iterator[str]:
     )
     live = LiveState()
     cpu = registry.intern("c01/r01/s01", "cpu_temperature_celsius")
-    live.update(Batch.of([time.time_ns() // 1_000_000], [cpu], [42.0]))
-    app = create_app(ApiContext(store=store, registry=registry, live=live, bus=MemoryBus()))
+    batch = Batch.of([time.time_ns() // 1_000_000], [cpu], [42.0])
+    live.update(batch)
+    bus = MemoryBus()
+    alerts = AlertEngine(bus, registry, [Rule("cpu-hot", "cpu_temperature_celsius", critical=40)])
+    alerts.process(batch)
+    app = create_app(ApiContext(store=store, registry=registry, live=live, bus=bus, alerts=alerts))
     ready, urls = threading.Event(), []
     loop = asyncio.new_event_loop()
     stop = asyncio.Event()
@@ -119,7 +127,7 @@ def test_prometheus_scrapes_the_latest_value_with_its_labels(prometheus: str) ->
         assert time.monotonic() < deadline, "Prometheus never stored the sample"
         time.sleep(0.25)
         with contextlib.suppress(OSError):  # not listening yet
-            result = query(prometheus, "cpu_temperature_celsius")
+            result = query(prometheus, "rackwatch_cpu_temperature_celsius")
     (sample,) = result
     labels = sample["metric"]
     assert (labels["cluster"], labels["rack"], labels["server"]) == ("c01", "r01", "s01")
@@ -127,3 +135,9 @@ def test_prometheus_scrapes_the_latest_value_with_its_labels(prometheus: str) ->
     assert float(sample["value"][1]) == 42
     own = query(prometheus, "rackwatch_ws_clients")
     assert own and float(own[0]["value"][1]) == 0
+    assert query(prometheus, "cpu_temperature_celsius") == []  # only under rackwatch_
+    (alert,) = query(prometheus, 'rackwatch_alert_firing{severity="critical"} == 1')
+    assert alert["metric"]["rule"] == "cpu-hot" and alert["metric"]["entity"] == "c01/r01/s01"
+    assert alert["metric"]["server"] == "s01" and "component" not in alert["metric"]
+    (state,) = query(prometheus, "rackwatch_device_state == 1")
+    assert state["metric"]["state"] == "critical" and state["metric"]["entity"] == "c01/r01/s01"

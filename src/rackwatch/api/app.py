@@ -3,6 +3,10 @@
 A factory, never a module-level app: each test builds its own from a temporary store. The
 WebSocket broadcaster runs for the app's lifespan; the dashboard's static files are mounted
 at `/` after every API route, so they never shadow one.
+
+Bad input never costs more than it must: a request body is capped at `MAX_BODY_BYTES` (413,
+also for a chunked body without Content-Length), access is checked before a body is read
+(`auth.AccessFirstRoute`), and an error quotes bad input as a short excerpt, never whole.
 """
 
 from __future__ import annotations
@@ -11,21 +15,25 @@ import asyncio
 import contextlib
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
 from rackwatch.api import prometheus, ws
 from rackwatch.api.deps import ApiContext
-from rackwatch.api.params import ParamError
+from rackwatch.api.params import EXCERPT_LENGTH, ParamError, excerpt
 from rackwatch.api.routes import ROUTERS
 from rackwatch.errors import StoreError
 from rackwatch.web import STATIC_DIR
 
 API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+"""Control bodies are small JSON objects (a fault with its parameters is well under 1 KiB)."""
 
 DESCRIPTION = """Live and stored telemetry of the room: inventory, live state, series (raw or
 rollups), events and server status; alerts, device states, fans, maintenance and the twin's
@@ -50,7 +58,11 @@ def create_app(ctx: ApiContext) -> FastAPI:
                 await broadcaster
 
     app = FastAPI(
-        title="rackwatch", version=ctx.version, description=DESCRIPTION, lifespan=lifespan
+        title="rackwatch",
+        version=ctx.version,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.ctx = ctx
     app.state.hub = hub
@@ -71,23 +83,64 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def bad_request(_request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        problems = []
-        for err in exc.errors():
-            if err["type"] == "json_invalid":
-                why = err.get("ctx", {}).get("error", "")
-                problems.append(f"the body is not valid JSON ({why}): send a JSON object")
-                continue
-            where = ".".join(str(p) for p in err["loc"] if p not in ("query", "path", "body"))
-            got = f" (got {err['input']!r})" if "input" in err else ""
-            problems.append(f"{where}: {err['msg']}{got}")
-        return JSONResponse({"detail": "; ".join(problems)}, status_code=400)
+        errors = exc.errors()
+        detail = "; ".join(_problem(err) for err in errors)
+        return JSONResponse({"detail": detail}, status_code=_validation_status(errors))
 
     async def store_failed(_request: Request, exc: Exception) -> Response:
         return JSONResponse({"detail": f"the store could not answer: {exc}"}, status_code=503)
 
+    async def too_large(_request: Request, _exc: Exception) -> Response:
+        return JSONResponse(
+            {
+                "detail": f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB: "
+                "control calls take a small JSON object (see /docs)"
+            },
+            status_code=413,
+        )
+
     app.add_exception_handler(ParamError, bad_param)
     app.add_exception_handler(RequestValidationError, bad_request)
     app.add_exception_handler(StoreError, store_failed)
+    app.add_exception_handler(413, too_large)
+
+
+_OUT_OF_RANGE = frozenset(
+    {
+        "greater_than",
+        "greater_than_equal",
+        "less_than",
+        "less_than_equal",
+        "finite_number",
+        "string_too_long",
+        "too_long",
+        "value_error",
+    }
+)
+"""Errors of a well-formed body field whose value is out of range (422, docs/API.md)."""
+
+
+def _validation_status(errors: Sequence[Mapping[str, Any]]) -> int:
+    """422 when every problem is a body value out of range, else 400 (a parameter, or a body
+    that does not fit the schema: missing, unknown or mistyped fields, not JSON)."""
+    in_range = all(e["loc"][:1] == ("body",) and e["type"] in _OUT_OF_RANGE for e in errors)
+    return 422 if errors and in_range else 400
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    """One validation error as `field: what is wrong (got <excerpt>)`."""
+    if err["type"] == "json_invalid":
+        why = err.get("ctx", {}).get("error", "")
+        return f"the body is not valid JSON ({why}): send a JSON object"
+    where = ".".join(_name(p) for p in err["loc"] if p not in ("query", "path", "body"))
+    got = f" (got {excerpt(err['input'])})" if "input" in err else ""
+    return f"{where}: {err['msg']}{got}"
+
+
+def _name(part: int | str) -> str:
+    """A location part; an unknown field's name is the caller's, so it is cut short too."""
+    text = str(part)
+    return text if len(text) <= EXCERPT_LENGTH else excerpt(text)
 
 
 def _add_fallbacks(app: FastAPI) -> None:
@@ -100,13 +153,37 @@ def _add_fallbacks(app: FastAPI) -> None:
 
     @app.api_route(
         "/api/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        methods=["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"],
         include_in_schema=False,
     )
-    async def no_such_route(path: str) -> Response:
+    async def no_such_route(request: Request, path: str) -> Response:
+        allowed = _allowed_methods(request.url.path)
+        if allowed:
+            raise HTTPException(
+                405,
+                f"{request.method} is not allowed on {excerpt(request.url.path)}: "
+                f"use {' or '.join(allowed)}",
+                headers={"Allow": ", ".join(allowed)},
+            )
         return JSONResponse(
-            {"detail": f"no API route /api/{path}: see /docs for the routes"}, status_code=404
+            {"detail": f"no API route {excerpt('/api/' + path)}: see /docs for the routes"},
+            status_code=404,
         )
+
+
+def _allowed_methods(path: str) -> list[str]:
+    """Methods of the API routes at `path`: reached from the catch-all above, which matches
+    every method and so would hide Starlette's 405, it means the method was wrong."""
+    inner = path.removeprefix(API_PREFIX)
+    return sorted(
+        {
+            method
+            for router in ROUTERS
+            for route in router.routes
+            if isinstance(route, APIRoute) and route.path_regex.match(inner)
+            for method in route.methods or ()
+        }
+    )
 
 
 def _png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:

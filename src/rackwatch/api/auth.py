@@ -12,6 +12,10 @@ control route a 403. A token that is sent is always checked, even where none is 
 revoked token is noticed at once. The secret is compared in `TokenStore.verify` (constant time,
 on the hashes); it reads the token file, so it runs in the thread pool, never on the loop.
 
+FastAPI reads and parses a route's body before it solves the route's dependencies, so a route
+that takes a body is an `AccessFirstRoute`: the same access is checked before anything is
+read, and 100 MB of JSON without a token costs a 401, not a parse.
+
 The caller's identity (`Caller.issued_by`, `token:<id>`) goes into the commands, acks and
 maintenance it causes: a token's id is public (`rackwatch token list`), its secret never is.
 """
@@ -19,13 +23,16 @@ maintenance it causes: a token's id is public (`rackwatch token list`), its secr
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from fastapi import Depends, HTTPException
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import Response
 
 from rackwatch.api.deps import ApiContext, get_ctx
 from rackwatch.errors import ConfigError
@@ -125,13 +132,62 @@ Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 async def read_access(
     conn: HTTPConnection, ctx: Annotated[ApiContext, Depends(get_ctx)], credentials: Credentials
 ) -> Caller:
-    return await authorize(conn, ctx, _secret(credentials), READ)
+    return _checked_first(conn, READ) or await authorize(conn, ctx, _secret(credentials), READ)
 
 
 async def control_access(
     conn: HTTPConnection, ctx: Annotated[ApiContext, Depends(get_ctx)], credentials: Credentials
 ) -> Caller:
-    return await authorize(conn, ctx, _secret(credentials), CONTROL)
+    checked = _checked_first(conn, CONTROL)
+    return checked or await authorize(conn, ctx, _secret(credentials), CONTROL)
+
+
+_CHECKED_CALLER: Final = "rackwatch.caller"
+"""Scope state key of (access scope, caller) that `AccessFirstRoute` authorized already."""
+
+
+def _checked_first(conn: HTTPConnection, scope: str) -> Caller | None:
+    checked = conn.scope.get("state", {}).get(_CHECKED_CALLER)
+    return checked[1] if checked is not None and checked[0] == scope else None
+
+
+class AccessFirstRoute(APIRoute):
+    """An APIRoute that checks access before its body is read (FastAPI reads and validates a
+    body before it solves the route's dependencies, so `ControlAccess` alone would come after
+    parsing whatever a caller without a token sent).
+
+    The scope is the route's own (`control_access` or `read_access` among its dependencies);
+    a refusal is the dependency's 401/403/503, and the caller is handed on to the dependency,
+    so the token is checked once. Every router whose routes take a body uses it
+    (`APIRouter(route_class=AccessFirstRoute)`); a route without a body is unchanged.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        access = _route_access(self) if self.body_field is not None else None
+        if access is None:
+            return handler
+
+        async def access_first(request: Request) -> Response:
+            credentials = await bearer(request)
+            caller = await authorize(request, get_ctx(request), _secret(credentials), access)
+            request.scope.setdefault("state", {})[_CHECKED_CALLER] = (access, caller)
+            return await handler(request)
+
+        return access_first
+
+
+def _route_access(route: APIRoute) -> str | None:
+    """CONTROL or READ, from the access dependency anywhere in the route's dependencies."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependency = pending.pop()
+        if dependency.call is control_access:
+            return CONTROL
+        if dependency.call is read_access:
+            return READ
+        pending.extend(dependency.dependencies)
+    return None
 
 
 def _secret(credentials: HTTPAuthorizationCredentials | None) -> str | None:
@@ -158,6 +214,7 @@ __all__ = [
     "CONTROL",
     "READ",
     "READ_ACCESS",
+    "AccessFirstRoute",
     "Caller",
     "ControlAccess",
     "ReadAccess",

@@ -16,6 +16,18 @@ Texts go into each client's bounded queue; on overflow the oldest is dropped and
 (`Hub.pump`) writes its queue with a timeout; a client that does not take a message in time
 is dropped (`ClientTooSlow`). Nothing here awaits a client on the broadcaster's path, so a
 slow or stuck client never delays the others or the ingest.
+
+"Taken" means taken off this server, not merely handed to the OS: a write completes as soon
+as the kernel buffers it (megabytes per socket), so a client that stops reading would go on
+"taking" messages for minutes. Where the connection can say how many of the bytes written to
+it the peer has not acknowledged yet (`Backlog`: the transport's buffer plus the kernel's
+send queue, see `ws.py`), the sender notes each message's end and the time it was written,
+and the client is dropped once a message is still unacknowledged `send_timeout_s` later. A
+client that stops reading is thus dropped about `send_timeout_s` after its receive window
+fills (a few tens of kilobytes), and the bytes a stuck socket pins are bounded.
+
+A client can also be closed by the server (`Hub.close_client`: its token was revoked,
+`Hub.watch_tokens`): its queue is replaced by one last message, then `ClientClosed`.
 """
 
 from __future__ import annotations
@@ -44,6 +56,8 @@ from rackwatch.store.results import match_series
 log = logging.getLogger(__name__)
 
 SendText = Callable[[str], Awaitable[None]]
+Backlog = Callable[[], int]
+"""Bytes written to the connection that the peer has not acknowledged yet."""
 RecentAlerts = Callable[[int], list[dict[str, Any]]]
 """`AlertEngine.recent_alerts`: occurrences with `ts_ms > since_ms`, in the order recorded."""
 AlertMark = tuple[Any, ...]
@@ -52,6 +66,20 @@ Ids = npt.NDArray[np.int32]
 
 class ClientTooSlow(Exception):
     """A client did not take a message within the send timeout."""
+
+
+class ClientClosed(Exception):
+    """The server closes this client (`Hub.close_client`): a WebSocket close code and reason."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"closed by the server ({code}, {reason})")
+        self.code = code
+        self.reason = reason
+
+
+BACKLOG_SLACK_BYTES = 1024
+"""Unacknowledged bytes tolerated beyond what the sender counted: the frames the server itself
+writes on the connection (pings, pongs) are not counted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +100,37 @@ class Filter:
 
 
 class Client:
-    """One connection: its outgoing queue (bounded, drop oldest) and its subscription."""
+    """One connection: its outgoing queue (bounded, drop oldest), its subscription, the token
+    it was opened with (None: an open loopback read) and, where the connection can tell, the
+    messages written to it that the peer has not acknowledged yet."""
 
-    def __init__(self, send: SendText, queue_size: int) -> None:
+    def __init__(
+        self,
+        send: SendText,
+        queue_size: int,
+        *,
+        backlog: Backlog | None = None,
+        token_id: str | None = None,
+    ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.send = send
+        self.backlog = backlog
+        self.token_id = token_id
         self.group: Group | None = None
         self.n_dropped = 0
+        self.closing: tuple[int, str] | None = None
+        """(close code, reason) once the server closes this client; nothing more is queued."""
         self._queue: deque[str] = deque()
         self._size = queue_size
         self._wake = asyncio.Event()
+        self._written_bytes = 0
+        self._unacked: deque[tuple[int, float]] = deque()
+        """(end offset in the bytes written, time written) of each unacknowledged message."""
 
     def put(self, text: str) -> bool:
         """Queue a text; True when the oldest queued one had to be dropped to make room."""
+        if self.closing is not None:
+            return False
         dropped = len(self._queue) >= self._size
         if dropped:
             self._queue.popleft()
@@ -93,15 +139,56 @@ class Client:
         self._wake.set()
         return dropped
 
+    def close(self, code: int, reason: str, last: str) -> None:
+        """Send `last` (instead of whatever is queued), then close with `code`."""
+        self._queue.clear()
+        self._queue.append(last)
+        self.closing = (code, reason)
+        self._wake.set()
+
     @property
     def pending(self) -> int:
         return len(self._queue)
 
-    async def next(self) -> str:
-        while not self._queue:
+    async def next(self, timeout_s: float | None = None) -> str | None:
+        """The next queued text; None when there is none within `timeout_s` (None: wait)."""
+        if not self._queue:
             self._wake.clear()
-            await self._wake.wait()
-        return self._queue.popleft()
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await self._wake.wait()
+            except TimeoutError:
+                return None
+        return self._queue.popleft() if self._queue else None
+
+    def written(self, text: str, now: float) -> None:
+        """Note a text handed to the connection (with its frame header) at `now`."""
+        if self.backlog is None:
+            return
+        self._written_bytes += frame_bytes(text)
+        self._unacked.append((self._written_bytes, now))
+
+    def oldest_unacked(self) -> float | None:
+        """When the oldest message the peer has not acknowledged was written (None: none).
+
+        One `backlog()` call (a syscall) per message written, plus one per check while
+        something is unacknowledged."""
+        if not self._unacked or self.backlog is None:
+            return None
+        acked = self._written_bytes - self.backlog() + BACKLOG_SLACK_BYTES
+        while self._unacked and self._unacked[0][0] <= acked:
+            self._unacked.popleft()
+        return self._unacked[0][1] if self._unacked else None
+
+
+def frame_bytes(text: str) -> int:
+    """Bytes of a server-to-client text frame (unmasked) carrying `text`.
+
+    >>> frame_bytes("x" * 125), frame_bytes("x" * 126), frame_bytes("é" * 40_000)
+    (127, 130, 80010)
+    """
+    n = len(text) if text.isascii() else len(text.encode())
+    return n + (2 if n < 126 else 4 if n < 65_536 else 10)
 
 
 class Group:
@@ -204,7 +291,10 @@ class Hub:
         self.n_sent = 0
         self.n_too_slow = 0
         self.n_refused = 0
+        self.n_revoked = 0
+        """Clients closed because their token was revoked."""
         self._keys: list[SeriesKey] = []
+        self._token_watch: asyncio.Task[None] | None = None
 
     @property
     def n_clients(self) -> int:
@@ -212,12 +302,16 @@ class Hub:
 
     # ------------------------------------------------------------------ clients
 
-    def connect(self, send: SendText) -> Client | None:
-        """A new client, or None when the client limit is reached."""
+    def connect(
+        self, send: SendText, *, backlog: Backlog | None = None, token_id: str | None = None
+    ) -> Client | None:
+        """A new client, or None when the client limit is reached. `backlog` (when the
+        connection can tell) lets the sender see a client that stops reading; `token_id` is
+        the token it was opened with, for `watch_tokens`."""
         if len(self.clients) >= self.client_limit:
             self.n_refused += 1
             return None
-        client = Client(send, self.queue_size)
+        client = Client(send, self.queue_size, backlog=backlog, token_id=token_id)
         self.clients[client.id] = client
         return client
 
@@ -255,19 +349,86 @@ class Hub:
             del self.groups[group.filter]
 
     async def pump(self, client: Client) -> None:
-        """Send the client's queue in order, forever; ClientTooSlow when one send times out.
-        Errors of the connection itself (the peer went away) propagate."""
+        """Send the client's queue in order, forever. ClientTooSlow when a send does not
+        complete, or a message written is not acknowledged by the peer, within the send
+        timeout; ClientClosed once the last message of `close_client` is sent. Errors of the
+        connection itself (the peer went away) propagate."""
         while True:
-            text = await client.next()
+            if client.closing is not None and not client.pending:
+                raise ClientClosed(*client.closing)
+            wait_s = self._until_overdue(client)
+            text = await client.next(wait_s)
+            if text is None:
+                continue
             try:
                 async with asyncio.timeout(self.send_timeout_s):
                     await client.send(text)
             except TimeoutError:
-                self.n_too_slow += 1
-                raise ClientTooSlow(
-                    f"client {client.id} took no message within {self.send_timeout_s:g} s"
-                ) from None
+                raise self._too_slow(client) from None
             self.n_sent += 1
+            client.written(text, self.clock())
+
+    def _until_overdue(self, client: Client) -> float | None:
+        """Seconds until the client's oldest unacknowledged message is overdue (None: none
+        is waiting); ClientTooSlow if it already is."""
+        written_at = client.oldest_unacked()
+        if written_at is None:
+            return None
+        left_s = written_at + self.send_timeout_s - self.clock()
+        if left_s <= 0:
+            raise self._too_slow(client)
+        return left_s
+
+    def _too_slow(self, client: Client) -> ClientTooSlow:
+        self.n_too_slow += 1
+        return ClientTooSlow(f"client {client.id} took no message within {self.send_timeout_s:g} s")
+
+    def close_client(self, client: Client, code: int, reason: str, last: str) -> None:
+        """Close a client from the server's side: `last` is its last message, then the socket
+        is closed with `code` (its sender raises ClientClosed)."""
+        self.unsubscribe(client)
+        client.close(code, reason, last)
+
+    def watch_tokens(
+        self,
+        known_ids: Callable[[], set[str]],
+        last_message: Callable[[Client], str],
+        *,
+        interval_s: float,
+        code: int,
+    ) -> None:
+        """Check every `interval_s` that the tokens of the open clients still exist, and close
+        each client whose token is gone (revoked, maybe by another process: `rackwatch token
+        revoke`) with `last_message(client)` and close code `code`. Starts one task, which
+        ends once no client has a token (a new one starts it again).
+
+        `known_ids` reads the token file, so it runs in a worker thread: one read per
+        interval, whatever the number of clients."""
+        if self._token_watch is None or self._token_watch.done():
+            self._token_watch = asyncio.get_running_loop().create_task(
+                self._watch_tokens(known_ids, last_message, interval_s, code),
+                name="ws-token-watch",
+            )
+
+    async def _watch_tokens(
+        self,
+        known_ids: Callable[[], set[str]],
+        last_message: Callable[[Client], str],
+        interval_s: float,
+        code: int,
+    ) -> None:
+        while any(c.token_id is not None for c in self.clients.values()):
+            await asyncio.sleep(interval_s)
+            try:
+                ids = await asyncio.to_thread(known_ids)
+            except Exception:  # an unreadable token file: keep the sockets, say so
+                log.warning("cannot re-check the tokens of open WebSockets", exc_info=True)
+                continue
+            for client in list(self.clients.values()):
+                token_id = client.token_id
+                if token_id is not None and token_id not in ids and client.closing is None:
+                    self.n_revoked += 1
+                    self.close_client(client, code, "token revoked", last_message(client))
 
     # ------------------------------------------------------------------ telemetry
 

@@ -1,7 +1,9 @@
 """Parsing of user-facing query values: times, steps, entity and metric globs.
 
 Pure functions that raise `ParamError` with a message saying what is wrong and what to send
-instead; routes turn it into a 400 and the WebSocket into an `INVALID_FILTER` error.
+instead; routes turn it into a 400 and the WebSocket into an `INVALID_FILTER` error. Every
+number they return is bounded (times within 1970..9999, durations and steps up to that span),
+and a message quotes bad input as a short `excerpt`, never whole.
 
 >>> parse_time("now", now_ms=1_000_000)
 1000000
@@ -20,14 +22,21 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Sequence
+from typing import Any
+
+from rackwatch.model import entity as entity_path
 
 MAX_TS_MS = 253_402_300_800_000
 """Year 10000: beyond it a time is a mistake, and ms stay exact in JSON (< 2**53)."""
 MAX_GLOB_LENGTH = 512
 MAX_METRICS = 100
+MAX_TIME_LENGTH = 64
+"""Longer than any time or duration we parse: refused before parsing."""
+EXCERPT_LENGTH = 40
 
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d|w)$")
+_WHOLE = re.compile(r"^-?[0-9]+$")
 _ENTITY_SEGMENT = re.compile(r"^[A-Za-z0-9_.:\-*?\[\]!]+$")
 _METRIC_GLOB = re.compile(r"^[A-Za-z0-9_:*?\[\]!]+$")
 
@@ -36,38 +45,57 @@ class ParamError(ValueError):
     """A query value is malformed; the message says which and what would be accepted."""
 
 
+def excerpt(value: Any, limit: int = EXCERPT_LENGTH) -> str:
+    """The repr of `value`, cut to about `limit` characters: enough to recognise bad input
+    without sending a 10 MB field back.
+
+    >>> excerpt("c01/r01")
+    "'c01/r01'"
+    >>> excerpt("9" * 400)
+    "'9999999999999999999999999999999999999999…' (400 characters)"
+    """
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return repr(text) if isinstance(value, str) else text
+    cut = repr(text[:limit] + "…") if isinstance(value, str) else text[:limit] + "…"
+    return f"{cut} ({len(text)} characters)"
+
+
 def parse_duration_ms(text: str, name: str = "duration") -> int:
-    """`30s`, `5m`, `6h`, `7d`, `2w`, `250ms` as a positive number of ms.
+    """`30s`, `5m`, `6h`, `7d`, `2w`, `250ms` as a positive number of ms, at most the span
+    1970..9999.
 
     >>> parse_duration_ms("1.5h")
     5400000
     """
-    match = _DURATION.match(text.strip())
+    match = _DURATION.match(_short(text, name).strip())
     if match is None:
-        raise ParamError(f"{name} {text!r} is not a duration like 250ms, 30s, 5m, 6h, 7d or 2w")
-    value = int(float(match.group(1)) * _UNITS_MS[match.group(2)])
-    if value <= 0:
-        raise ParamError(f"{name} {text!r} must be more than 0 ms")
-    if value > MAX_TS_MS:
-        raise ParamError(f"{name} {text!r} is too long")
-    return value
+        raise ParamError(
+            f"{name} {excerpt(text)} is not a duration like 250ms, 30s, 5m, 6h, 7d or 2w"
+        )
+    value = float(match.group(1)) * _UNITS_MS[match.group(2)]
+    if not value <= MAX_TS_MS:  # also inf, from hundreds of digits
+        raise ParamError(f"{name} {excerpt(text)} is too long: at most {MAX_TS_MS:,} ms")
+    if int(value) <= 0:
+        raise ParamError(f"{name} {excerpt(text)} must be more than 0 ms")
+    return int(value)
 
 
 def parse_time(text: str, *, now_ms: int, name: str = "time") -> int:
     """Epoch ms from an integer (ms), an ISO 8601 time (UTC when no zone is given), `now`, or
-    `-<duration>` before now (`-6h`)."""
-    text = text.strip()
+    `-<duration>` before now (`-6h`); within 1970..9999."""
+    text = _short(text, name).strip()
     if text == "now":
         return now_ms
-    if text.startswith("-") and not text[1:].isdigit():
-        return _in_range(now_ms - parse_duration_ms(text[1:], name), name, text)
-    if re.fullmatch(r"-?\d+", text):
+    if _WHOLE.match(text):
         return _in_range(int(text), name, text)
+    if text.startswith("-"):
+        return _in_range(now_ms - parse_duration_ms(text[1:], name), name, text)
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ParamError(
-            f"{name} {text!r} is not a time: give epoch ms (1767225600000), ISO 8601 "
+            f"{name} {excerpt(text)} is not a time: give epoch ms (1767225600000), ISO 8601 "
             "(2026-01-01T00:00:00Z), 'now' or a duration before now ('-6h')"
         ) from None
     if when.tzinfo is None:
@@ -75,35 +103,64 @@ def parse_time(text: str, *, now_ms: int, name: str = "time") -> int:
     return _in_range(round(when.timestamp() * 1000), name, text)
 
 
+def _short(text: str, name: str) -> str:
+    """`text` if it is short enough to be a time or a duration; ParamError otherwise (before
+    any parsing: int() of thousands of digits is slow, then refused anyway)."""
+    if len(text) > MAX_TIME_LENGTH:
+        raise ParamError(
+            f"{name} {excerpt(text)} is too long for a time or duration "
+            f"(at most {MAX_TIME_LENGTH} characters)"
+        )
+    return text
+
+
 def _in_range(ms: int, name: str, text: str) -> int:
     if not 0 <= ms <= MAX_TS_MS:
-        raise ParamError(f"{name} {text!r} is outside 1970-01-01 .. 9999-12-31")
+        raise ParamError(f"{name} {excerpt(text)} is outside 1970-01-01 .. 9999-12-31")
     return ms
 
 
 def parse_step(text: str) -> int:
-    """A bucket width: `5s`, `1m`, `1h`, `1d` or a plain number of ms."""
-    text = text.strip()
-    if text.isdigit():
+    """A bucket width: `5s`, `1m`, `1h`, `1d` or a plain number of ms, at most the span
+    1970..9999."""
+    text = _short(text, "step").strip()
+    if _WHOLE.match(text):
         value = int(text)
-        if value <= 0 or value > MAX_TS_MS:
-            raise ParamError(f"step {text!r} must be between 1 ms and 10000 years")
+        if not 0 < value <= MAX_TS_MS:
+            raise ParamError(f"step {excerpt(text)} must be between 1 ms and 10000 years")
         return value
     return parse_duration_ms(text, "step")
 
 
 def check_entity_glob(pattern: str) -> str:
     """An entity glob: segments of letters, digits and `_.:-`, with `*` `?` `[...]` inside a
-    segment, or `**` as a whole segment (any number of segments)."""
-    if not pattern or len(pattern) > MAX_GLOB_LENGTH:
+    segment, or `**` as a whole segment (any number of segments); at most
+    `entity_path.MAX_PATTERN_LENGTH` characters, `MAX_PATTERN_SEGMENTS` segments and
+    `MAX_PATTERN_ANY_DEPTH` `**` (docs/API.md, Selectors)."""
+    if not pattern or len(pattern) > entity_path.MAX_PATTERN_LENGTH:
         raise ParamError(
-            f"entity pattern must be 1..{MAX_GLOB_LENGTH} characters, like c01/r01/s01 or c01/**"
+            f"entity pattern {excerpt(pattern)} must be 1..{entity_path.MAX_PATTERN_LENGTH} "
+            "characters, like c01/r01/s01 or c01/**"
         )
-    for segment in pattern.split("/"):
+    segments = pattern.split("/")
+    if len(segments) > entity_path.MAX_PATTERN_SEGMENTS:
+        raise ParamError(
+            f"entity pattern {excerpt(pattern)} has {len(segments)} segments, more than "
+            f"{entity_path.MAX_PATTERN_SEGMENTS}: entity paths are a few segments deep "
+            "(c01/r01/s01/fan1); use ** for any number of them"
+        )
+    n_any = segments.count(entity_path.ANY_DEPTH)
+    if n_any > entity_path.MAX_PATTERN_ANY_DEPTH:
+        raise ParamError(
+            f"entity pattern {excerpt(pattern)} has {n_any} `**`, more than "
+            f"{entity_path.MAX_PATTERN_ANY_DEPTH}: one `**` already spans any number of "
+            "segments (c01/**, **/fan1)"
+        )
+    for segment in segments:
         problem = _segment_problem(segment)
         if problem is not None:
             raise ParamError(
-                f"bad entity pattern {pattern!r}: segment {segment!r} {problem}; "
+                f"bad entity pattern {excerpt(pattern)}: segment {excerpt(segment)} {problem}; "
                 "use `*` for one segment and `**` for any number, e.g. c01/*/s01/**"
             )
     return pattern
@@ -130,11 +187,12 @@ def check_metric_globs(patterns: Sequence[str] | None) -> list[str] | None:
     for p in patterns:
         if not p or len(p) > MAX_GLOB_LENGTH or not _METRIC_GLOB.match(p):
             raise ParamError(
-                f"bad metric {p!r}: use a metric name like cpu_temperature_celsius "
-                "or a glob like fan_* (letters, digits, _ and : with * ? [ ])"
+                f"bad metric {excerpt(p)}: use a metric name like cpu_temperature_celsius "
+                f"or a glob like fan_* (letters, digits, _ and : with * ? [ ], at most "
+                f"{MAX_GLOB_LENGTH} characters)"
             )
         if not _brackets_closed(p):
-            raise ParamError(f"bad metric glob {p!r}: unclosed [")
+            raise ParamError(f"bad metric glob {excerpt(p)}: unclosed [")
     return list(patterns)
 
 

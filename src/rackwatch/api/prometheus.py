@@ -1,11 +1,18 @@
 """GET /metrics: the Prometheus text exposition.
 
-Two collectors on a CollectorRegistry of the app's own (never the global one, so every app and
-every test has its own): `SeriesCollector`, the newest value of every series, named by its
-metric and labelled by its entity path; `RackwatchCollector`, rackwatch's own counters (ingest,
-bus, WebSocket). prometheus_client's process collector adds CPU and memory. Samples carry no
-timestamp: the twin's simulated time may run ahead of the wall clock, and Prometheus would
-drop samples "from the future".
+Three collectors on a registry of the app's own (never the global one, so every app and every
+test has its own): `SeriesCollector`, the newest value of every series, named `rackwatch_` +
+its metric (`rackwatch_power_watts`: bare names such as `power_watts` clash with other
+exporters) and labelled by its entity path; `RackwatchCollector`, rackwatch's own counters
+(ingest, bus, WebSocket); `EngineCollector`, the engine's state (open alerts, device states,
+silent sources, notifier and store-writer counters) for Grafana and Alertmanager.
+prometheus_client's process collector adds CPU and memory. A label with nothing to say is left
+out, never exported empty. Samples carry no timestamp: the twin's simulated time may run ahead
+of the wall clock, and Prometheus would drop samples "from the future".
+
+The engine changes its state on the event loop while the exposition is encoded in a worker
+thread, so the route takes the engine's snapshot on the loop first (`MetricsRegistry.refresh`,
+cheap: lists and counters) and the thread only formats it.
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, ProcessCollector
 from prometheus_client.core import (
@@ -31,6 +40,8 @@ from starlette.concurrency import run_in_threadpool
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.fanout import Hub
+from rackwatch.engine.alerts.lifecycle import Alert
+from rackwatch.engine.states import DeviceState
 from rackwatch.errors import RackwatchError
 from rackwatch.model import METRICS, MetricKind
 
@@ -38,11 +49,55 @@ log = logging.getLogger(__name__)
 
 router = APIRouter()
 
+PREFIX = "rackwatch_"
+"""Every series rackwatch exports starts with this (process_* aside)."""
 LABEL_NAMES = ("entity", "cluster", "rack", "server", "component")
 Labels = tuple[str, str, str, str, str]
 _LEVEL_OF_KIND = {"cluster": 1, "rack": 2, "server": 3, "host": 3}
 _VALID_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_OWN_PREFIXES = ("rackwatch_", "process_", "python_")
+OWN_NAMES = frozenset(
+    {
+        "build",
+        "ingest_samples",
+        "ingest_samples_per_second",
+        "bus_queue_depth",
+        "bus_dropped_messages",
+        "ws_clients",
+        "ws_dropped_messages",
+        "ws_messages_sent",
+        "ws_slow_clients_dropped",
+        "ws_clients_refused",
+        "series",
+        "uptime_seconds",
+        "alert_firing",
+        "device_state",
+        "source_up",
+        "notifications_sent",
+        "notifications_failed",
+        "notifications_retries",
+        "notifications_dropped",
+        "notifications_filtered",
+        "notifications_spooled",
+        "notifications_restored",
+        "notifications_pending",
+        "store_written_samples",
+        "store_written_events",
+        "store_write_errors",
+        "store_dropped",
+        "store_quarantined",
+    }
+)
+"""rackwatch's own families, without the prefix: a telemetry metric of one of these names (or
+with `_total`/`_info` after it) is not exported, rather than clash with them."""
+
+
+def label_dict(labels: Labels) -> dict[str, str]:
+    """The labels that say something: an empty one is left out, not exported as "".
+
+    >>> label_dict(("room/crac1", "", "", "", "crac1"))
+    {'entity': 'room/crac1', 'component': 'crac1'}
+    """
+    return {name: value for name, value in zip(LABEL_NAMES, labels, strict=True) if value}
 
 
 def path_labels(path: str, kinds: Mapping[str, str]) -> Labels:
@@ -86,30 +141,25 @@ def _position_level(segments: list[str], depth: int) -> int:
     return min(depth, 4)
 
 
-class SeriesCollector:
-    """The newest value of every series seen, one metric family per metric name."""
+class PathLabels:
+    """Entity path -> its labels (`label_dict(path_labels(...))`), from the inventory's kinds.
+    Cached; the cache starts over when the registry grows (new entities, maybe a new
+    inventory). Reads the store: call it from a worker thread, as the exposition is."""
 
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
-        self._labels: list[Labels] = []
+        self._size = -1
+        self._kinds: dict[str, str] = {}
+        self._cache: dict[str, dict[str, str]] = {}
 
-    def collect(self) -> Iterable[Metric]:
-        keys = self.ctx.registry.keys()
-        if len(keys) != len(self._labels):
-            kinds = self._inventory_kinds()
-            self._labels = [path_labels(k.entity, kinds) for k in keys]
-        labels = self._labels
-        ts, value = self.ctx.live.snapshot()
-        n = min(len(keys), len(ts), len(labels))
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily | None] = {}
-        for i in np.flatnonzero(ts[:n] >= 0).tolist():
-            metric = keys[i].metric
-            if metric not in families:
-                families[metric] = _family(metric)
-            family = families[metric]
-            if family is not None:
-                family.add_metric(labels[i], float(value[i]))
-        return [f for f in families.values() if f is not None]
+    def __call__(self, path: str) -> dict[str, str]:
+        size = len(self.ctx.registry)
+        if size != self._size:
+            self._size, self._kinds, self._cache = size, self._inventory_kinds(), {}
+        found = self._cache.get(path)
+        if found is None:
+            found = self._cache[path] = label_dict(path_labels(path, self._kinds))
+        return found
 
     def _inventory_kinds(self) -> dict[str, str]:
         try:
@@ -119,14 +169,46 @@ class SeriesCollector:
             return {}
 
 
-def _family(metric: str) -> GaugeMetricFamily | CounterMetricFamily | None:
-    if not _VALID_NAME.match(metric) or metric.startswith(_OWN_PREFIXES):
+class SeriesCollector:
+    """The newest value of every series seen, one family per metric: `rackwatch_<metric>`."""
+
+    def __init__(self, ctx: ApiContext, labels: PathLabels) -> None:
+        self.ctx = ctx
+        self.path_labels = labels
+        self._labels: list[dict[str, str]] = []
+
+    def collect(self) -> Iterable[Metric]:
+        keys = self.ctx.registry.keys()
+        if len(keys) != len(self._labels):
+            self._labels = [self.path_labels(k.entity) for k in keys]
+        labels = self._labels
+        ts, value = self.ctx.live.snapshot()
+        n = min(len(keys), len(ts), len(labels))
+        families: dict[str, tuple[Metric, str] | None] = {}
+        for i in np.flatnonzero(ts[:n] >= 0).tolist():
+            metric = keys[i].metric
+            if metric not in families:
+                families[metric] = _family(metric)
+            found = families[metric]
+            if found is not None:
+                family, sample_name = found
+                family.add_sample(sample_name, labels[i], float(value[i]))
+        return [found[0] for found in families.values() if found is not None]
+
+
+def _family(metric: str) -> tuple[Metric, str] | None:
+    """The family of a telemetry metric and its samples' name; None for a name Prometheus
+    cannot take or one of rackwatch's own."""
+    base = metric.removesuffix("_total").removesuffix("_info")
+    if not _VALID_NAME.match(metric) or base in OWN_NAMES:
         return None
+    name = PREFIX + metric
     spec = METRICS.get(metric)
     doc = spec.help if spec is not None else f"Latest value of {metric}."
     if spec is not None and spec.kind is MetricKind.COUNTER and metric.endswith("_total"):
-        return CounterMetricFamily(metric, doc, labels=LABEL_NAMES)
-    return GaugeMetricFamily(metric, doc, labels=LABEL_NAMES)
+        counter = CounterMetricFamily(name, doc)
+        return counter, counter.name + "_total"
+    return GaugeMetricFamily(name, doc), name
 
 
 class RackwatchCollector:
@@ -191,18 +273,185 @@ class RackwatchCollector:
         )
 
 
-def build_registry(ctx: ApiContext, hub: Hub) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SeriesCollector(ctx))
+class WriterCounters(Protocol):
+    """What /metrics and /status read of the store writer (`engine.writer.StoreWriter`):
+    `n_errors` and `n_dropped`, and `n_samples`, `n_events`, `n_quarantined` where it has them."""
+
+    @property
+    def n_errors(self) -> int: ...
+
+    @property
+    def n_dropped(self) -> int: ...
+
+
+def writer_counts(writer: WriterCounters) -> dict[str, int]:
+    """The writer's counters; 0 for one this writer does not keep."""
+    names = ("n_samples", "n_events", "n_errors", "n_dropped", "n_quarantined")
+    counts = {}
+    for name in names:
+        value = getattr(writer, name, 0)
+        counts[name] = value if isinstance(value, int) else 0
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSnapshot:
+    """The engine's state at one instant, taken on the event loop."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    states: dict[str, DeviceState] = field(default_factory=dict)
+    sources: dict[str, bool] = field(default_factory=dict)
+    """Watched source -> silent."""
+    notifiers: dict[str, dict[str, int]] = field(default_factory=dict)
+    writer: dict[str, int] | None = None
+
+
+def engine_snapshot(ctx: ApiContext, writer: WriterCounters | None) -> EngineSnapshot:
+    """Copy what the exposition needs; call it on the event loop."""
+    engine = ctx.alerts
+    return EngineSnapshot(
+        alerts=[] if engine is None else engine.active_alerts(),
+        states={} if engine is None else engine.states(),
+        sources={} if engine is None else engine.sources(),
+        notifiers={} if engine is None else engine.notifier_stats(),
+        writer=None if writer is None else writer_counts(writer),
+    )
+
+
+_NOTIFIER_COUNTERS = (
+    ("sent", "Notifications delivered."),
+    ("failed", "Notifications whose delivery failed or timed out (after the notifier's retries)."),
+    ("retries", "Delivery attempts after the first (webhook and Slack retries)."),
+    ("dropped", "Notifications lost: pushed out of a full queue, or left at stop unspooled."),
+    ("filtered", "Notifications the notifier's filter refused."),
+    ("spooled", "Notifications undelivered at stop, kept for the next start."),
+    ("restored", "Notifications taken back from the spool at start."),
+)
+_WRITER_COUNTERS = (
+    ("n_samples", "store_written_samples", "Samples the store writer wrote."),
+    ("n_events", "store_written_events", "Events the store writer wrote."),
+    ("n_errors", "store_write_errors", "Failed store writes (kept and tried again)."),
+    ("n_dropped", "store_dropped", "Samples and events given up after repeated write failures."),
+    ("n_quarantined", "store_quarantined", "Samples and events set aside as unwritable."),
+)
+
+
+class EngineCollector:
+    """Open alerts, device states, silent sources, notifier and store-writer counters, from
+    the snapshot the route took on the loop (`refresh`)."""
+
+    def __init__(self, ctx: ApiContext, labels: PathLabels) -> None:
+        self.ctx = ctx
+        self.path_labels = labels
+        self.writer: WriterCounters | None = None
+        """Set by the wiring (`watch_writer`)."""
+        self.snapshot = EngineSnapshot()
+
+    def refresh(self) -> None:
+        self.snapshot = engine_snapshot(self.ctx, self.writer)
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snapshot
+        if self.ctx.alerts is not None:
+            yield self._alerts(snap.alerts)
+            yield self._states(snap.states)
+            up = GaugeMetricFamily(
+                PREFIX + "source_up",
+                "1 while the telemetry source sends, 0 once silent on the wall clock.",
+                labels=("source",),
+            )
+            for source, is_silent in sorted(snap.sources.items()):
+                up.add_metric((source,), 0.0 if is_silent else 1.0)
+            yield up
+            yield from self._notifiers(snap.notifiers)
+        if snap.writer is not None:
+            for key, name, doc in _WRITER_COUNTERS:
+                yield CounterMetricFamily(PREFIX + name, doc, value=snap.writer[key])
+
+    def _alerts(self, alerts: list[Alert]) -> Metric:
+        family = GaugeMetricFamily(
+            PREFIX + "alert_firing",
+            "1 per open alert (firing or acknowledged), labelled by rule, severity, status and "
+            "entity; suppressed=true while its entity is in maintenance.",
+        )
+        name = family.name
+        for a in alerts:
+            labels = {
+                **self.path_labels(a.entity),
+                "rule": a.rule,
+                "severity": a.severity.name.lower(),
+                "status": str(a.status),
+                "suppressed": "true" if a.is_suppressed else "false",
+            }
+            family.add_sample(name, labels, 1.0)
+        return family
+
+    def _states(self, states: dict[str, DeviceState]) -> Metric:
+        # One series per entity, its current state (not one per possible state at 0 or 1:
+        # six times the series for a room of thousands of entities, for little gain).
+        family = GaugeMetricFamily(
+            PREFIX + "device_state",
+            "1, labelled with the entity's current state (ok, warning, critical, failed, "
+            "maintenance, unknown).",
+        )
+        name = family.name
+        for entity, state in states.items():
+            family.add_sample(name, {**self.path_labels(entity), "state": str(state)}, 1.0)
+        return family
+
+    def _notifiers(self, stats: dict[str, dict[str, int]]) -> Iterable[Metric]:
+        for key, doc in _NOTIFIER_COUNTERS:
+            family = CounterMetricFamily(f"{PREFIX}notifications_{key}", doc, labels=("notifier",))
+            for notifier, counts in sorted(stats.items()):
+                family.add_metric((notifier,), counts.get(key, 0))
+            yield family
+        pending = GaugeMetricFamily(
+            PREFIX + "notifications_pending",
+            "Notifications queued for the notifier now.",
+            labels=("notifier",),
+        )
+        for notifier, counts in sorted(stats.items()):
+            pending.add_metric((notifier,), counts.get("pending", 0))
+        yield pending
+
+
+class MetricsRegistry(CollectorRegistry):
+    """The app's registry; `refresh()` (on the event loop) snapshots the engine first."""
+
+    def __init__(self, engine: EngineCollector) -> None:
+        super().__init__(auto_describe=False)
+        self.engine = engine
+
+    def refresh(self) -> None:
+        self.engine.refresh()
+
+
+def build_registry(ctx: ApiContext, hub: Hub) -> MetricsRegistry:
+    labels = PathLabels(ctx)
+    engine = EngineCollector(ctx, labels)
+    registry = MetricsRegistry(engine)
+    registry.register(SeriesCollector(ctx, labels))
     registry.register(RackwatchCollector(ctx, hub))
+    registry.register(engine)
     ProcessCollector(registry=registry)
     return registry
+
+
+def watch_writer(app: FastAPI, writer: WriterCounters) -> None:
+    """Report the store writer's counters in /metrics and GET /status (the wiring calls it:
+    the writer is built beside the API, not inside its context)."""
+    app.state.writer = writer
+    registry = getattr(app.state, "metrics_registry", None)
+    if isinstance(registry, MetricsRegistry):
+        registry.engine.writer = writer
 
 
 @router.get("/metrics", include_in_schema=False, dependencies=[READ_ACCESS])
 async def metrics(request: Request) -> Response:
     """Prometheus exposition, in the format the scraper asks for (Accept header)."""
     registry: CollectorRegistry = request.app.state.metrics_registry
+    if isinstance(registry, MetricsRegistry):
+        registry.refresh()  # on the loop, where the engine changes
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     body = await run_in_threadpool(encoder, registry)
     return Response(body, media_type=content_type)

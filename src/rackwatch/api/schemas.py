@@ -6,11 +6,28 @@ here still document them in the OpenAPI schema at /docs.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
+
+from rackwatch.api.params import MAX_GLOB_LENGTH, MAX_TS_MS
 
 SeverityName = Literal["info", "warning", "critical"]
+
+EntityPath = Annotated[StrictStr, Field(max_length=MAX_GLOB_LENGTH)]
+"""An entity path in a body: at most as long as an entity glob."""
+MAX_NAME_LENGTH = 64
+"""Fault kinds, fan modes and level names are short words."""
+MAX_LEVEL_MAGNITUDE = 1_000_000
+"""Beyond it a number is no fan level, and too big to hand on (a float overflows)."""
 
 
 class ErrorOut(BaseModel):
@@ -106,6 +123,27 @@ class StoreStatusOut(BaseModel):
     retention: RetentionOut | None
 
 
+class NotifierStatusOut(BaseModel):
+    sent: int
+    failed: int = Field(description="Deliveries that failed or timed out, after retries.")
+    retries: int = Field(description="Attempts after the first (webhook and Slack).")
+    dropped: int = Field(
+        description="Lost: pushed out of a full queue, or left at stop with no spool."
+    )
+    filtered: int
+    spooled: int = Field(description="Undelivered at stop, kept for the next start.")
+    restored: int = Field(description="Taken back from the spool at this start.")
+    pending: int = Field(description="Queued now.")
+
+
+class WriterStatusOut(BaseModel):
+    samples_written: int
+    events_written: int
+    errors: int = Field(description="Failed store writes (their records are tried again).")
+    dropped: int = Field(description="Samples and events given up after repeated failures.")
+    quarantined: int = Field(description="Samples and events the store refused, set aside.")
+
+
 class StatusOut(BaseModel):
     version: str
     started_at: str = Field(description="ISO 8601, UTC.")
@@ -118,6 +156,16 @@ class StatusOut(BaseModel):
     scenario: str | None
     sim_time_ms: int | None = Field(description="Newest sample time; null before the first.")
     store: StoreStatusOut
+    notifiers: dict[str, NotifierStatusOut] = Field(
+        default_factory=dict, description="Per notifier, counts since start (empty: none)."
+    )
+    silent_sources: list[str] = Field(
+        default_factory=list,
+        description="Telemetry sources that sent nothing for the silence timeout (wall clock).",
+    )
+    writer: WriterStatusOut | None = Field(
+        None, description="The store writer's counters (null when not running here)."
+    )
 
 
 class SubscribeIn(BaseModel):
@@ -193,7 +241,7 @@ class StatesOut(BaseModel):
 class MaintenanceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entity: StrictStr = Field(examples=["c01/r01/s03"])
+    entity: EntityPath = Field(examples=["c01/r01/s03"])
     reason: StrictStr = Field("", max_length=500, examples=["replacing fan2"])
 
 
@@ -218,8 +266,10 @@ class FansOut(BaseModel):
 class FanModeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entity: StrictStr = Field(description="A fan, a server, a rack or a cluster.")
-    mode: StrictStr = Field(description="auto or manual.", examples=["auto"])
+    entity: EntityPath = Field(description="A fan, a server, a rack or a cluster.")
+    mode: StrictStr = Field(
+        description="auto or manual.", max_length=MAX_NAME_LENGTH, examples=["auto"]
+    )
 
 
 class FanModeOut(BaseModel):
@@ -230,10 +280,21 @@ class FanModeOut(BaseModel):
 class FanLevelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    entity: StrictStr = Field(description="A fan or a server (all its fans).")
+    entity: EntityPath = Field(description="A fan or a server (all its fans).")
     level: StrictInt | StrictFloat | StrictStr = Field(
         description="0..3 or off, low, medium, high.", examples=[3, "high"]
     )
+
+    @field_validator("level")
+    @classmethod
+    def _could_be_a_level(cls, level: int | float | str) -> int | float | str:
+        """Refuse what cannot be a level before the controller parses it (an int of 400
+        digits overflows a float); the controller still decides which values are levels."""
+        if isinstance(level, int) and not -MAX_LEVEL_MAGNITUDE <= level <= MAX_LEVEL_MAGNITUDE:
+            raise ValueError("fan level must be 0..3 or one of off, low, medium, high")
+        if isinstance(level, str) and len(level) > MAX_NAME_LENGTH:
+            raise ValueError("fan level must be 0..3 or one of off, low, medium, high")
+        return level
 
 
 class FanLevelOut(BaseModel):
@@ -250,6 +311,9 @@ class FaultKindOut(BaseModel):
     bounds: dict[str, tuple[float | None, float | None]] = Field(
         description="Allowed [low, high] of numeric parameters (null: unbounded)."
     )
+    params_schema: dict[str, Any] = Field(
+        description="JSON schema of `params`: names, types, defaults and bounds."
+    )
 
 
 class FaultKindsOut(BaseModel):
@@ -259,10 +323,14 @@ class FaultKindsOut(BaseModel):
 class FaultIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: StrictStr = Field(examples=["fan_off"])
-    entity: StrictStr = Field(examples=["c01/r01/s01/fan1"])
-    params: dict[str, Any] | None = Field(None, description="Overrides of the kind's defaults.")
-    start_ms: StrictInt | None = Field(None, description="Start (not in the past); default now.")
+    kind: StrictStr = Field(max_length=MAX_NAME_LENGTH, examples=["fan_off"])
+    entity: EntityPath = Field(examples=["c01/r01/s01/fan1"])
+    params: dict[str, Any] | None = Field(
+        None, description="Overrides of the kind's defaults (`params_schema` of GET)."
+    )
+    start_ms: StrictInt | None = Field(
+        None, ge=0, le=MAX_TS_MS, description="Start (not in the past); default now."
+    )
 
 
 class CommandOut(BaseModel):

@@ -6,7 +6,15 @@ its sender task, so one slow socket never blocks this receive loop or anyone els
 
 Access is checked before anything else (`auth.authorize`, read scope): the token comes in
 `Authorization: Bearer` or `?token=`. A refused client gets an `UNAUTHORIZED` error message
-and close code 4401. The token is checked once, at connect.
+and close code 4401. The tokens of open sockets are checked again every
+`TOKEN_RECHECK_SECONDS` (`Hub.watch_tokens`: one read of the token file for all of them), so
+revoking a token, even from another process, closes its sockets the same way.
+
+A client that stops reading is closed with 1008: the hub sees the bytes it wrote that the
+peer has not acknowledged (`connection_backlog`: the server transport's buffer plus, on Linux,
+the kernel's send queue), not only sends that block. Client messages are small: one longer
+than `MAX_MESSAGE_CHARS`, or nested deeper than the JSON parser goes, is an `INVALID_FORMAT`
+error like any other bad message, and the connection stays open.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 import time
 from typing import Any
 
@@ -22,11 +31,22 @@ from pydantic import ValidationError
 
 from rackwatch.api.auth import READ, authorize, websocket_secret
 from rackwatch.api.deps import ApiContext
-from rackwatch.api.fanout import Client, ClientTooSlow, Filter, Hub
+from rackwatch.api.fanout import Backlog, Client, ClientClosed, ClientTooSlow, Filter, Hub
 from rackwatch.api.params import ParamError, check_entity_glob, check_metric_globs, iso
 from rackwatch.api.schemas import SubscribeIn
 
+try:  # POSIX; the kernel's send queue is read only where TIOCOUTQ answers for a socket
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    fcntl = termios = None  # type: ignore[assignment]
+
 router = APIRouter()
+
+MAX_MESSAGE_CHARS = 16 * 1024
+"""The longest client message read (a subscribe with every metric is under 1 KiB). The
+server refuses messages over 64 KiB before they reach the app (close code 1009)."""
+TOKEN_RECHECK_SECONDS = 2.0
 
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_POLICY_VIOLATION = 1008
@@ -55,12 +75,18 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     hub: Hub = websocket.app.state.hub
     ctx: ApiContext = websocket.app.state.ctx
     try:
-        await authorize(websocket, ctx, websocket_secret(websocket), READ)
+        caller = await authorize(websocket, ctx, websocket_secret(websocket), READ)
     except HTTPException as exc:
         await _refuse(websocket, exc)
         return
     await websocket.accept()
-    client = hub.connect(websocket.send_text)
+    transport = _transport_of(websocket)
+    token_id = None if caller.token is None else caller.token.id
+    client = hub.connect(
+        websocket.send_text,
+        backlog=None if transport is None else connection_backlog(transport),
+        token_id=token_id,
+    )
     if client is None:
         await websocket.send_text(
             error(
@@ -81,6 +107,13 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
             }
         ),
     )
+    if token_id is not None and ctx.tokens is not None:
+        hub.watch_tokens(
+            ctx.tokens.ids,
+            _revoked_message,
+            interval_s=TOKEN_RECHECK_SECONDS,
+            code=CLOSE_UNAUTHORIZED,
+        )
     sender = asyncio.create_task(hub.pump(client), name=f"ws-send-{client.id}")
     receiver = asyncio.create_task(_receive(websocket, hub, ctx, client), name=f"ws-{client.id}")
     try:
@@ -90,10 +123,72 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         for task in (sender, receiver):
             task.cancel()
         results = await asyncio.gather(sender, receiver, return_exceptions=True)
-    if any(isinstance(r, ClientTooSlow) for r in results):
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                await websocket.close(code=CLOSE_POLICY_VIOLATION, reason="too slow")
+    closing = next((r for r in results if isinstance(r, ClientTooSlow | ClientClosed)), None)
+    if closing is None:
+        return
+    code, reason = (
+        (closing.code, closing.reason)
+        if isinstance(closing, ClientClosed)
+        else (CLOSE_POLICY_VIOLATION, "too slow")
+    )
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT_S):
+            await websocket.close(code=code, reason=reason)
+    except Exception:  # the close frame cannot even be written: drop the connection
+        if transport is not None:
+            transport.abort()
+
+
+def _revoked_message(client: Client) -> str:
+    return error(
+        "UNAUTHORIZED",
+        f"token {client.token_id} was revoked: connect again with a valid token "
+        "(`rackwatch token list`, `rackwatch token create --scope read`)",
+    )
+
+
+def _transport_of(websocket: WebSocket) -> asyncio.WriteTransport | None:
+    """The server's transport under this WebSocket, found by following the ASGI `send`
+    callable down through the middleware's wrappers (closures) to the server protocol's bound
+    method (uvicorn's protocols keep theirs in `.transport`). None elsewhere (a test client,
+    another server): then only a send that blocks shows a slow client."""
+    pending: list[Any] = [getattr(websocket, "_send", None)]
+    for _ in range(16):  # a few wrappers deep at most
+        if not pending:
+            break
+        fn = pending.pop()
+        transport = getattr(getattr(fn, "__self__", None), "transport", None)
+        if isinstance(transport, asyncio.WriteTransport):
+            return transport
+        for cell in getattr(fn, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):  # an empty cell
+                if callable(cell.cell_contents):
+                    pending.append(cell.cell_contents)
+    return None
+
+
+def connection_backlog(transport: asyncio.WriteTransport) -> Backlog:
+    """Bytes written to the connection that the peer has not acknowledged: the transport's
+    own buffer plus, where the OS tells (Linux: TIOCOUTQ), the socket's send queue. The
+    kernel acknowledges what lands in the peer's receive buffer, so a peer that stops
+    reading shows up once its receive window is full, not megabytes later."""
+    sock = transport.get_extra_info("socket")
+    has_ioctl = fcntl is not None and hasattr(termios, "TIOCOUTQ")
+
+    def kernel_queue() -> int:
+        fileno = sock.fileno() if sock is not None and has_ioctl else -1  # -1 once closed
+        if fileno < 0:
+            return 0
+        try:
+            raw = fcntl.ioctl(fileno, termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:  # not supported for sockets here, or the socket is gone
+            return 0
+        return int(struct.unpack("i", raw)[0])
+
+    def backlog() -> int:
+        return transport.get_write_buffer_size() + kernel_queue()
+
+    return backlog
 
 
 async def _refuse(websocket: WebSocket, exc: HTTPException) -> None:
@@ -126,8 +221,15 @@ async def _receive(websocket: WebSocket, hub: Hub, ctx: ApiContext, client: Clie
 
 def handle(text: str, hub: Hub, ctx: ApiContext, client: Client) -> str | None:
     """The reply to one client message (monitoring data is queued by the hub itself)."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        return error(
+            "INVALID_FORMAT",
+            f"messages are at most {MAX_MESSAGE_CHARS} characters, this one has {len(text)}",
+        )
     try:
         message = json.loads(text)
+    except RecursionError:  # nested deeper than the parser goes: C stack, not a crash
+        return error("INVALID_FORMAT", "the message is nested too deeply: send a flat object")
     except ValueError:
         return error("INVALID_FORMAT", 'messages must be JSON objects like {"type": "ping"}')
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):

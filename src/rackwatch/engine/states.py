@@ -6,8 +6,9 @@ Seed 000 asks for "un système à état" and a "status d'utilisation (en cours o
 
 1. MAINTENANCE: the entity or one of its ancestors was put in maintenance (a server's fans go
    with it); alerts are still recorded but not notified;
-2. UNKNOWN: no telemetry yet, or none for `unknown_after_s` (measured against the newest
-   sample timestamp seen: simulated time);
+2. UNKNOWN: no telemetry yet, none for `unknown_after_s` (measured against the newest
+   sample timestamp seen: simulated time), or its source has gone silent on the wall clock
+   (`source_silent`, from a `SourceWatch`: every source stopped, so simulated time stopped);
 3. FAILED: an active condition marked as a failure (a fan stopped while commanded on, a dead
    disk: the alert rules with `is_failure`);
 4. CRITICAL / WARNING: the worst active condition (a server is the worst of its alerts);
@@ -19,14 +20,23 @@ Each change comes out as a `StateChange` (→ a `state.changed` event with from/
 An entity seen for the first time in state OK makes no event (every device would otherwise
 announce itself at start).
 
+`SourceWatch` notices a source that sends nothing at all. Rules and states run on the
+samples' clock, which stops when the source stops; the watch runs on the wall clock instead
+(the caller passes its time, so it stays pure). The timeout is in wall seconds: for a source
+that runs at `speed` x real time, `SilencePolicy.for_speed` scales a timeout in source
+seconds down by the speed, with a wall-clock floor so that a busy event loop is no outage.
+
 `UsageTracker` classifies servers busy/idle from `cpu_utilization_ratio` with hysteresis (busy
 at ≥ 0.5, idle again below 0.3 by default), reusing the alert rules' vectorised state machine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Iterable, Sequence
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,6 +162,12 @@ class DeviceStates:
         self._stale: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         self._announced: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         """Entities whose first sighting was handled."""
+        self._source_of: npt.NDArray[np.int32] = np.full(0, -1, dtype=np.int32)
+        """Per entity, the source that last sent its telemetry (-1: none named)."""
+        self._silent: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
+        """Entities whose source is silent on the wall clock."""
+        self._source_ids: dict[str, int] = {}
+        self._silence_reason: dict[int, str] = {}
         self._devices: dict[str, _Device] = {}
         self._maintenance: dict[str, Maintenance] = {}
 
@@ -196,21 +212,34 @@ class DeviceStates:
 
     # --- inputs ---------------------------------------------------------------------------
 
-    def observe(self, batch: Batch) -> list[StateChange]:
-        """Note who sent telemetry; entities seen first, back, or gone silent change state."""
+    def observe(self, batch: Batch, source: str | None = None) -> list[StateChange]:
+        """Note who sent telemetry; entities seen first, back, or gone silent change state.
+
+        With `source` (the `telemetry.<source>` it came on), its entities are remembered as
+        that source's, and if the source was silent they are derived again (`source_silent`).
+        """
         self._sync()
+        sid = None if source is None else self._source_ids.setdefault(source, len(self._source_ids))
         if len(batch):
             newest = int(batch.ts.max())
             self.now_ms = newest if self.now_ms is None else max(self.now_ms, newest)
             entity = self._entity_of_series[batch.series]
             rows = entity >= 0
             np.maximum.at(self._last_seen, entity[rows], batch.ts[rows])
+            if sid is not None:
+                self._source_of[entity[rows]] = sid
         if self.now_ms is None:
             return []
         seen = self._last_seen >= 0
         stale = seen & (self.now_ms - self._last_seen >= self.unknown_after_ms)
         first = seen & ~self._announced
-        changed = np.flatnonzero(first | (stale != self._stale))
+        heard_again = np.zeros_like(seen)
+        if sid is not None:
+            self._silence_reason.pop(sid, None)
+            if self._silent.any():  # its entities (and any it now sends for) are heard again
+                heard_again = self._silent & (self._source_of == sid)
+                self._silent &= ~heard_again
+        changed = np.flatnonzero(first | (stale != self._stale) | heard_again)
         self._stale = stale
         self._announced |= seen
         changes: list[StateChange] = []
@@ -220,6 +249,23 @@ class DeviceStates:
             if is_new:
                 self._devices[name] = _Device()
             change = self._update(name, self.now_ms, quiet_ok=is_new)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def source_silent(self, source: str, ts: int, reason: str) -> list[StateChange]:
+        """Every entity last heard from `source` is UNKNOWN (`reason`) until the source sends
+        again (`observe(batch, source)`); for a source gone silent on the wall clock."""
+        self._sync()
+        sid = self._source_ids.setdefault(source, len(self._source_ids))
+        self._silence_reason[sid] = reason
+        silenced = (self._source_of == sid) & (self._last_seen >= 0) & ~self._silent
+        self._silent |= silenced
+        changes = []
+        for i in np.flatnonzero(silenced).tolist():
+            name = self._names[i]
+            self._devices.setdefault(name, _Device())
+            change = self._update(name, ts)
             if change is not None:
                 changes.append(change)
         return changes
@@ -281,6 +327,8 @@ class DeviceStates:
             self._last_seen = np.concatenate([self._last_seen, np.full(extra, -1, np.int64)])
             self._stale = np.concatenate([self._stale, np.zeros(extra, np.bool_)])
             self._announced = np.concatenate([self._announced, np.zeros(extra, np.bool_)])
+            self._source_of = np.concatenate([self._source_of, np.full(extra, -1, np.int32)])
+            self._silent = np.concatenate([self._silent, np.zeros(extra, np.bool_)])
         self._n_series = n
 
     def _device(self, entity: str) -> _Device | None:
@@ -307,6 +355,8 @@ class DeviceStates:
         last_seen = int(self._last_seen[index]) if index is not None else -1
         if last_seen < 0:
             return DeviceState.UNKNOWN, "no telemetry yet"
+        if self._silent[index]:
+            return DeviceState.UNKNOWN, self._silence_reason[int(self._source_of[index])]
         if self._stale[index]:
             age_s = ((self.now_ms or last_seen) - last_seen) / 1000
             return DeviceState.UNKNOWN, f"no telemetry for {age_s:.0f} s"
@@ -384,3 +434,190 @@ def _usage(level: Severity | None) -> UsageStatus:
 
 def changes_to_events(changes: Iterable[StateChange | UsageChange]) -> list[Event]:
     return [change.event() for change in changes]
+
+
+# --- sources that go silent on the wall clock ----------------------------------------------------
+
+MIN_SILENCE_S = 5.0
+"""The shortest wall-clock silence taken for an outage: a loop stalled by a flush or a garbage
+collection for a second or two is not one, whatever the source's speed."""
+
+
+@dataclass(frozen=True, slots=True)
+class SilencePolicy:
+    """When a consumer declares its source silent, and the wall clock it measures that on.
+
+    `timeout_s` is in wall seconds. `speed` is source seconds per wall second (the twin's
+    `--speed`; 1 for real devices): it only dates the silence in the source's time
+    (`last sample + silence x speed`). `monotonic` and `sleep` are injected in tests.
+    """
+
+    timeout_s: float
+    speed: float = 1.0
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"silence timeout_s must be > 0, got {self.timeout_s}")
+        if not (math.isfinite(self.speed) and self.speed > 0):
+            raise ValueError(f"silence speed must be > 0, got {self.speed}")
+
+    @classmethod
+    def for_speed(
+        cls, source_timeout_s: float, speed: float, *, min_s: float = MIN_SILENCE_S
+    ) -> SilencePolicy:
+        """The wall timeout for a source at `speed` x: `source_timeout_s` of its time, i.e.
+        `source_timeout_s / speed` wall seconds, but never under `min_s`.
+
+        >>> SilencePolicy.for_speed(30, 1).timeout_s, SilencePolicy.for_speed(30, 60).timeout_s
+        (30.0, 5.0)
+        """
+        return cls(max(float(min_s), source_timeout_s / speed), speed)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceChange:
+    """A source went silent on the wall clock (`is_silent`), or was heard again."""
+
+    source: str
+    is_silent: bool
+    ts: int
+    """Source time (ms): for silence, its last sample plus the silence at its speed (where its
+    clock would be); for a recovery, the newest sample of the batch that ended it."""
+    silent_s: float
+    """Wall seconds without telemetry (up to now, or up to the recovery)."""
+    last_sample_ms: int | None
+    timeout_s: float
+
+    def event(self) -> Event:
+        """`source.unavailable` (critical: everything it watches is blind) or
+        `source.recovered`."""
+        return Event(
+            ts=self.ts,
+            kind=EventKind.SOURCE_UNAVAILABLE if self.is_silent else EventKind.SOURCE_RECOVERED,
+            entity=self.source,
+            severity=Severity.CRITICAL if self.is_silent else Severity.INFO,
+            attributes={
+                "source": self.source,
+                "silent_s": round(self.silent_s, 3),
+                "timeout_s": self.timeout_s,
+                "last_sample_ms": self.last_sample_ms,
+            },
+        )
+
+
+@dataclass(slots=True)
+class _Heard:
+    wall_s: float
+    """When it last delivered telemetry (wall clock)."""
+    last_ms: int | None
+    is_silent: bool = False
+    postponed_s: float = -math.inf
+    """The consumer had telemetry queued then: the deadline counts from here at the earliest."""
+
+    @property
+    def since_s(self) -> float:
+        return max(self.wall_s, self.postponed_s)
+
+
+class SourceWatch:
+    """Which telemetry sources have sent nothing for `policy.timeout_s` wall seconds. Pure:
+    the caller passes the wall time (seconds of a monotonic clock) and acts on the changes.
+
+    >>> watch = SourceWatch(SilencePolicy(30, speed=2.0))
+    >>> watch.expect("twin", wall_s=0.0)
+    >>> watch.heard("twin", 10.0, newest_ms=100_000) is None
+    True
+    >>> watch.next_deadline(), watch.check(39.9, fallback_ms=0)
+    (40.0, [])
+    >>> [(c.source, c.is_silent, c.ts, c.silent_s) for c in watch.check(40.0, fallback_ms=0)]
+    [('twin', True, 160000, 30.0)]
+    >>> watch.check(100.0, fallback_ms=0), watch.next_deadline()  # told once
+    ([], None)
+    >>> back = watch.heard("twin", 41.0, newest_ms=105_000)
+    >>> back is not None and (back.is_silent, back.ts, back.silent_s)
+    (False, 105000, 31.0)
+    """
+
+    def __init__(self, policy: SilencePolicy) -> None:
+        self.policy = policy
+        self._sources: dict[str, _Heard] = {}
+
+    def expect(self, source: str, wall_s: float) -> None:
+        """Watch `source` from `wall_s` on, before it has sent anything."""
+        self._sources.setdefault(source, _Heard(wall_s, None))
+
+    def heard(self, source: str, wall_s: float, newest_ms: int | None) -> SourceChange | None:
+        """`source` delivered telemetry (newest sample `newest_ms`); a change if it was silent."""
+        known = self._sources.get(source)
+        if known is None:
+            self._sources[source] = _Heard(wall_s, newest_ms)
+            return None
+        change = None
+        if known.is_silent:
+            ts = newest_ms if newest_ms is not None else known.last_ms
+            change = SourceChange(
+                source,
+                False,
+                ts if ts is not None else 0,
+                wall_s - known.wall_s,
+                known.last_ms,
+                self.policy.timeout_s,
+            )
+        known.wall_s, known.is_silent = wall_s, False
+        if newest_ms is not None:
+            known.last_ms = newest_ms if known.last_ms is None else max(known.last_ms, newest_ms)
+        return change
+
+    def check(self, wall_s: float, *, fallback_ms: int) -> list[SourceChange]:
+        """Sources that have just gone silent at `wall_s`; each is reported once.
+        `fallback_ms` dates the silence of a source that never sent a sample."""
+        changes = []
+        for source, known in self._sources.items():
+            if known.is_silent or wall_s - known.since_s < self.policy.timeout_s:
+                continue
+            silent_s = wall_s - known.wall_s
+            known.is_silent = True
+            if known.last_ms is None:
+                ts = fallback_ms
+            else:
+                ts = known.last_ms + round(silent_s * self.policy.speed * 1000)
+            changes.append(
+                SourceChange(source, True, ts, silent_s, known.last_ms, self.policy.timeout_s)
+            )
+        return changes
+
+    def postpone(self, wall_s: float) -> None:
+        """Count every source not silent as heard at `wall_s`: the consumer has telemetry
+        queued that it has not read yet, so it is behind, not the sources silent."""
+        for known in self._sources.values():
+            if not known.is_silent:
+                known.postponed_s = max(known.postponed_s, wall_s)
+
+    def next_deadline(self) -> float | None:
+        """The wall time at which the next source would go silent (None: all are silent)."""
+        waiting = [k.since_s for k in self._sources.values() if not k.is_silent]
+        return min(waiting) + self.policy.timeout_s if waiting else None
+
+    def is_silent(self, source: str) -> bool:
+        known = self._sources.get(source)
+        return known is not None and known.is_silent
+
+    def silent_sources(self) -> list[str]:
+        return sorted(s for s, known in self._sources.items() if known.is_silent)
+
+    def sources(self) -> dict[str, bool]:
+        """Every watched source -> whether it is silent."""
+        return {s: known.is_silent for s, known in sorted(self._sources.items())}
+
+
+async def sleep_until_silence(watch: SourceWatch) -> None:
+    """Sleep (on the policy's clock) until a watched source may have gone silent: its
+    deadline, or one timeout while every source is already silent or none is watched."""
+    policy = watch.policy
+    deadline = watch.next_deadline()
+    if deadline is None:
+        await policy.sleep(policy.timeout_s)
+    else:
+        await policy.sleep(max(0.0, deadline - policy.monotonic()))

@@ -122,6 +122,7 @@ class DuckDBStore:
         self.wal_dir = self.path / f"{self.db_path.stem}-wal"
         """The write-ahead log of the head (DuckDB keeps its own `<db>.wal` beside the file)."""
         self._registry = registry
+        self._index = results.SeriesIndex()
         self._flush_rows = flush_rows
         self._flush_seconds = flush_seconds
         self._consolidate_rows = consolidate_rows
@@ -782,7 +783,9 @@ class DuckDBStore:
     # ------------------------------------------------------------------ reading
 
     def _match(self, entity: str, metrics: str | Sequence[str] | None) -> I32:
-        return results.match_series(self._registry.keys(), entity, metrics)
+        """Ids of the series matching the globs, from an index that follows the registry."""
+        self._index.follow(self._registry)
+        return self._index.select(entity, metrics)
 
     def query(self, q: Query) -> QueryResult:
         """Rows of the matched series in [start_ms, end_ms) from the tier the query names or
@@ -792,8 +795,8 @@ class DuckDBStore:
             if q.tier is not None
             else choose_tier(q.step_ms, q.start_ms, self._clock(), self.retention, self._kept_from)
         )
-        keys = self._registry.keys()
-        ids = results.match_series(keys, q.entity, q.metrics)
+        ids = self._match(q.entity, q.metrics)
+        keys = self._registry.keys()  # after: every id matched is in it
         series_sql = _series_filter(ids, len(keys))
         if tier is Tier.RAW:
             where = f"ts >= {int(q.start_ms)} AND ts < {int(q.end_ms)}" + series_sql

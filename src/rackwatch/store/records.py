@@ -1,7 +1,8 @@
 """Events and the inventory in SQL: conversion to and from rows, the event filters.
 
 Events are few next to samples (alerts, faults, commands), so they go row-wise; the entity
-glob is applied in Python with rackwatch.model.entity.matches after a prefix filter in SQL.
+glob is applied in Python with the one entity matcher (rackwatch.model.entity) after a prefix
+filter in SQL that keeps every entity the glob can match (`c01/**` keeps `c01` itself).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pyarrow as pa
 
 from rackwatch.errors import StoreError
 from rackwatch.model import Event, Severity
-from rackwatch.model.entity import matches
+from rackwatch.model.entity import ANY_DEPTH, compile_pattern
 from rackwatch.store.base import EntityRecord
 
 
@@ -63,6 +64,7 @@ def read_events(
         sql += " AND starts_with(entity, ?)"
         params.append(prefix)
     rows = cur.execute(sql + " ORDER BY ts, kind, entity", params).fetchall()
+    pattern = compile_pattern(entity)
     return [
         Event(
             ts=int(ts),
@@ -73,7 +75,7 @@ def read_events(
             end_ts=None if end_ts is None else int(end_ts),
         )
         for ts, end_ts, kind, ent, sev, attrs in rows
-        if entity == "**" or matches(str(ent), entity)
+        if pattern.match(str(ent))
     ]
 
 
@@ -87,14 +89,21 @@ def read_inventory(cur: duckdb.DuckDBPyConnection) -> list[EntityRecord]:
 
 
 def literal_prefix(pattern: str) -> str:
-    """The part of an entity glob before its first wildcard (for a cheap SQL prefilter).
+    """A prefix of every entity the glob matches (for a cheap SQL prefilter): the part before
+    its first wildcard, less the slash before a `**` (which may take no segment, so
+    `c01/r01/s01/**` matches `c01/r01/s01`, which does not start with `c01/r01/s01/`).
 
     >>> literal_prefix("c01/r0?/**"), literal_prefix("**"), literal_prefix("room/crac1")
     ('c01/r0', '', 'room/crac1')
+    >>> literal_prefix("c01/r01/s01/**"), literal_prefix("c01/*/s01"), literal_prefix("c01/**/x")
+    ('c01/r01/s01', 'c01/', 'c01')
     """
     cut = len(pattern)
     for ch in "*?[":
         i = pattern.find(ch)
         if i >= 0:
             cut = min(cut, i)
-    return pattern[:cut]
+    prefix = pattern[:cut]
+    if prefix.endswith("/") and pattern.startswith(ANY_DEPTH, cut):
+        return prefix[:-1]
+    return prefix

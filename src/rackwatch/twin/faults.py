@@ -7,9 +7,10 @@ A fault acts through hooks, never through branches in the simulator:
 - `on_readings` edits the measured values after the sensors read them (drift, stuck, NULL,
   absent rows): the physics does not see those.
 
-Adding a fault is adding one `FaultSpec` entry. Every fault the twin schedules is logged as a
-`fault.injected` Event with its start, planned end, entity and parameters: the ground truth that
-detectors are scored against.
+Adding a fault is adding one `FaultSpec` entry and its parameter model (`fault_params.py`:
+defaults and bounds, checked whenever a fault is scheduled). Every fault the twin schedules is
+logged as a `fault.injected` Event with its start, planned end, entity and parameters: the
+ground truth that detectors are scored against.
 
 >>> sorted(FAULTS)[:4]
 ['airflow_misdistribution', 'crac_degradation', 'disk_failure', 'fan_degradation']
@@ -33,6 +34,7 @@ from rackwatch.errors import CommandRejected
 from rackwatch.model.catalogue import METRICS
 from rackwatch.model.records import Event, Severity
 from rackwatch.model.series import SeriesKey
+from rackwatch.twin import fault_params as fp
 from rackwatch.twin.layout import SeriesLayout
 from rackwatch.twin.physics import quantize
 from rackwatch.twin.topology import CRAC_PATH, ROOM_PATH, Topology
@@ -315,11 +317,6 @@ def _fan_degradation(cond: Conditions, fault: ActiveFault, w: Window) -> None:
     health[w.rows, fault.fans] = np.minimum(health[w.rows, fault.fans], left[:, None])
 
 
-def _fan_degradation_duration(params: Mapping[str, Any]) -> float:
-    n = math.ceil((1.0 - float(params["off_below_ratio"])) / float(params["step_ratio"]) - 1e-9)
-    return n * float(params["interval_s"])
-
-
 def _resolution(fault: ActiveFault) -> float | None:
     return METRICS[str(fault.params["metric"])].resolution
 
@@ -443,9 +440,9 @@ class FaultSpec:
     target: Target
     severity: Severity
     description: str
-    defaults: Mapping[str, Any]
-    """Default parameters (seed 000); `duration_s` None means until repaired."""
-    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    params: type[fp.FaultParams]
+    """The parameter model: names, defaults (seed 000), bounds; `duration_s` None means
+    until repaired."""
     on_physics: PhysicsHook | None = None
     on_readings: ReadingsHook | None = None
     prepare: PrepareHook | None = None
@@ -456,47 +453,20 @@ class FaultSpec:
     def planned_duration_s(self, params: Mapping[str, Any]) -> float | None:
         return self.duration(params)
 
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return self.params.defaults()
+
+    @property
+    def bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """[low, high] of the numeric parameters (None: open on that side)."""
+        return fp.bounds_of(self.params)
+
     def merge(self, params: Mapping[str, Any] | None) -> dict[str, Any]:
-        """Defaults overridden by `params`, validated; CommandRejected with the reason."""
-        given = dict(params or {})
-        unknown = sorted(set(given) - set(self.defaults))
-        if unknown:
-            raise CommandRejected(
-                f"fault {self.kind!r} has no parameter {', '.join(map(repr, unknown))}; "
-                f"it takes {sorted(self.defaults)}"
-            )
-        merged = dict(self.defaults)
-        for key, value in given.items():
-            merged[key] = self._check(key, value)
-        return merged
+        """Defaults overridden by `params`, validated by the kind's model; `BadFaultParams`
+        (a CommandRejected) naming each bad parameter."""
+        return fp.check_params(self.params, params)
 
-    def _check(self, key: str, value: Any) -> Any:
-        default = self.defaults[key]
-        if isinstance(default, str):
-            if key == "metric" and value not in METRICS:
-                raise CommandRejected(f"unknown metric {value!r} for fault {self.kind!r}")
-            return str(value)
-        if value is None and key in ("value", "duration_s"):
-            return None
-        number = as_number(value)
-        if number is None:
-            raise CommandRejected(
-                f"fault {self.kind!r}: {key} must be a finite number, got {value!r}"
-            )
-        if key == "duration_s" and number <= 0:
-            raise CommandRejected(f"fault {self.kind!r}: duration_s must be > 0 (or None)")
-        low, high = self.bounds.get(key, (-math.inf, math.inf))
-        if not low <= number <= high:
-            raise CommandRejected(f"fault {self.kind!r}: {key}={value} is outside [{low}, {high}]")
-        if isinstance(default, int):
-            if not number.is_integer():
-                raise CommandRejected(f"fault {self.kind!r}: {key} must be a whole number")
-            return int(number)
-        return number
-
-
-_RATIO = (0.0, 1.0)
-_SENSOR_METRIC = "cpu_temperature_celsius"
 
 FAULTS: dict[str, FaultSpec] = {
     spec.kind: spec
@@ -506,7 +476,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.FAN,
             Severity.CRITICAL,
             "The fan stops at once (bearing seized, cable out); it stays off whatever its level.",
-            {"duration_s": None},
+            fp.FanOffParams,
             on_physics=_fan_off,
         ),
         FaultSpec(
@@ -515,14 +485,9 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.WARNING,
             "Wear: the fan loses step_ratio of its speed every interval_s, then stops once at or "
             "below off_below_ratio (seed 000: -2 % every 30 min until ≤ 40 %, then off).",
-            {"step_ratio": 0.02, "interval_s": 1800.0, "off_below_ratio": 0.40},
-            bounds={
-                "step_ratio": (1e-4, 1.0),
-                "interval_s": (1.0, 1e8),
-                "off_below_ratio": (0.0, 0.99),
-            },
+            fp.FanDegradationParams,
             on_physics=_fan_degradation,
-            duration=_fan_degradation_duration,
+            duration=fp.fan_degradation_duration_s,
             then="fan_off",
         ),
         FaultSpec(
@@ -531,7 +496,7 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.WARNING,
             "The sensor's reading drifts by slope_per_hour (seed 000: +0.2 °C/h); the physics "
             "does not.",
-            {"metric": _SENSOR_METRIC, "slope_per_hour": 0.2, "duration_s": None},
+            fp.SensorDriftParams,
             on_readings=_sensor_drift,
         ),
         FaultSpec(
@@ -539,7 +504,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.SENSOR,
             Severity.WARNING,
             "The sensor repeats one value: its reading at the start, or `value` if given.",
-            {"metric": _SENSOR_METRIC, "value": None, "duration_s": 3600.0},
+            fp.SensorStuckParams,
             on_readings=_sensor_stuck,
         ),
         FaultSpec(
@@ -547,7 +512,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.SENSOR,
             Severity.WARNING,
             "The sensor answers NULL: NaN readings (rows present, values missing).",
-            {"metric": _SENSOR_METRIC, "duration_s": 600.0},
+            fp.SensorNullParams,
             on_readings=_sensor_null,
         ),
         FaultSpec(
@@ -556,19 +521,7 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.CRITICAL,
             "The CRAC loses capacity, efficiency and airflow over ramp_s: supply air and every "
             "inlet warm slowly, room-wide, and cooling costs more per watt.",
-            {
-                "capacity_ratio": 0.35,
-                "cop_ratio": 0.75,
-                "airflow_ratio": 0.8,
-                "ramp_s": 1800.0,
-                "duration_s": 14400.0,
-            },
-            bounds={
-                "capacity_ratio": (0.05, 1.0),
-                "cop_ratio": (0.1, 1.0),
-                "airflow_ratio": (0.1, 1.0),
-                "ramp_s": (0.0, 1e8),
-            },
+            fp.CracDegradationParams,
             on_physics=_crac_degradation,
         ),
         FaultSpec(
@@ -577,8 +530,7 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.WARNING,
             "The rack PDU lets through only capacity_ratio of its rating: CPUs are throttled "
             "until the rack fits (lower power and utilisation).",
-            {"capacity_ratio": 0.3, "duration_s": 1800.0},
-            bounds={"capacity_ratio": _RATIO},
+            fp.PduCapParams,
             on_physics=_pdu_cap,
         ),
         FaultSpec(
@@ -587,8 +539,7 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.INFO,
             "A CPU-intensive job holds utilisation at least at `utilization` on n_servers "
             "(seed 000: 90 % for 120 s).",
-            {"utilization": 0.9, "n_servers": 1, "duration_s": 120.0},
-            bounds={"utilization": _RATIO, "n_servers": (1, 1e6)},
+            fp.LoadBurstParams,
             on_physics=_load_burst,
         ),
         FaultSpec(
@@ -597,19 +548,7 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.WARNING,
             "Intermittent network loss: a `fraction` of the series under the entity drop messages "
             "for min_gap_s-max_gap_s at a time (absent rows, not NaN); seed 000: 10-30 s on 20 %.",
-            {
-                "fraction": 0.2,
-                "min_gap_s": 10.0,
-                "max_gap_s": 30.0,
-                "mean_interval_s": 60.0,
-                "duration_s": 300.0,
-            },
-            bounds={
-                "fraction": (1e-6, 1.0),
-                "min_gap_s": (0.0, 1e6),
-                "max_gap_s": (0.0, 1e6),
-                "mean_interval_s": (0.0, 1e8),
-            },
+            fp.TelemetryLossParams,
             on_readings=_telemetry_loss,
             prepare=_prepare_telemetry_loss,
         ),
@@ -619,8 +558,7 @@ FAULTS: dict[str, FaultSpec] = {
             Severity.WARNING,
             "Hot-aisle breach or blocked tiles: the rack's recirculation is multiplied by factor; "
             "upper slots and the neighbours of hot servers warm most.",
-            {"factor": 3.0, "duration_s": 7200.0},
-            bounds={"factor": (0.0, 100.0)},
+            fp.AirflowMisdistributionParams,
             on_physics=_airflow_misdistribution,
         ),
         FaultSpec(
@@ -628,8 +566,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.SERVER,
             Severity.CRITICAL,
             "The disk stops answering: disk_ok goes 0 and the server draws power_delta_watts more.",
-            {"power_delta_watts": -6.0, "duration_s": None},
-            bounds={"power_delta_watts": (-50.0, 50.0)},
+            fp.DiskFailureParams,
             on_physics=_disk_failure,
         ),
     )

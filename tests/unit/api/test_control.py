@@ -379,6 +379,46 @@ def test_bad_fault_injections_send_nothing(
     refused(shared_room, "POST", "/api/v1/twin/faults", status, match, json=body)
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"duration_s": 1e308}, "duration_s"),  # issue 8: accepted, then blocked event storage
+        ({"duration_s": 10**400}, "duration_s"),
+        ({"duration_s": -5}, "duration_s"),
+        ({"utilization": float("nan")}, "utilization"),
+        ({"n_servers": 10**400}, "n_servers"),
+    ],
+)
+def test_an_unbounded_fault_parameter_is_a_422_naming_it(
+    shared_room: Room, params: dict[str, Any], field: str
+) -> None:
+    body = {"kind": "load_burst", "entity": "c01", "params": params}
+    sent = {"content": json.dumps(body), "headers": {"Content-Type": "application/json"}}
+    refused(shared_room, "POST", "/api/v1/twin/faults", 422, f"params.{field}: ", **sent)
+    detail = shared_room.request("POST", "/api/v1/twin/faults", **sent).json()["detail"]
+    assert len(detail) < 300
+
+
+def test_fault_kinds_publish_the_json_schema_of_their_parameters(shared_room: Room) -> None:
+    kinds = shared_room.request("GET", "/api/v1/twin/faults").json()["kinds"]
+    for kind, described in kinds.items():
+        schema = described["params_schema"]
+        assert schema["additionalProperties"] is False, kind
+        assert set(schema["properties"]) == set(described["defaults"]), kind
+    burst = kinds["load_burst"]["params_schema"]["properties"]
+    assert burst["utilization"]["maximum"] == 1.0 and burst["n_servers"]["type"] == "integer"
+    assert burst["duration_s"]["anyOf"][0]["maximum"] == 1e8
+    assert kinds["load_burst"]["bounds"]["duration_s"] == [0.0, 1e8]
+
+
+@pytest.mark.parametrize("level", [10**400, -(10**400), "x" * 10_000])
+def test_a_huge_fan_level_is_a_422_not_a_500(shared_room: Room, level: Any) -> None:
+    body = {"entity": S01, "level": level}
+    refused(shared_room, "POST", "/api/v1/fans/level", 422, "fan level must be 0..3", json=body)
+    detail = shared_room.request("POST", "/api/v1/fans/level", json=body).json()["detail"]
+    assert len(detail) < 300
+
+
 def test_fault_injection_needs_a_twin(filled: Filled, tokens: Tokens, serve: Serve) -> None:
     room = build_room(filled, tokens, serve, feed_steps=0, control_source=None)
     body = {"kind": "fan_off", "entity": f"{S01}/fan1"}

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from rackwatch.api.fanout import ClientTooSlow, Filter, Hub, RateMeter
+from rackwatch.api.fanout import ClientClosed, ClientTooSlow, Filter, Hub, RateMeter, frame_bytes
 from rackwatch.bus import MemoryBus
 from rackwatch.model import Batch, SeriesRegistry
 
@@ -101,6 +101,101 @@ def test_a_stuck_client_times_out_while_a_fast_one_gets_everything() -> None:
             await pumps[0]
         assert loop.time() - began < 0.5 and hub.n_too_slow == 1
         pumps[1].cancel()
+
+    asyncio.run(scenario())
+
+
+class Peer:
+    """What the connection says the peer has not acknowledged of the bytes written to it: a
+    reading peer acknowledges everything at once, a stuck one nothing."""
+
+    def __init__(self, socket: Recorder, *, reads: bool) -> None:
+        self.socket = socket
+        self.reads = reads
+
+    def backlog(self) -> int:
+        return 0 if self.reads else sum(frame_bytes(t) for t in self.socket.texts)
+
+
+def test_a_peer_that_stops_acknowledging_is_too_slow_though_every_send_completes() -> None:
+    """The OS takes writes long after the peer stopped reading: the sends complete, but what
+    was written stays unacknowledged, and that is what the timeout applies to."""
+
+    async def scenario() -> None:
+        registry = registry_of(2)
+        hub = Hub(registry, send_timeout_s=0.2)
+        stuck_socket, fast_socket = Recorder(), Recorder()
+        stuck_peer = Peer(stuck_socket, reads=False)
+        fast_peer = Peer(fast_socket, reads=True)
+        stuck = hub.connect(stuck_socket.send, backlog=stuck_peer.backlog)
+        fast = hub.connect(fast_socket.send, backlog=fast_peer.backlog)
+        assert stuck is not None and fast is not None
+        for client in (stuck, fast):
+            hub.subscribe(client, Filter())
+        pumps = [asyncio.create_task(hub.pump(c)) for c in (stuck, fast)]
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        for i in range(30):  # 0.6 s: three timeouts
+            hub.publish(batch_of(registry, i * 5000, float(i)))
+            await asyncio.sleep(0.02)
+        assert pumps[0].done(), "the stuck client was never dropped"
+        with pytest.raises(ClientTooSlow):
+            await pumps[0]
+        assert hub.n_too_slow == 1 and len(fast_socket.texts) == 30
+        assert not pumps[1].done()
+        # written within about one timeout of the first unacknowledged message, no more
+        assert 0 < len(stuck_socket.texts) <= 15, len(stuck_socket.texts)
+        assert loop.time() - began >= 0.2
+        pumps[1].cancel()
+
+    asyncio.run(scenario())
+
+
+def test_a_client_closed_by_the_server_gets_the_last_message_and_nothing_else() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        hub = Hub(registry)
+        socket = Recorder()
+        client = hub.connect(socket.send, token_id="abc")
+        assert client is not None
+        hub.subscribe(client, Filter())
+        hub.publish(batch_of(registry, 5000, 1.0))  # queued, never sent: the close replaces it
+        hub.close_client(client, 4401, "token revoked", "bye")
+        hub.publish(batch_of(registry, 10_000, 2.0))
+        with pytest.raises(ClientClosed) as closed:
+            await hub.pump(client)
+        assert (closed.value.code, closed.value.reason) == (4401, "token revoked")
+        assert socket.texts == ["bye"] and client.group is None and not hub.groups
+
+    asyncio.run(scenario())
+
+
+def test_watch_tokens_closes_the_clients_of_a_token_that_is_gone() -> None:
+    async def scenario() -> None:
+        hub = Hub(registry_of(1))
+        ids = {"keep", "drop"}
+        kept, dropped, open_read = (
+            hub.connect(Recorder().send, token_id=token) for token in ("keep", "drop", None)
+        )
+        hub.watch_tokens(
+            lambda: set(ids), lambda c: f"bye {c.token_id}", interval_s=0.02, code=4401
+        )
+        await asyncio.sleep(0.1)
+        assert [c.closing for c in (kept, dropped, open_read)] == [None, None, None]
+        ids.discard("drop")
+        await asyncio.sleep(0.1)
+        assert [c.closing for c in (kept, dropped, open_read)] == [
+            None,
+            (4401, "token revoked"),
+            None,
+        ]
+        assert dropped is not None and await dropped.next() == "bye drop" and hub.n_revoked == 1
+        for client in (kept, dropped):
+            assert client is not None
+            hub.disconnect(client)
+        await asyncio.sleep(0.1)  # no client with a token left: the watch ends
+        assert hub._token_watch is not None and hub._token_watch.done()
+        assert open_read is not None and open_read.closing is None
 
     asyncio.run(scenario())
 

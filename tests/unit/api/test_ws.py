@@ -17,15 +17,18 @@ import numpy as np
 import pytest
 from api_support import END_MS, START_MS, Filled, LiveApp, make_ctx
 from fastapi import FastAPI
+from room_support import make_tokens
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from rackwatch.api import ApiContext, create_app
+from rackwatch.api import ws as ws_module
 from rackwatch.api.fanout import Filter
 from rackwatch.bus import MemoryBus
 from rackwatch.engine.live import LiveState
 from rackwatch.model import Batch, SeriesRegistry
 from rackwatch.store.duckdb import DuckDBStore
+from rackwatch.tokens import TokenStore
 
 Serve = Callable[[FastAPI], LiveApp]
 
@@ -184,6 +187,10 @@ ERRORS = [
     ('{"type": "subscribe", "max_rate_hz": "fast"}', "INVALID_FILTER"),
     ('{"type": "subscribe", "max_rate_hz": 1000}', "INVALID_FILTER"),
     ('{"type": "subscribe", "server": "s01"}', "INVALID_FILTER"),
+    ("[" * 10_000, "INVALID_FORMAT"),  # deeper than the parser goes
+    ("[" * 2_000 + "]" * 2_000, "INVALID_FORMAT"),  # well formed, as deep
+    ("[" * 60_000, "INVALID_FORMAT"),  # longer than a message may be (under the server's cap)
+    ('{"type": "ping", "pad": "' + "x" * 20_000 + '"}', "INVALID_FORMAT"),
 ]
 
 
@@ -212,11 +219,13 @@ def test_client_limit_refuses_with_a_clear_error(server: LiveApp) -> None:
 
 
 @contextlib.contextmanager
-def stuck_client(port: int) -> Iterator[socket.socket]:
-    """A WebSocket client that subscribes to everything and then never reads: a raw socket
-    with a tiny receive window, so the server's writes back up after a few messages."""
+def stuck_client(port: int, rcvbuf: int | None = 4096) -> Iterator[socket.socket]:
+    """A WebSocket client that subscribes to everything and then never reads: a raw socket,
+    by default with a tiny receive window, so the server's writes back up after a few
+    messages (`rcvbuf=None`: the OS's own buffers, which take megabytes)."""
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: the window
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect
     sock.connect(("127.0.0.1", port))
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
@@ -226,7 +235,10 @@ def stuck_client(port: int) -> Iterator[socket.socket]:
             "Sec-WebSocket-Version: 13\r\n\r\n"
         ).encode()
     )
-    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+    response = b""
+    while b"\r\n\r\n" not in response:  # the response only, not the frames after it
+        response += sock.recv(1)
+    assert response.startswith(b"HTTP/1.1 101")
     payload = b'{"type": "subscribe"}'
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
@@ -286,3 +298,105 @@ def test_a_stuck_client_is_dropped_without_delaying_a_fast_one(
             assert max(delays) < 0.4, f"the fast client waited {max(delays):.3f} s"
     finally:
         store.close()
+
+
+def close_code_after_reading_all(sock: socket.socket, timeout: float = 10) -> int:
+    """Read the frames a stuck client left unread, up to the server's close frame: its code."""
+    sock.settimeout(timeout)
+    buf = bytearray()
+
+    def need(n: int) -> None:
+        while len(buf) < n:
+            chunk = sock.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("closed without a close frame")
+            buf.extend(chunk)
+
+    while True:
+        need(2)
+        opcode, size, head = buf[0] & 0x0F, buf[1] & 0x7F, 2
+        if size >= 126:
+            head = 4 if size == 126 else 10
+            need(head)
+            size = int.from_bytes(buf[2:head], "big")
+        need(head + size)
+        payload = bytes(buf[head : head + size])
+        del buf[: head + size]
+        if opcode == 0x8:
+            return int.from_bytes(payload[:2], "big")
+
+
+def test_a_client_that_stops_reading_is_closed_with_1008_though_the_os_takes_the_writes(
+    tmp_path: Path, serve: Serve
+) -> None:
+    """The OS buffers megabytes for a socket whose peer does not read, so every send completes
+    at once; the server must still see that the client takes nothing and close it, without
+    delaying a client that reads."""
+    registry = SeriesRegistry()
+    ids = np.asarray(
+        [registry.intern(f"c01/r01/s{i:03d}", "power_watts") for i in range(200)],
+        dtype=np.int32,
+    )  # about 9 KB a message: 6 s of them fit in the OS's buffers many times over
+    store = DuckDBStore(tmp_path, registry)
+    try:
+        ctx = ApiContext(
+            store=store, registry=registry, live=LiveState(), bus=MemoryBus(), ws_send_timeout_s=0.5
+        )
+        server = serve(create_app(ctx))
+        hub = server.app.state.hub
+        port = int(server.url.rsplit(":", 1)[1][:-1])
+        with stuck_client(port, rcvbuf=None) as stuck, connect(server.ws_url) as fast:
+            recv(fast)
+            ask(fast, {"type": "subscribe"})
+            while hub.n_clients < 2 or len(hub.groups[Filter()].clients) < 2:
+                time.sleep(0.01)
+            began = time.monotonic()
+            dropped_after, dropped_at = None, 0
+            for k in range(120):  # 20 a second for 6 s, or ten more once it is closed
+                if dropped_after is not None and k >= dropped_at + 10:
+                    break
+                ts = START_MS + k * 5000
+                batch = Batch.of(np.full(len(ids), ts), ids, np.full(len(ids), float(k)))
+                server.call(lambda b=batch: ctx.bus.publish("telemetry.twin", b))
+                while recv(fast)["ts_ms"] != ts:
+                    pass
+                if dropped_after is None and hub.n_clients == 1:
+                    dropped_after, dropped_at = time.monotonic() - began, k
+                time.sleep(0.05)
+            assert dropped_after is not None, "the client that does not read was never closed"
+            assert dropped_after < 3.0, f"closed only after {dropped_after:.1f} s"
+            assert hub.n_too_slow == 1 and hub.n_clients == 1
+            assert close_code_after_reading_all(stuck) == 1008
+    finally:
+        store.close()
+
+
+def test_revoking_a_token_closes_the_sockets_it_opened(
+    filled: Filled, serve: Serve, tmp_path: Path
+) -> None:
+    tokens = make_tokens(tmp_path)
+    server = serve(create_app(make_ctx(filled, tokens=tokens.store)))
+    doomed, info = tokens.store.create("read", name="to revoke")
+    with (
+        connect(server.ws_url + f"?token={doomed}") as revoked,
+        connect(server.ws_url + f"?token={tokens.read}") as kept,
+        connect(server.ws_url) as open_read,  # loopback, no token
+    ):
+        for conn in (revoked, kept, open_read):
+            assert recv(conn)["type"] == "connection"
+            assert ask(conn, {"type": "subscribe"})["type"] == "subscribed"
+            assert recv(conn)["type"] == "monitoring_data"  # the newest values
+        # as `rackwatch token revoke` does, from another process: another store, same file
+        assert TokenStore(tokens.store.path).revoke(info.id)
+        began = time.monotonic()
+        while (message := recv(revoked, timeout=ws_module.TOKEN_RECHECK_SECONDS + 3))[
+            "type"
+        ] != "error":
+            pass
+        assert message["code"] == "UNAUTHORIZED" and info.id in message["message"]
+        with pytest.raises(ConnectionClosed) as closed:
+            revoked.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        assert time.monotonic() - began < ws_module.TOKEN_RECHECK_SECONDS + 2
+        for conn in (kept, open_read):
+            assert ask(conn, {"type": "ping"})["type"] == "pong"

@@ -8,6 +8,8 @@ from rackwatch.engine.states import (
     Condition,
     DeviceState,
     DeviceStates,
+    SilencePolicy,
+    SourceWatch,
     UsageStatus,
     UsageTracker,
 )
@@ -137,3 +139,47 @@ def test_usage_busy_and_idle_with_hysteresis() -> None:
 def test_usage_thresholds_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="idle_below_ratio"):
         UsageTracker(SeriesRegistry(), busy_at_ratio=0.3, idle_below_ratio=0.5)
+
+
+def test_a_silent_source_makes_its_entities_unknown_until_it_sends_again() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg, unknown_after_s=60)
+    states.observe(seen(reg, 0), "twin")
+    states.observe(batch(reg, 0, ("host/db1", "power_watts", 90)), "host")
+    states.raise_condition(SERVER, "cpu", Condition(Severity.WARNING, False, "warm"), 0)
+    changes = states.source_silent("twin", 30_000, "source twin sent nothing for 30 s")
+    assert [(c.entity, c.state, c.reason) for c in changes] == [
+        (SERVER, DeviceState.UNKNOWN, "source twin sent nothing for 30 s"),
+        (FAN, DeviceState.UNKNOWN, "source twin sent nothing for 30 s"),
+    ]
+    assert states.states()["host/db1"] is DeviceState.OK
+    assert states.source_silent("twin", 40_000, "again") == []  # told once
+    assert states.observe(batch(reg, 5, ("host/db1", "power_watts", 90)), "host") == []
+    moved = states.observe(batch(reg, 6, (FAN, "fan_rpm", 7000)), "host")  # another source
+    assert [(c.entity, c.state) for c in moved] == [(FAN, DeviceState.OK)]
+    back = states.observe(seen(reg, 10), "twin")
+    assert [(c.entity, c.previous, c.state) for c in back] == [
+        (SERVER, DeviceState.UNKNOWN, DeviceState.WARNING),  # its alert is still active
+    ]
+
+
+def test_a_source_watch_reports_each_silence_once_and_waits_for_a_backlog() -> None:
+    watch = SourceWatch(SilencePolicy(10.0))
+    watch.heard("twin", 0.0, 5_000)
+    watch.postpone(8.0)  # the consumer has batches queued: not silent at 10
+    assert watch.check(10.0, fallback_ms=0) == [] and watch.next_deadline() == 18.0
+    [change] = watch.check(18.0, fallback_ms=0)
+    assert (change.source, change.ts, change.last_sample_ms) == ("twin", 23_000, 5_000)
+    assert change.event().kind == EventKind.SOURCE_UNAVAILABLE
+    watch.postpone(30.0)  # a silent source stays silent until it is heard
+    assert watch.is_silent("twin") and watch.check(40.0, fallback_ms=0) == []
+    back = watch.heard("twin", 41.0, None)
+    assert back is not None and back.event().kind == EventKind.SOURCE_RECOVERED
+    assert back.ts == 5_000  # nothing newer heard: its last sample
+
+
+def test_the_silence_timeout_follows_the_speed_with_a_floor() -> None:
+    assert SilencePolicy.for_speed(30, 0.5).timeout_s == 60.0
+    assert SilencePolicy.for_speed(30, 1000).timeout_s == 5.0
+    with pytest.raises(ValueError, match="timeout_s"):
+        SilencePolicy(0)

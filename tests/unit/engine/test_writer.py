@@ -52,9 +52,27 @@ def test_a_failed_write_is_retried_with_the_next_and_nothing_is_lost() -> None:
     assert writer.n_samples == 5 and writer.n_events == 5
 
 
+class RecoveringStore(FlakyStore):
+    """Down until a write carries record 3 (the fourth message): then it stores everything."""
+
+    def __init__(self) -> None:
+        super().__init__(n_failures=0)
+
+    def write(self, batch: Batch) -> None:
+        if int(batch.ts.max()) < 3:
+            raise OSError("disk busy")
+        self.samples.append(batch)
+
+    def write_events(self, events: list[Event]) -> None:
+        if max(e.ts for e in events) < 3:
+            raise OSError("disk busy")
+        self.events.extend(events)
+
+
 def test_retries_are_bounded_and_the_oldest_are_given_up() -> None:
-    store = FlakyStore(n_failures=3)
+    store = RecoveringStore()
     writer = run_writer(store, 5, max_retry_rows=2)
     kept = sorted(int(t) for b in store.samples for t in b.ts)
-    # three failures: the third retry holds 3 rows > 2, so the oldest (0) is given up
+    # three writes fail: the third retry holds 3 rows > 2, so the oldest (0) is given up
     assert kept == [1, 2, 3, 4] and writer.n_dropped == 2  # sample 0 and event 0
+    assert writer.n_quarantined == 0  # the store was down: no record is to blame

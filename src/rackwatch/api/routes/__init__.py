@@ -1,5 +1,7 @@
 """REST routers under /api/v1, one per resource. Every route states its access
-(`auth.READ_ACCESS` / `auth.ControlAccess`); a test checks that none is left open."""
+(`auth.READ_ACCESS` / `auth.ControlAccess`); a test checks that none is left open. A router
+whose routes take a body is an `APIRouter(route_class=auth.AccessFirstRoute)`, so access is
+checked before the body is read (a test checks that too)."""
 
 from rackwatch.api.routes import (
     alerts,

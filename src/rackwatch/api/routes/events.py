@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep
-from rackwatch.api.params import ParamError, check_entity_glob, parse_time
+from rackwatch.api.params import ParamError, check_entity_glob, excerpt, parse_time
 from rackwatch.api.routes.series import TIME_HELP
 from rackwatch.api.schemas import ErrorOut, EventOut, EventsOut, SeverityName
 from rackwatch.model import Severity
@@ -36,7 +36,9 @@ async def get_events(
     entity = check_entity_glob(entity)
     for k in kind or ():
         if not _KIND.match(k):
-            raise ParamError(f"bad event kind {k!r}: kinds are dotted names like fault.injected")
+            raise ParamError(
+                f"bad event kind {excerpt(k)}: kinds are dotted names like fault.injected"
+            )
     if kind is not None and len(kind) > MAX_KINDS:
         raise ParamError(f"at most {MAX_KINDS} kinds, got {len(kind)}")
     now = ctx.now_ms()

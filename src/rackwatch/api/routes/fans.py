@@ -11,7 +11,7 @@ from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, HTTPException, Query
 
-from rackwatch.api.auth import READ_ACCESS, ControlAccess
+from rackwatch.api.auth import READ_ACCESS, AccessFirstRoute, ControlAccess
 from rackwatch.api.deps import ControllerDep
 from rackwatch.api.lookup import unprocessable
 from rackwatch.api.params import check_entity_glob
@@ -28,7 +28,7 @@ from rackwatch.engine.control.modes import parse_level, parse_mode
 from rackwatch.errors import CommandRejected
 from rackwatch.model.entity import matches
 
-router = APIRouter(tags=["fans"])
+router = APIRouter(tags=["fans"], route_class=AccessFirstRoute)
 
 _REFUSALS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorOut},

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import StoreDep
-from rackwatch.api.params import ParamError
+from rackwatch.api.params import ParamError, excerpt
 from rackwatch.api.schemas import EntityOut, ErrorOut, InventoryOut
 from rackwatch.model.entity import parent
 
@@ -30,7 +30,7 @@ async def get_inventory(
     if kind is not None:
         known = set(KINDS) | {r.kind for r in records}
         if kind not in known:
-            raise ParamError(f"unknown kind {kind!r}: use one of {', '.join(sorted(known))}")
+            raise ParamError(f"unknown kind {excerpt(kind)}: use one of {', '.join(sorted(known))}")
     paths = {r.path for r in records}
     entities = []
     for r in sorted(records, key=lambda r: r.path):

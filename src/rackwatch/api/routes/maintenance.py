@@ -10,13 +10,13 @@ from typing import cast
 
 from fastapi import APIRouter, HTTPException
 
-from rackwatch.api.auth import ControlAccess
+from rackwatch.api.auth import AccessFirstRoute, ControlAccess
 from rackwatch.api.deps import AlertsDep, CtxDep
 from rackwatch.api.lookup import check_entity
 from rackwatch.api.schemas import ErrorOut, MaintenanceIn, MaintenanceOut, StateName
 from rackwatch.engine.alerts.engine import AlertEngine
 
-router = APIRouter(tags=["maintenance"])
+router = APIRouter(tags=["maintenance"], route_class=AccessFirstRoute)
 
 _REFUSALS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorOut},

@@ -1,23 +1,36 @@
-"""GET /status: version, uptime, WebSocket clients, ingest rate, store size."""
+"""GET /status: version, uptime, WebSocket clients, ingest rate, store size; notifier and
+store-writer counters, silent sources."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import CtxDep, HubDep
 from rackwatch.api.params import iso
-from rackwatch.api.schemas import RetentionOut, RetentionRunOut, StatusOut, StoreStatusOut
+from rackwatch.api.prometheus import writer_counts
+from rackwatch.api.schemas import (
+    NotifierStatusOut,
+    RetentionOut,
+    RetentionRunOut,
+    StatusOut,
+    StoreStatusOut,
+    WriterStatusOut,
+)
 from rackwatch.engine.retention import RetentionRunner
 
 router = APIRouter(tags=["status"], dependencies=[READ_ACCESS])
 
 
 @router.get("/status")
-async def get_status(ctx: CtxDep, hub: HubDep) -> StatusOut:
+async def get_status(ctx: CtxDep, hub: HubDep, request: Request) -> StatusOut:
+    alerts = ctx.alerts  # read on the loop, where the engine changes its counters
+    notifiers = {} if alerts is None else alerts.notifier_stats()
+    silent = [] if alerts is None else alerts.silent_sources()
+    writer = getattr(request.app.state, "writer", None)  # prometheus.watch_writer sets it
     stats = await run_in_threadpool(ctx.store.stats)
     return StatusOut(
         version=ctx.version,
@@ -37,6 +50,19 @@ async def get_status(ctx: CtxDep, hub: HubDep) -> StatusOut:
             expired_dropped=stats.n_expired,
             retention=None if ctx.retention is None else _retention(ctx.retention),
         ),
+        notifiers={name: NotifierStatusOut(**counts) for name, counts in notifiers.items()},
+        silent_sources=silent,
+        writer=None if writer is None else _writer(writer_counts(writer)),
+    )
+
+
+def _writer(counts: dict[str, int]) -> WriterStatusOut:
+    return WriterStatusOut(
+        samples_written=counts["n_samples"],
+        events_written=counts["n_events"],
+        errors=counts["n_errors"],
+        dropped=counts["n_dropped"],
+        quarantined=counts["n_quarantined"],
     )
 
 

@@ -1,23 +1,25 @@
 """GET /twin/faults, POST /twin/faults: the twin's fault catalogue, and breaking it on purpose.
 
-An injection is checked here first (the kind, its parameters, the entity and what the kind
-targets, a start not in the past), then sent as a `twin.inject_fault` Command on the bus to
-the twin (`commands.<control_source>`): the API never reaches into a source. The answer is a
-202: the twin schedules the fault at its next step and its `fault.injected` event follows
-(or a `command.rejected` event, if the twin finds something this check could not).
+An injection is checked here first (the kind, its parameters against the kind's model in
+`twin.fault_params`, the entity and what the kind targets, a start not in the past), then
+sent as a `twin.inject_fault` Command on the bus to the twin (`commands.<control_source>`):
+the API never reaches into a source. The answer is a 202: the twin checks the parameters
+again with the same model, schedules the fault at its next step and its `fault.injected`
+event follows (or a `command.rejected` event, if the twin finds something this check could
+not).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any, cast
 
 from fastapi import APIRouter, HTTPException
 
-from rackwatch.api.auth import READ_ACCESS, ControlAccess
+from rackwatch.api.auth import READ_ACCESS, AccessFirstRoute, ControlAccess
 from rackwatch.api.deps import ApiContext, CtxDep
 from rackwatch.api.lookup import entity_kind, unprocessable
+from rackwatch.api.params import excerpt
 from rackwatch.api.schemas import (
     CommandAcceptedOut,
     CommandOut,
@@ -28,11 +30,11 @@ from rackwatch.api.schemas import (
     SeverityName,
 )
 from rackwatch.bus import subjects
-from rackwatch.errors import CommandRejected
 from rackwatch.model import Command, CommandAction
+from rackwatch.twin.fault_params import BadFaultParams
 from rackwatch.twin.faults import FAULTS, FaultSpec, Target
 
-router = APIRouter(tags=["twin"])
+router = APIRouter(tags=["twin"], route_class=AccessFirstRoute)
 
 _KINDS_OF_TARGET: Mapping[Target, frozenset[str]] = {
     Target.FAN: frozenset({"fan"}),
@@ -47,7 +49,8 @@ _KINDS_OF_TARGET: Mapping[Target, frozenset[str]] = {
 
 @router.get("/twin/faults", dependencies=[READ_ACCESS], responses={401: {"model": ErrorOut}})
 async def get_fault_kinds() -> FaultKindsOut:
-    """Every fault kind the twin can inject: what it does, what it targets, its parameters."""
+    """Every fault kind the twin can inject: what it does, what it targets, its parameters
+    (defaults, bounds, and the JSON schema that `params` must match)."""
     return FaultKindsOut(kinds={kind: _kind_out(spec) for kind, spec in sorted(FAULTS.items())})
 
 
@@ -69,12 +72,13 @@ async def inject_fault(caller: ControlAccess, ctx: CtxDep, body: FaultIn) -> Com
     spec = FAULTS.get(body.kind)
     if spec is None:
         raise unprocessable(
-            f"kind: unknown fault kind {body.kind!r}; choose one of {sorted(FAULTS)}"
+            f"kind: unknown fault kind {excerpt(body.kind)}; choose one of {sorted(FAULTS)}"
         )
     try:
         merged = spec.merge(body.params)
-    except (CommandRejected, TypeError, ValueError) as exc:
-        raise unprocessable(f"params: {exc}") from None
+    except BadFaultParams as exc:
+        said = (f"params.{name}: {why}" if name else f"params: {why}" for name, why in exc.problems)
+        raise unprocessable(f"{'; '.join(said)} (fault {body.kind!r})") from None
     await _check_target(ctx, spec, body.entity, merged)
     newest = ctx.newest_sample_ms()
     if body.start_ms is not None and newest is not None and body.start_ms <= newest:
@@ -126,13 +130,11 @@ async def _check_target(
 
 
 def _kind_out(spec: FaultSpec) -> FaultKindOut:
-    def bound(x: float) -> float | None:
-        return x if math.isfinite(x) else None
-
     return FaultKindOut(
         description=spec.description,
         target=str(spec.target),
         severity=cast(SeverityName, spec.severity.name.lower()),
-        defaults=dict(spec.defaults),
-        bounds={k: (bound(lo), bound(hi)) for k, (lo, hi) in spec.bounds.items()},
+        defaults=spec.defaults,
+        bounds=spec.bounds,
+        params_schema=spec.params.model_json_schema(),
     )

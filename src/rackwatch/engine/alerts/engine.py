@@ -16,7 +16,8 @@ For the API::
     engine.state_details(entity) -> dict | None      # state, reason, since, maintenance
     engine.usage() -> dict[str, UsageStatus]         # server -> busy/idle
     await engine.set_maintenance(entity, by, reason) / await engine.clear_maintenance(entity, by)
-    engine.notifier_stats() -> {name: {sent, failed, dropped, filtered}}
+    engine.notifier_stats() -> {name: {sent, failed, retries, dropped, ..., pending}}
+    engine.silent_sources() -> list[str]              # silent on the wall clock now
 
 Every change is published as an `Event` on `events.<kind>` (`alert.fired`, `alert.escalated`,
 `alert.acknowledged`, `alert.resolved`, `state.changed`, `usage.changed`), which the store
@@ -25,28 +26,49 @@ states); `run` only awaits the bus, and notifiers run on their own lanes (see
 notifiers/dispatch.py). Time is the samples' time: events carry the sample timestamps, and
 acknowledgements and maintenance are stamped with the newest sample timestamp seen (the
 injected `clock` only before any telemetry).
+
+The samples' clock stops when every source stops, so with a `silence` policy a watchdog on the
+wall clock (`states.SourceWatch`) stands beside it: a source that has sent nothing for
+`silence.timeout_s` wall seconds gets a `source.unavailable` event (and notification), and
+every entity it feeds becomes UNKNOWN; its next batch brings `source.recovered` and the states
+back. Only sources heard at least once are watched (before that, their devices are UNKNOWN
+anyway). At stop, the notifiers get `drain_s` seconds to deliver what is queued; the rest goes
+to the `spool` file, and the next start sends it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
-from rackwatch.bus import Bus, subjects
+from rackwatch.bus import Bus, Subscription, subjects
 from rackwatch.engine.alerts.lifecycle import Alert, AlertBook, AlertChange
 from rackwatch.engine.alerts.rules import Rule, RuleEvaluator, Transition
-from rackwatch.engine.notifiers import Dispatcher, Notification, Notifier, NotifierRoute
+from rackwatch.engine.notifiers import (
+    Dispatcher,
+    Notification,
+    NotificationSpool,
+    Notifier,
+    NotifierRoute,
+)
 from rackwatch.engine.states import (
     Condition,
     DeviceState,
     DeviceStates,
+    SilencePolicy,
+    SourceChange,
+    SourceWatch,
     StateChange,
     UsageStatus,
     UsageTracker,
+    sleep_until_silence,
 )
-from rackwatch.model import Batch, Event, SeriesRegistry
+from rackwatch.model import Batch, Event, EventKind, SeriesRegistry, Severity
 
 
 class AlertEngine:
@@ -67,6 +89,9 @@ class AlertEngine:
         history: int = 1000,
         max_pending: int = 10_000,
         clock: Callable[[], float] = time.time,
+        silence: SilencePolicy | None = None,
+        spool: Path | NotificationSpool | None = None,
+        drain_s: float = 5.0,
     ) -> None:
         if cooldown_s < 0:
             raise ValueError("cooldown_s must be >= 0")
@@ -79,7 +104,11 @@ class AlertEngine:
             registry, busy_at_ratio=busy_at_ratio, idle_below_ratio=idle_below_ratio
         )
         routes = [n if isinstance(n, NotifierRoute) else NotifierRoute(n) for n in notifiers]
-        self.dispatcher = Dispatcher(routes)
+        if isinstance(spool, Path):
+            spool = NotificationSpool(spool)
+        self.dispatcher = Dispatcher(routes, spool=spool, drain_s=drain_s)
+        self.watch = None if silence is None else SourceWatch(silence)
+        """Wall-clock silence of each source heard (None: not watched)."""
         self.ready = asyncio.Event()
         self.n_batches = 0
         self._max_pending = max_pending
@@ -88,17 +117,65 @@ class AlertEngine:
     # --- async shell ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Consume telemetry until the bus closes; then let the notifiers finish (bounded)."""
+        """Consume telemetry until the bus closes; then let the notifiers finish (bounded).
+
+        Notifications spooled by the previous stop are queued first, before any new one."""
+        await self.dispatcher.restore()
         self.dispatcher.start()
         try:
             async with self.bus.subscribe(
                 f"{subjects.TELEMETRY}.>", max_pending=self._max_pending
             ) as telemetry:
                 self.ready.set()
-                async for _subject, batch in telemetry:
-                    await self._publish(self.process(batch))
+                watchdog = None
+                if self.watch is not None:
+                    watchdog = asyncio.create_task(self._watch(self.watch, telemetry))
+                try:
+                    prefix = f"{subjects.TELEMETRY}."
+                    async for subject, batch in telemetry:
+                        source = subject.removeprefix(prefix)
+                        events = self._heard(source, batch)
+                        await self._publish(events + self.process(batch, source=source))
+                finally:
+                    if watchdog is not None:
+                        watchdog.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await watchdog
         finally:
             await self.dispatcher.close()
+
+    def _heard(self, source: str, batch: Batch) -> list[Event]:
+        """A batch came from `source`: its recovery event if it had gone silent."""
+        if self.watch is None:
+            return []
+        newest = int(batch.ts.max()) if len(batch) else None
+        change = self.watch.heard(source, self.watch.policy.monotonic(), newest)
+        if change is None:
+            return []
+        self.dispatcher.dispatch(source_notification(change))
+        return [change.event()]
+
+    async def _watch(self, watch: SourceWatch, telemetry: Subscription) -> None:
+        """Wake at each source's silence deadline; batches queued for this engine count as
+        heard (the engine is behind, the source is not silent)."""
+        while True:
+            await sleep_until_silence(watch)
+            now = watch.policy.monotonic()
+            if telemetry.pending:
+                watch.postpone(now)
+                continue
+            await self._publish(self.sources_silent(watch.check(now, fallback_ms=self.now_ms())))
+
+    def sources_silent(self, changes: Sequence[SourceChange]) -> list[Event]:
+        """Act on sources gone silent: their event and notification, their entities UNKNOWN."""
+        events: list[Event] = []
+        for change in changes:
+            events.append(change.event())
+            self.dispatcher.dispatch(source_notification(change))
+            reason = f"source {change.source} sent nothing for {change.silent_s:.0f} s (wall clock)"
+            for state in self.devices.source_silent(change.source, change.ts, reason):
+                events.append(state.event())
+        return events
 
     async def _publish(self, events: list[Event]) -> None:
         for event in events:
@@ -106,11 +183,12 @@ class AlertEngine:
 
     # --- pure core ------------------------------------------------------------------------
 
-    def process(self, batch: Batch) -> list[Event]:
+    def process(self, batch: Batch, *, source: str | None = None) -> list[Event]:
         """Evaluate one batch: the events to publish, in time order. Notifications are
-        queued on the dispatcher as a side effect (they go out once it is started)."""
+        queued on the dispatcher as a side effect (they go out once it is started).
+        `source` names where it came from (device states remember whose entities are whose)."""
         self.n_batches += 1
-        state_changes: list[StateChange] = list(self.devices.observe(batch))
+        state_changes: list[StateChange] = list(self.devices.observe(batch, source))
         events: list[Event] = []
         for tr in self.evaluator.evaluate(batch):
             change = self.book.apply(tr, is_suppressed=self.devices.in_maintenance(tr.entity))
@@ -181,7 +259,41 @@ class AlertEngine:
         await self._publish([change.event() for change in changes])
 
     def notifier_stats(self) -> dict[str, dict[str, int]]:
+        """Per notifier: sent, failed, retries, dropped, filtered, spooled, restored, pending."""
         return self.dispatcher.stats()
+
+    def silent_sources(self) -> list[str]:
+        """Sources silent on the wall clock right now (empty when not watched)."""
+        return [] if self.watch is None else self.watch.silent_sources()
+
+    def sources(self) -> dict[str, bool]:
+        """Every source watched for silence, and whether it is silent now."""
+        return {} if self.watch is None else self.watch.sources()
+
+
+def source_notification(change: SourceChange) -> Notification:
+    """A source gone silent (critical) or back (`source.recovered`, shown as resolved)."""
+    if change.is_silent:
+        message = (
+            f"No telemetry from source {change.source} for {change.silent_s:.0f} s "
+            f"(wall clock; limit {change.timeout_s:g} s): its devices are UNKNOWN"
+        )
+    else:
+        message = f"Telemetry from source {change.source} is back after {change.silent_s:.0f} s"
+    key = f"source-silent\0{change.source}\0{change.last_sample_ms}"  # same id for both
+    return Notification(
+        kind=str(EventKind.SOURCE_UNAVAILABLE if change.is_silent else EventKind.SOURCE_RECOVERED),
+        alert_id=hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16],
+        ts_ms=change.ts,
+        entity=change.source,
+        rule="source-silent",
+        metric="*",
+        unit="s",
+        level=Severity.CRITICAL,
+        value=round(change.silent_s, 3),
+        threshold=change.timeout_s,
+        message=message,
+    )
 
 
 def notification_of(change: AlertChange) -> Notification:

@@ -6,6 +6,14 @@ the Commands go to `commands.<source>` (the source obeys and logs each one as a
 If the step raises, every fan not in manual mode goes high (`safety.fail_safe`) and a
 `control.failsafe` Event says why; control resumes at the first step that succeeds.
 
+The step's clock is the telemetry's, and it stops when the source stops. So with a `silence`
+policy a watchdog on the wall clock stands beside it (from the start: a source that never
+sends counts too): after `silence.timeout_s` wall seconds without a batch, every auto fan that
+has not failed goes high through the normal command path (`safety.silence_fail_safe`, reason
+`telemetry_lost`) with one `control.failsafe` Event on the room (`reason: telemetry_lost`,
+`source`, `silent_s`); the next batch brings `control.failsafe_cleared` and normal steps,
+which bring the fans down one level per lower dwell.
+
 Operators reach it through `set_mode` / `set_level` (the control API calls them), or by
 publishing a `fan.set_mode` / `fan.set_level` Command on `commands.control`.
 """
@@ -13,10 +21,14 @@ publishing a `fan.set_mode` / `fan.set_level` Command on `commands.control`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+import numpy as np
 
 from rackwatch.bus import Bus, Subscription, subjects
 from rackwatch.engine.control.commands import Reason
@@ -32,8 +44,14 @@ from rackwatch.engine.control.modes import (
     with_mode,
 )
 from rackwatch.engine.control.observe import TelemetryView
-from rackwatch.engine.control.safety import fail_safe
+from rackwatch.engine.control.safety import MAX_LEVEL, fail_safe, silence_fail_safe
 from rackwatch.engine.control.state import NEVER, ControlState, Observation
+from rackwatch.engine.states import (
+    SilencePolicy,
+    SourceChange,
+    SourceWatch,
+    sleep_until_silence,
+)
 from rackwatch.errors import CommandRejected
 from rackwatch.model.records import Command, CommandAction, Event, EventKind, Severity
 from rackwatch.model.series import SeriesRegistry
@@ -78,6 +96,8 @@ class FanController:
         entity: str = "room",
         step_fn: StepFn = step,
         max_pending: int = 1000,
+        silence: SilencePolicy | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
         self.layout = layout
@@ -92,8 +112,12 @@ class FanController:
         self.n_commands = 0
         self.n_errors = 0
         self.is_in_error = False
+        self.watch = None if silence is None else SourceWatch(silence)
+        """Wall-clock silence of the source (None: not watched)."""
+        self.n_silences = 0
         self._step = step_fn
         self._max_pending = max_pending
+        self._clock = clock
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -106,14 +130,82 @@ class FanController:
             self.bus.subscribe(subjects.commands(CONTROL)) as orders,
         ):
             self.ready.set()
-            await asyncio.gather(self._follow(telemetry), self._obey(orders))
+            watchdog = None
+            if self.watch is not None:
+                self.watch.expect(self.source, self.watch.policy.monotonic())
+                watchdog = asyncio.create_task(self._watch(self.watch, telemetry))
+            try:
+                await asyncio.gather(self._follow(telemetry), self._obey(orders))
+            finally:
+                if watchdog is not None:
+                    watchdog.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
 
     async def _follow(self, telemetry: Subscription) -> None:
         async for _subject, batch in telemetry:
             self.view.update(batch)
+            if self.watch is not None:
+                newest = int(batch.ts.max()) if len(batch) else None
+                change = self.watch.heard(self.source, self.watch.policy.monotonic(), newest)
+                if change is not None:
+                    await self._source_back(change)
             if telemetry.pending:
                 continue  # behind: fold what is queued, then decide once on the newest
             await self.decide()
+
+    async def _watch(self, watch: SourceWatch, telemetry: Subscription) -> None:
+        """Wake at the silence deadline; queued batches mean this controller is behind, not
+        that the source is silent."""
+        while True:
+            await sleep_until_silence(watch)
+            now = watch.policy.monotonic()
+            if telemetry.pending:
+                watch.postpone(now)
+                continue
+            fallback_ms = round(self._clock() * 1000)
+            for change in watch.check(now, fallback_ms=fallback_ms):
+                await self._source_silent(change)
+
+    async def _source_silent(self, change: SourceChange) -> None:
+        """Every auto fan that has not failed to high; one Event on the room says why."""
+        self.n_silences += 1
+        log.warning(
+            "no telemetry from %s for %.0f s (wall clock): fans in auto go high",
+            change.source,
+            change.silent_s,
+        )
+        self.state, commands = silence_fail_safe(self.state, change.ts)
+        await self._send(commands, [self._silence_event(change)])
+
+    async def _source_back(self, change: SourceChange) -> None:
+        """The source is heard again: servers leave the fail-safe; the next step decides."""
+        log.info("telemetry from %s is back after %.0f s", change.source, change.silent_s)
+        self.state = replace(self.state, failsafe=np.zeros(self.layout.n_servers, dtype=np.bool_))
+        await self._send([], [self._silence_event(change)])
+
+    def _silence_event(self, change: SourceChange) -> Event:
+        return Event(
+            ts=change.ts,
+            kind=EventKind.CONTROL_FAILSAFE
+            if change.is_silent
+            else EventKind.CONTROL_FAILSAFE_CLEARED,
+            entity=self.entity,
+            severity=Severity.CRITICAL if change.is_silent else Severity.INFO,
+            attributes={
+                "reason": Reason.TELEMETRY_LOST.label,
+                "source": change.source,
+                "silent_s": round(change.silent_s, 3),
+                "last_sample_ms": change.last_sample_ms,
+                "fan_level": MAX_LEVEL if change.is_silent else None,
+                "issued_by": "controller",
+            },
+        )
+
+    @property
+    def is_source_silent(self) -> bool:
+        """The source has sent nothing for the silence timeout (fans held in fail-safe)."""
+        return self.watch is not None and self.watch.is_silent(self.source)
 
     async def decide(self) -> None:
         """One step on the latest observation; fail-safe if the step raises."""

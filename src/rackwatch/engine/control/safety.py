@@ -7,7 +7,9 @@ Each rule forces a server's fans to high, at once and whatever the dwell time:
 - the server's telemetry is lost (no valid CPU temperature for `telemetry_timeout_s` of
   simulated time): the controller is blind, so it assumes the worst;
 - its CPU reaches `critical_c`;
-- the controller itself fails (`fail_safe`, called by the shell when the step raises).
+- the controller itself fails (`fail_safe`, called by the shell when the step raises);
+- the source sends nothing at all for the wall-clock silence timeout (`silence_fail_safe`,
+  called by the shell's watchdog: the telemetry's clock has stopped, so the step cannot see it).
 
 A fan in manual mode is never touched: the operator who took it owns it.
 
@@ -78,10 +80,33 @@ def fail_safe(state: ControlState, now_ms: int) -> tuple[ControlState, list[Comm
     The servers' auto level becomes high too, so control resumes from high, one level at a time.
     Fans already sent to high are not commanded again.
     """
+    return _all_high(state, now_ms, ~state.manual, Reason.CONTROLLER_ERROR)
+
+
+def silence_fail_safe(state: ControlState, now_ms: int) -> tuple[ControlState, list[Command]]:
+    """Every fan in auto that has not failed to high, every server in fail-safe: the source
+    has gone silent, so the controller is blind everywhere (`telemetry_lost`, as when one
+    server's telemetry is lost). A failed fan is not commanded (as in `step`).
+
+    >>> from rackwatch.engine.control.layout import FanLayout
+    >>> layout = FanLayout(("s1",), ("s1/fan1", "s1/fan2"), np.array([0, 0]))
+    >>> state, commands = silence_fail_safe(ControlState.initial(layout), 9000)
+    >>> [(c.target, dict(c.params)) for c in commands], state.failsafe.tolist()
+    ([('s1', {'level': 3, 'reason': 'telemetry_lost'})], [True])
+    >>> silence_fail_safe(state, 9500)[1]  # already sent high: nothing again
+    []
+    """
+    new, commands = _all_high(state, now_ms, ~state.manual & ~state.failed, Reason.TELEMETRY_LOST)
+    return replace(new, failsafe=np.ones(state.layout.n_servers, dtype=np.bool_)), commands
+
+
+def _all_high(
+    state: ControlState, now_ms: int, eligible: Bools, reason: Reason
+) -> tuple[ControlState, list[Command]]:
     layout = state.layout
-    fans = np.flatnonzero(~state.manual & (state.sent_level != MAX_LEVEL)).astype(np.int64)
+    fans = np.flatnonzero(eligible & (state.sent_level != MAX_LEVEL)).astype(np.int64)
     levels = np.full(len(fans), MAX_LEVEL, dtype=np.int64)
-    reasons = np.full(len(fans), Reason.CONTROLLER_ERROR, dtype=np.int64)
+    reasons = np.full(len(fans), reason, dtype=np.int64)
     commands = level_commands(layout, fans, levels, reasons, ts=now_ms)
     sent_level, sent_ms = state.sent_level.copy(), state.sent_ms.copy()
     sent_level[fans], sent_ms[fans] = MAX_LEVEL, now_ms

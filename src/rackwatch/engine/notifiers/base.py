@@ -25,8 +25,9 @@ class NotificationFailed(RackwatchError):
 class Notification:
     """One alert occurrence to tell people about.
 
-    `kind` is the event kind (`alert.fired`, `alert.escalated`, `alert.resolved`); `level` is
-    the alert's severity (for a resolution, the level it had).
+    `kind` is the event kind (`alert.fired`, `alert.escalated`, `alert.resolved`, or
+    `source.unavailable` / `source.recovered` for a source silent on the wall clock); `level`
+    is the alert's severity (for a resolution, the level it had).
     """
 
     kind: str
@@ -43,7 +44,8 @@ class Notification:
 
     @property
     def is_resolved(self) -> bool:
-        return self.kind == "alert.resolved"
+        """An alert resolved, or a silent source heard again: shown as resolved."""
+        return self.kind in ("alert.resolved", "source.recovered")
 
     @property
     def timestamp(self) -> str:

@@ -69,6 +69,8 @@ class WebhookNotifier:
         self.backoff_max_s = backoff_max_s
         self.payload = payload
         self.n_attempts = 0
+        self.n_retries = 0
+        """Attempts after the first of a notification (the dispatcher reports them)."""
         self._headers = dict(headers or {})
         self._timeout_s = timeout_s
         self._sleep = sleep
@@ -94,6 +96,7 @@ class WebhookNotifier:
         for attempt in range(self.retries + 1):
             if attempt:
                 await self._sleep(self.delay_s(attempt - 1, retry_after))
+                self.n_retries += 1
             retry_after = None
             self.n_attempts += 1
             try:

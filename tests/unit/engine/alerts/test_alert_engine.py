@@ -4,16 +4,18 @@ notifications, and the twin's fan-fail scenario end to end."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
+from alert_support import FakeTime
 
 from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts import AlertNotFound, AlertStatus, Rule
 from rackwatch.engine.alerts.engine import AlertEngine
-from rackwatch.engine.notifiers import Notification
-from rackwatch.engine.states import DeviceState, UsageStatus
-from rackwatch.model import Batch, Event, SeriesRegistry
+from rackwatch.engine.notifiers import SPOOL_FILE, Notification, NotificationSpool
+from rackwatch.engine.states import DeviceState, SilencePolicy, UsageStatus
+from rackwatch.model import Batch, Event, SeriesRegistry, Severity
 from rackwatch.settings import AlertSettings, build_alert_rules
 from rackwatch.sources.twin import TwinSource
 from rackwatch.twin import Twin
@@ -193,3 +195,91 @@ def test_fan_fail_scenario_end_to_end() -> None:
     assert [n.rule for n in notifier.got] == ["fan-stopped", "cpu-warm"]
     assert set(engine.usage().values()) <= {UsageStatus.IDLE, UsageStatus.BUSY}
     assert len(engine.usage()) == 5
+
+
+def test_a_silent_source_makes_its_devices_unknown_on_the_wall_clock() -> None:
+    """Issue 8 item 6: the samples' clock stops when a source stops; the watchdog on the
+    (injected) wall clock raises source.unavailable, and only that source's devices become
+    UNKNOWN; its next batch brings them back."""
+    reg = SeriesRegistry()
+    bus = MemoryBus()
+    notifier = Collecting()
+    wall = FakeTime()
+    silence = SilencePolicy(30.0, monotonic=wall, sleep=wall.sleep)
+    engine = AlertEngine(bus, reg, [Rule("cpu", CPU, warning=75)], [notifier], silence=silence)
+    host = "host/db1"
+
+    async def scenario() -> list[Event]:
+        done, events = await started(engine, bus)
+        await bus.publish("telemetry.twin", cpu(reg, 0, 80))
+        await bus.publish("telemetry.host", cpu(reg, 0, 50, entity=host))
+        await settle()
+        for t in (10, 20, 30):  # the host keeps talking, the twin says nothing
+            await wall.advance(10)
+            await bus.publish("telemetry.host", cpu(reg, t, 50, entity=host))
+            await settle()
+        assert engine.states() == {SERVER: DeviceState.UNKNOWN, host: DeviceState.OK}
+        assert engine.silent_sources() == ["twin"]
+        details = engine.state_details(SERVER)
+        assert details is not None and "source twin sent nothing for 30 s" in details["reason"]
+        await wall.advance(60)
+        await bus.publish("telemetry.twin", cpu(reg, 35, 80))
+        await settle()
+        assert engine.states() == {SERVER: DeviceState.WARNING, host: DeviceState.UNKNOWN}
+        await engine.dispatcher.idle()
+        bus.close()
+        await done
+        return events
+
+    events = asyncio.run(scenario())
+    seen = [(str(e.kind), e.entity, e.attributes.get("to")) for e in events]
+    assert seen == [
+        ("alert.fired", SERVER, None),
+        ("state.changed", SERVER, "warning"),
+        ("source.unavailable", "twin", None),
+        ("state.changed", SERVER, "unknown"),
+        ("source.unavailable", "host", None),
+        ("state.changed", host, "unknown"),
+        ("source.recovered", "twin", None),
+        ("state.changed", SERVER, "warning"),
+    ]
+    unavailable = events[2]
+    assert unavailable.ts == 30_000 and unavailable.attributes["silent_s"] == 30.0
+    assert unavailable.attributes["last_sample_ms"] == 0
+    assert [(n.kind, n.entity, n.is_resolved) for n in notifier.got] == [
+        ("alert.fired", SERVER, False),
+        ("source.unavailable", "twin", False),
+        ("source.unavailable", "host", False),
+        ("source.recovered", "twin", True),
+    ]
+    assert notifier.got[1].alert_id == notifier.got[3].alert_id  # one incident, one id
+
+
+def test_the_engine_sends_what_the_last_stop_spooled_before_anything_new(tmp_path: Path) -> None:
+    reg = SeriesRegistry()
+    bus = MemoryBus()
+    left = Notification(
+        "alert.fired", "feedfacefeedface", 0, SERVER, "cpu", CPU, "celsius",
+        Severity.CRITICAL, 90.0, 85.0, "left over from the last stop",
+    )  # fmt: skip
+    NotificationSpool(tmp_path / SPOOL_FILE).save([("collect", left)])
+    notifier = Collecting()
+    engine = AlertEngine(
+        bus, reg, [Rule("cpu", CPU, warning=75)], [notifier], spool=tmp_path / SPOOL_FILE
+    )
+
+    async def scenario() -> None:
+        done, _events = await started(engine, bus)
+        await bus.publish("telemetry.twin", cpu(reg, 0, 80))
+        await settle()
+        await engine.dispatcher.idle()
+        bus.close()
+        await done
+
+    asyncio.run(scenario())
+    assert [(n.kind, n.alert_id == "feedfacefeedface") for n in notifier.got] == [
+        ("alert.fired", True),  # the spooled one first
+        ("alert.fired", False),
+    ]
+    assert engine.notifier_stats()["collect"]["restored"] == 1
+    assert not (tmp_path / SPOOL_FILE).exists()  # delivered: nothing kept

@@ -159,3 +159,29 @@ def test_two_notifiers_with_one_name_are_refused(tmp_path: Path) -> None:
     settings = load_settings(config)
     with pytest.raises(ConfigError, match="unique name"):
         build_notifier_routes(settings.notifiers, tmp_path)
+
+
+def test_silence_and_notifier_stop_settings_are_bounded_and_wired(tmp_path: Path) -> None:
+    from rackwatch import app
+    from rackwatch.engine.notifiers import SPOOL_FILE
+
+    for bad in (
+        {"control": {"source_silence_seconds": 0}},
+        {"alerts": {"notifier_drain_seconds": -1}},
+        {"alerts": {"notifier_spool_max": 0}},
+    ):
+        with pytest.raises(ConfigError):
+            load_settings(data_dir=tmp_path, **bad)
+    fast = load_settings(data_dir=tmp_path, twin={"speed": 600.0})
+    assert app.silence_policy(fast).timeout_s == 5.0  # 30 s of twin time is 0.05 s: the floor
+    assert app.silence_policy(load_settings(data_dir=tmp_path)).timeout_s == 30.0
+    slow = load_settings(data_dir=tmp_path, twin={"speed": 0.5})
+    assert app.silence_policy(slow).timeout_s == 60.0
+    chosen = load_settings(
+        data_dir=tmp_path, twin={"speed": 600.0}, control={"source_silence_seconds": 12}
+    )
+    assert (app.silence_policy(chosen).timeout_s, app.silence_policy(chosen).speed) == (12, 600)
+    engine = app.build_alert_engine(chosen, app.MemoryBus(), app.SeriesRegistry())
+    assert engine.watch is not None and engine.watch.policy.timeout_s == 12
+    assert engine.dispatcher.spool is not None
+    assert engine.dispatcher.spool.path == tmp_path / SPOOL_FILE

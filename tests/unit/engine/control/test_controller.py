@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from control_support import make_layout
+from control_support import FakeTime, make_layout
 
 from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.control import (
@@ -21,6 +21,7 @@ from rackwatch.engine.control import (
     Observation,
     step,
 )
+from rackwatch.engine.states import SilencePolicy
 from rackwatch.errors import CommandRejected
 from rackwatch.model import Batch, Command, EventKind, SeriesRegistry
 
@@ -200,3 +201,56 @@ def test_a_backlog_is_folded_into_one_decision() -> None:
     rig = run_rig(body)
     assert rig.controller.n_steps == 1
     np.testing.assert_array_equal(rig.controller.view.observation().cpu_c, [54.0, 50.0, 50.0])
+
+
+def test_a_silent_source_sends_the_fans_high_on_the_wall_clock_and_recovers() -> None:
+    """Issue 8 item 6: the step's clock is the telemetry's and stops with it; the watchdog
+    runs on the (injected) wall clock and acts at the silence deadline."""
+    wall = FakeTime()
+    silence = SilencePolicy(30.0, speed=2.0, monotonic=wall, sleep=wall.sleep)
+
+    async def body(rig: Rig) -> None:
+        await rig.tick(0, [50, 50, 50], [1] * 6)
+        await rig.controller.set_level("c01/r01/s03/fan2", "low", by="alice")  # manual: kept
+        await wall.advance(29.9)
+        assert rig.commands[1:] == [] and not rig.controller.is_source_silent
+        await wall.advance(0.1)  # 30 s of wall-clock silence: act now, no new telemetry
+        assert rig.controller.is_source_silent
+        assert all(s.is_failsafe for s in rig.controller.status())
+        await wall.advance(100)  # still silent: nothing sent again
+        await rig.tick(65, [50, 50, 50], [3, 3, 3, 3, 3, 1])
+        assert not any(s.is_failsafe for s in rig.controller.status())
+
+    rig = run_rig(body, silence=silence)
+    sent = [(c.target, c.params["level"], c.params["reason"], c.ts) for c in rig.commands]
+    assert sent == [
+        ("c01/r01/s03/fan2", 1, "manual", 0),
+        ("c01/r01/s01", 3, "telemetry_lost", 60_000),  # last sample + 30 s x speed 2
+        ("c01/r01/s02", 3, "telemetry_lost", 60_000),
+        ("c01/r01/s03/fan1", 3, "telemetry_lost", 60_000),
+    ]
+    control = [e for e in rig.events if str(e.kind).startswith("control.failsafe")]
+    assert [(str(e.kind), e.entity, e.ts) for e in control] == [
+        ("control.failsafe", "room", 60_000),
+        ("control.failsafe_cleared", "room", 65_000),  # the batch that ended it
+    ]
+    assert control[0].attributes["reason"] == "telemetry_lost"
+    assert control[0].attributes["source"] == "twin"
+    assert control[0].attributes["silent_s"] == 30.0
+    assert control[1].attributes["silent_s"] == 130.0
+    assert rig.controller.n_silences == 1
+    assert rig.controller.state.auto_level.tolist() == [3, 3, 3]  # comes down one by one
+
+
+def test_a_source_that_never_sends_is_silent_too() -> None:
+    wall = FakeTime()
+    silence = SilencePolicy(10.0, monotonic=wall, sleep=wall.sleep)
+
+    async def body(_rig: Rig) -> None:
+        await wall.advance(10)
+
+    rig = run_rig(body, silence=silence, clock=lambda: 1_767_225_600.0)
+    assert {(c.target, c.params["level"], c.ts) for c in rig.commands} == {
+        (s, 3, 1_767_225_600_000) for s in ("c01/r01/s01", "c01/r01/s02", "c01/r01/s03")
+    }
+    assert [e.attributes["last_sample_ms"] for e in rig.events] == [None]
