@@ -634,13 +634,27 @@ def fans_compare(
         raise typer.BadParameter(
             f"unknown policy {', '.join(unknown)}: use {', '.join(POLICIES)}", param_hint="--policy"
         )
-    with console.status(f"simulating {len(policies)} x {hours:g} h of {settings.twin.scenario}…"):
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f} %"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        tasks = {p: bar.add_task(f"{p}: {hours:g} h of {settings.twin.scenario}") for p in policies}
+
+        def progress(policy: str, done: int, total: int) -> None:
+            bar.update(tasks[policy], completed=done, total=total)
+
         report = compare_policies(
             settings.twin.scenario,
             hours * 3600,
             settings.twin.seed,
             policies=policies,
             fan_policy=FanPolicy(target_c=settings.control.target_celsius),
+            on_progress=progress,
         )
     console.print(report.format(), highlight=False, soft_wrap=True)
 

@@ -12,8 +12,9 @@ the fixed policies run in blocks and take well under a second.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,9 @@ FIXED = {f"always-{name}": level for level, name in FAN_LEVELS.items() if level 
 POLICIES = (AUTO, *FIXED)
 DAY_S = 86_400.0
 BLOCK_STEPS = 720
+
+Progress = Callable[[int, int], None]
+"""Called with (steps done, steps in all) as a run goes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +181,10 @@ def run_policy(
     duration_s: float,
     seed: int,
     fan_policy: FanPolicy = DEFAULT_POLICY,
+    on_progress: Progress | None = None,
 ) -> PolicyRun:
-    """One run of `scenario` for `duration_s` under `policy` ("auto" or one of FIXED)."""
+    """One run of `scenario` for `duration_s` under `policy` ("auto" or one of FIXED);
+    `on_progress(steps done, steps)` is called as it goes."""
     if policy != AUTO and policy not in FIXED:
         raise ValueError(f"unknown fan policy {policy!r}; choose one of {list(POLICIES)}")
     began = time.perf_counter()
@@ -197,12 +203,20 @@ def run_policy(
             frame = twin.run(min(BLOCK_STEPS, n_steps - done))
             tally.add(frame)
             done += len(frame)
+            if on_progress is not None:
+                on_progress(done, n_steps)
     else:
-        n_commands = _run_auto(twin, tally, n_steps, fan_policy)
+        n_commands = _run_auto(twin, tally, n_steps, fan_policy, on_progress)
     return tally.result(policy, n_commands, time.perf_counter() - began)
 
 
-def _run_auto(twin: Twin, tally: _Tally, n_steps: int, fan_policy: FanPolicy) -> int:
+def _run_auto(
+    twin: Twin,
+    tally: _Tally,
+    n_steps: int,
+    fan_policy: FanPolicy,
+    on_progress: Progress | None = None,
+) -> int:
     """Each step: read the twin as the live source does, decide, apply the commands."""
     layout = FanLayout.from_inventory(twin.inventory())
     registry = SeriesRegistry()
@@ -210,7 +224,7 @@ def _run_auto(twin: Twin, tally: _Tally, n_steps: int, fan_policy: FanPolicy) ->
     view = TelemetryView(layout, registry)
     state = ControlState.initial(layout)
     n_commands = 0
-    for _ in range(n_steps):
+    for done in range(1, n_steps + 1):
         frame = twin.run(1)
         tally.add(frame)
         view.update(_telemetry(frame, series_ids))
@@ -219,6 +233,8 @@ def _run_auto(twin: Twin, tally: _Tally, n_steps: int, fan_policy: FanPolicy) ->
         for command in decision.commands:
             twin.apply(command)
         n_commands += len(decision.commands)
+        if on_progress is not None and (done % BLOCK_STEPS == 0 or done == n_steps):
+            on_progress(done, n_steps)
     return n_commands
 
 
@@ -235,10 +251,22 @@ def compare_policies(
     *,
     policies: Sequence[str] = (AUTO, "always-high"),
     fan_policy: FanPolicy = DEFAULT_POLICY,
+    on_progress: Callable[[str, int, int], None] | None = None,
 ) -> PolicyComparison:
-    """Run `scenario` once per policy with the same seed and compare them."""
+    """Run `scenario` once per policy with the same seed and compare them;
+    `on_progress(policy, steps done, steps)` is called as each run goes."""
     twin = Twin.from_scenario(scenario, seed=seed)
-    runs = tuple(run_policy(scenario, p, duration_s, seed, fan_policy) for p in policies)
+    runs = tuple(
+        run_policy(
+            scenario,
+            p,
+            duration_s,
+            seed,
+            fan_policy,
+            None if on_progress is None else functools.partial(on_progress, p),
+        )
+        for p in policies
+    )
     return PolicyComparison(
         scenario=scenario,
         seed=seed,
