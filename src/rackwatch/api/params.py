@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rackwatch.model import entity as entity_path
+from rackwatch.model.records import MAX_TS_MS as MAX_TS_MS  # re-exported: the schemas bound times
 
-MAX_TS_MS = 253_402_300_800_000
-"""Year 10000: beyond it a time is a mistake, and ms stay exact in JSON (< 2**53)."""
 MAX_GLOB_LENGTH = 512
 MAX_METRICS = 100
 MAX_TIME_LENGTH = 64

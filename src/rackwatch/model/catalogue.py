@@ -125,3 +125,27 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 FAN_LEVELS = {0: "off", 1: "low", 2: "medium", 3: "high"}
+_LEVEL_OF_NAME = {name: level for level, name in FAN_LEVELS.items()}
+
+
+def fan_level(value: object) -> int:
+    """A fan level from 0..3 (a whole number, also as a float) or its name in any case;
+    ValueError saying what is accepted (booleans, fractions, huge or non-finite numbers too).
+    The one rule for the twin, the controller and the API.
+
+    >>> fan_level("High"), fan_level(2), fan_level(1.0)
+    (3, 2, 1)
+    >>> fan_level(True)
+    Traceback (most recent call last):
+    ...
+    ValueError: fan level must be 0..3 or one of ['off', 'low', 'medium', 'high'], got True
+    """
+    if isinstance(value, str) and value.lower() in _LEVEL_OF_NAME:
+        return _LEVEL_OF_NAME[value.lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in FAN_LEVELS:
+        return value
+    if isinstance(value, float) and value in FAN_LEVELS:  # 2.0; NaN and inf are not
+        return int(value)
+    if type(value).__module__ == "numpy" and not isinstance(value, bool):
+        return fan_level(value.item())  # type: ignore[attr-defined]
+    raise ValueError(f"fan level must be 0..3 or one of {list(_LEVEL_OF_NAME)}, got {value!r}")

@@ -27,8 +27,8 @@ import numpy.typing as npt
 
 from rackwatch.errors import CommandRejected
 from rackwatch.model import entity as entity_path
-from rackwatch.model.catalogue import FAN_LEVELS
-from rackwatch.model.records import Command, CommandAction, Event, EventKind
+from rackwatch.model.catalogue import FAN_LEVELS, fan_level
+from rackwatch.model.records import MAX_TS_MS, Command, CommandAction, Event, EventKind
 from rackwatch.model.series import SeriesKey
 from rackwatch.twin.faults import (
     FAULTS,
@@ -38,7 +38,6 @@ from rackwatch.twin.faults import (
     Readings,
     ScheduledFault,
     Window,
-    as_number,
     resolve_target,
 )
 from rackwatch.twin.layout import SeriesLayout
@@ -226,6 +225,10 @@ class Twin:
         if start_ms is None:
             start_step = self._step
         else:
+            if not isinstance(start_ms, int) or not 0 <= start_ms <= MAX_TS_MS:
+                raise CommandRejected(
+                    f"start_ms must be a time in ms between 1970 and 9999, got {start_ms!r:.40}"
+                )
             start_step = math.ceil((start_ms - self.start_ms) / self.step_ms)
             if start_step < self._step:
                 raise CommandRejected(
@@ -395,11 +398,4 @@ class Twin:
         return self.topology.inventory()
 
 
-def _parse_level(value: Any) -> int:
-    """A fan level from 0..3 or its name; ValueError saying what is accepted."""
-    if isinstance(value, str) and value in _LEVEL_NAMES:
-        return _LEVEL_NAMES[value]
-    number = as_number(value)
-    if number is not None and number.is_integer() and int(number) in FAN_LEVELS:
-        return int(number)
-    raise ValueError(f"fan level must be 0..3 or one of {list(_LEVEL_NAMES)}, got {value!r}")
+_parse_level = fan_level

@@ -144,3 +144,14 @@ def test_inject_fault_command_on_an_entity_of_the_wrong_kind_is_rejected() -> No
     twin = Twin("small")
     with pytest.raises(CommandRejected, match="is not a fan"):
         twin.apply(Command(S01, "twin.inject_fault", {"kind": "fan_off"}))
+
+
+def test_injecting_at_an_impossible_time_is_refused_not_an_overflow() -> None:
+    from rackwatch.errors import CommandRejected
+    from rackwatch.twin import Twin
+
+    twin = Twin("small", start_ms=1_767_225_600_000)
+    for start_ms in (10**400, -5, 2**63):
+        with pytest.raises(CommandRejected, match="start_ms"):
+            twin.inject("fan_off", "c01/r01/s01/fan1", start_ms=start_ms)
+    assert twin.fault_events() == []

@@ -16,7 +16,6 @@ rackwatch.errors.CommandRejected: fan level must be 0..3 or one of [...], got Tr
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -25,10 +24,8 @@ import numpy as np
 from rackwatch.engine.control.safety import MAX_LEVEL
 from rackwatch.engine.control.state import NEVER, ControlState
 from rackwatch.errors import CommandRejected
-from rackwatch.model.catalogue import FAN_LEVELS
+from rackwatch.model.catalogue import fan_level
 from rackwatch.model.records import Command, CommandAction, Event, EventKind
-
-_LEVEL_NAMES = {name: level for level, name in FAN_LEVELS.items()}
 
 
 class FanMode(enum.StrEnum):
@@ -44,18 +41,12 @@ def parse_mode(value: Any) -> FanMode:
 
 
 def parse_level(value: Any) -> int:
-    """A level from 0..3 or off/low/medium/high; CommandRejected otherwise (booleans too)."""
-    if isinstance(value, str) and value.lower() in _LEVEL_NAMES:
-        return _LEVEL_NAMES[value.lower()]
-    if isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    ):
-        number = float(value)
-        if math.isfinite(number) and number.is_integer() and int(number) in FAN_LEVELS:
-            return int(number)
-    raise CommandRejected(
-        f"fan level must be 0..{MAX_LEVEL} or one of {list(_LEVEL_NAMES)}, got {value!r}"
-    )
+    """A level from 0..3 or off/low/medium/high (any case); CommandRejected otherwise (booleans
+    too): `catalogue.fan_level`'s rule."""
+    try:
+        return fan_level(value)
+    except ValueError as exc:
+        raise CommandRejected(str(exc)) from None
 
 
 def with_mode(
