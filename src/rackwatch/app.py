@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI
 
@@ -27,13 +27,29 @@ from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.live import LiveState
-from rackwatch.engine.notifiers import SPOOL_FILE, NotificationSpool
+from rackwatch.engine.notifiers import (
+    SPOOL_FILE,
+    NotificationFilter,
+    NotificationSpool,
+    Notifier,
+    NotifierRoute,
+)
 from rackwatch.engine.retention import RetentionRunner
 from rackwatch.engine.states import SilencePolicy
 from rackwatch.engine.writer import StoreWriter
 from rackwatch.errors import ConfigError
-from rackwatch.model import SeriesKey, SeriesRegistry
-from rackwatch.settings import DAY_S, Settings, build_alert_rules, build_notifier_routes
+from rackwatch.model import SeriesKey, SeriesRegistry, Severity
+from rackwatch.settings import (
+    DAY_S,
+    ConsoleNotifierSettings,
+    EmailNotifierSettings,
+    FileNotifierSettings,
+    NotifierSettings,
+    Settings,
+    SlackNotifierSettings,
+    WebhookNotifierSettings,
+    build_alert_rules,
+)
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
@@ -169,6 +185,104 @@ class Services:
 
     def close(self) -> None:
         self.store.close()
+
+
+def _console_notifier(_section: ConsoleNotifierSettings, name: str, _data_dir: Path) -> Notifier:
+    from rackwatch.engine.notifiers.console import ConsoleNotifier
+
+    return ConsoleNotifier(name=name)
+
+
+def _file_notifier(section: FileNotifierSettings, name: str, data_dir: Path) -> Notifier:
+    from rackwatch.engine.notifiers.file import FileNotifier
+
+    path = section.path if section.path.is_absolute() else data_dir / section.path
+    return FileNotifier(
+        path, max_bytes=section.max_bytes, backup_count=section.backup_count, name=name
+    )
+
+
+def _email_notifier(section: EmailNotifierSettings, name: str, _data_dir: Path) -> Notifier:
+    from rackwatch.engine.notifiers.email import EmailNotifier
+
+    return EmailNotifier(
+        section.host,
+        port=section.port,
+        security=section.security,
+        username=section.username,
+        password=section.password.get_secret_value() if section.password else None,
+        from_addr=section.from_addr,
+        to_addrs=section.to_addrs,
+        timeout_s=section.smtp_timeout_seconds,
+        name=name,
+    )
+
+
+def _webhook_notifier(section: WebhookNotifierSettings, name: str, _data_dir: Path) -> Notifier:
+    from rackwatch.engine.notifiers.webhook import WebhookNotifier
+
+    return WebhookNotifier(
+        section.url.get_secret_value(),
+        headers={key: value.get_secret_value() for key, value in section.headers.items()},
+        timeout_s=section.request_timeout_seconds,
+        retries=section.retries,
+        backoff_s=section.backoff_seconds,
+        backoff_max_s=max(section.backoff_max_seconds, section.backoff_seconds),
+        name=name,
+    )
+
+
+def _slack_notifier(section: SlackNotifierSettings, name: str, _data_dir: Path) -> Notifier:
+    from rackwatch.engine.notifiers.slack import SlackNotifier
+
+    return SlackNotifier(
+        section.url.get_secret_value(),
+        channel=section.channel,
+        username=section.username,
+        icon_emoji=section.icon_emoji,
+        timeout_s=section.request_timeout_seconds,
+        retries=section.retries,
+        backoff_s=section.backoff_seconds,
+        backoff_max_s=max(section.backoff_max_seconds, section.backoff_seconds),
+        name=name,
+    )
+
+
+NOTIFIER_FACTORIES: dict[type[Any], Callable[[Any, str, Path], Notifier]] = {
+    ConsoleNotifierSettings: _console_notifier,
+    FileNotifierSettings: _file_notifier,
+    EmailNotifierSettings: _email_notifier,
+    WebhookNotifierSettings: _webhook_notifier,
+    SlackNotifierSettings: _slack_notifier,
+}
+"""How each `[[notifiers]]` type is built (a new type adds a settings class and an entry)."""
+
+
+def build_notifier_routes(notifiers: list[NotifierSettings], data_dir: Path) -> list[NotifierRoute]:
+    """The engine's notifier routes from `[[notifiers]]`; relative file paths go under
+    `data_dir`. Raises ConfigError if two notifiers share a name."""
+    routes = []
+    names: set[str] = set()
+    for section in notifiers:
+        name = section.name or section.type
+        if name in names:
+            raise ConfigError(
+                f"two notifiers are named {name!r}: give each [[notifiers]] entry a unique name"
+            )
+        names.add(name)
+        routes.append(
+            NotifierRoute(
+                NOTIFIER_FACTORIES[type(section)](section, name, data_dir),
+                NotificationFilter(
+                    min_level=Severity[section.min_level.upper()],
+                    entities=tuple(section.entities),
+                    window=section.window.to_window() if section.window is not None else None,
+                ),
+                timeout_s=section.timeout_seconds,
+                max_pending=section.max_pending,
+            )
+        )
+    return routes
 
 
 def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegistry) -> AlertEngine:

@@ -21,9 +21,8 @@ from pydantic_settings import (
 )
 
 from rackwatch.engine.alerts.rules import Guard, Rule, RuleKind
-from rackwatch.engine.notifiers import NotificationFilter, Notifier, NotifierRoute, TimeWindow
+from rackwatch.engine.notifiers import TimeWindow
 from rackwatch.errors import ConfigError
-from rackwatch.model import Severity
 
 DAY_S = 86_400
 
@@ -404,12 +403,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if _toml_path is not None:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_toml_path))
+        if settings_cls.model_config.get("toml_file") is not None:  # see load_settings
+            sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
-
-
-_toml_path: Path | None = None
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -417,7 +413,6 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
 
     `overrides` are nested dicts of command-line values; None values are ignored.
     """
-    global _toml_path
     if config is not None:
         if not config.is_file():
             raise ConfigError(f"config file {config} does not exist: check the --config path")
@@ -425,17 +420,21 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             tomllib.loads(config.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config} is not valid TOML: {exc}") from exc
-    _toml_path = config
+    from_file = Settings
+    if config is not None:
+        # The file is a setting of this load only: a subclass carries it, no global does.
+        class FromFile(Settings):
+            model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config})
+
+        from_file = FromFile
     try:
-        return Settings(**_drop_none(overrides))
+        return from_file(**_drop_none(overrides))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         where = f" (from {config}, RACKWATCH_* variables or options)" if config else ""
         raise ConfigError(f"invalid settings{where}: {problems}") from exc
-    finally:
-        _toml_path = None
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
@@ -456,85 +455,3 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 def build_alert_rules(alerts: AlertSettings) -> list[Rule]:
     """The engine's rules from `[alerts]` (defaults, replaced or extended, minus disabled)."""
     return [rule.to_rule() for rule in alerts.active_rules()]
-
-
-def build_notifier_routes(notifiers: list[NotifierSettings], data_dir: Path) -> list[NotifierRoute]:
-    """The engine's notifier routes from `[[notifiers]]`; relative file paths go under
-    `data_dir`. Raises ConfigError if two notifiers share a name."""
-    routes = []
-    names: set[str] = set()
-    for section in notifiers:
-        name = section.name or section.type
-        if name in names:
-            raise ConfigError(
-                f"two notifiers are named {name!r}: give each [[notifiers]] entry a unique name"
-            )
-        names.add(name)
-        routes.append(
-            NotifierRoute(
-                _build_notifier(section, name, data_dir),
-                NotificationFilter(
-                    min_level=Severity[section.min_level.upper()],
-                    entities=tuple(section.entities),
-                    window=section.window.to_window() if section.window is not None else None,
-                ),
-                timeout_s=section.timeout_seconds,
-                max_pending=section.max_pending,
-            )
-        )
-    return routes
-
-
-def _build_notifier(section: NotifierSettings, name: str, data_dir: Path) -> Notifier:
-    if isinstance(section, ConsoleNotifierSettings):
-        from rackwatch.engine.notifiers.console import ConsoleNotifier
-
-        return ConsoleNotifier(name=name)
-    if isinstance(section, FileNotifierSettings):
-        from rackwatch.engine.notifiers.file import FileNotifier
-
-        path = section.path if section.path.is_absolute() else data_dir / section.path
-        return FileNotifier(
-            path, max_bytes=section.max_bytes, backup_count=section.backup_count, name=name
-        )
-    if isinstance(section, EmailNotifierSettings):
-        from rackwatch.engine.notifiers.email import EmailNotifier
-
-        return EmailNotifier(
-            section.host,
-            port=section.port,
-            security=section.security,
-            username=section.username,
-            password=section.password.get_secret_value() if section.password else None,
-            from_addr=section.from_addr,
-            to_addrs=section.to_addrs,
-            timeout_s=section.smtp_timeout_seconds,
-            name=name,
-        )
-    backoff_max_s = max(section.backoff_max_seconds, section.backoff_seconds)
-    if isinstance(section, WebhookNotifierSettings):
-        from rackwatch.engine.notifiers.webhook import WebhookNotifier
-
-        headers = {key: value.get_secret_value() for key, value in section.headers.items()}
-        return WebhookNotifier(
-            section.url.get_secret_value(),
-            headers=headers,
-            timeout_s=section.request_timeout_seconds,
-            retries=section.retries,
-            backoff_s=section.backoff_seconds,
-            backoff_max_s=backoff_max_s,
-            name=name,
-        )
-    from rackwatch.engine.notifiers.slack import SlackNotifier
-
-    return SlackNotifier(
-        section.url.get_secret_value(),
-        channel=section.channel,
-        username=section.username,
-        icon_emoji=section.icon_emoji,
-        timeout_s=section.request_timeout_seconds,
-        retries=section.retries,
-        backoff_s=section.backoff_seconds,
-        backoff_max_s=backoff_max_s,
-        name=name,
-    )

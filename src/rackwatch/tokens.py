@@ -18,8 +18,10 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +42,45 @@ class TokenInfo:
 
     def allows(self, scope: str) -> bool:
         return self.scope == "control" or self.scope == scope
+
+    @property
+    def label(self) -> str:
+        """Who this token is, for people and records: `ops (token c8c734d04242)`."""
+        return token_label(self.id, self.name)
+
+
+MAX_LABEL_NAME = 64
+"""A token's name in a label is cut to this many characters (names are free text)."""
+LEGACY_BY = re.compile(r"^token:([0-9a-f]{12})$")
+"""How records named a token before they carried its name: `token:<id>`."""
+
+
+def token_label(token_id: str, name: str) -> str:
+    """`<name> (token <id>)`: the name people gave it, and the public id that stays unique
+    (`rackwatch token list`, `revoke`); `token <id>` when it has no name. Control characters
+    are dropped and the name is cut to `MAX_LABEL_NAME` characters, so a label stays one short
+    line in events and logs.
+
+    >>> token_label("c8c734d04242", "ops"), token_label("c8c734d04242", "  ")
+    ('ops (token c8c734d04242)', 'token c8c734d04242')
+    """
+    shown = "".join(ch for ch in name if ch.isprintable()).strip()
+    if len(shown) > MAX_LABEL_NAME:
+        shown = shown[: MAX_LABEL_NAME - 1].rstrip() + "…"
+    return f"{shown} (token {token_id})" if shown else f"token {token_id}"
+
+
+def relabel(by: str, names: Mapping[str, str]) -> str:
+    """A `by` recorded as `token:<id>` (before records carried names) as the token's label
+    when `names` (id -> name, `TokenStore.names()`) knows it; anything else unchanged.
+
+    >>> relabel("token:c8c734d04242", {"c8c734d04242": "ops"}), relabel("controller", {})
+    ('ops (token c8c734d04242)', 'controller')
+    """
+    found = LEGACY_BY.match(by)
+    if found is None or found.group(1) not in names:
+        return by
+    return token_label(found.group(1), names[found.group(1)])
 
 
 class TokenStore:
@@ -75,6 +116,11 @@ class TokenStore:
 
     def list(self) -> list[TokenInfo]:
         return [TokenInfo(**entry) for entry in self._load().values()]
+
+    def names(self) -> dict[str, str]:
+        """id -> name of the tokens that exist now (one read of the file; ConfigError when it
+        cannot be read). Revoked tokens are gone from it."""
+        return {entry["id"]: entry.get("name", "") for entry in self._load().values()}
 
     def ids(self) -> set[str]:
         """The ids of the tokens that exist now, read from the file each time: a token revoked

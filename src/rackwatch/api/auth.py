@@ -16,8 +16,9 @@ FastAPI reads and parses a route's body before it solves the route's dependencie
 that takes a body is an `AccessFirstRoute`: the same access is checked before anything is
 read, and 100 MB of JSON without a token costs a 401, not a parse.
 
-The caller's identity (`Caller.issued_by`, `token:<id>`) goes into the commands, acks and
-maintenance it causes: a token's id is public (`rackwatch token list`), its secret never is.
+The caller's identity (`Caller.issued_by`: `<name> (token <id>)`) goes into the commands,
+acks and maintenance it causes: a token's id is public (`rackwatch token list`), its secret
+never is.
 """
 
 from __future__ import annotations
@@ -59,8 +60,10 @@ class Caller:
 
     @property
     def issued_by(self) -> str:
-        """The `issued_by` of what this caller causes: `token:<id>`."""
-        return "loopback" if self.token is None else f"token:{self.token.id}"
+        """The `issued_by` of what this caller causes: the token's name and public id,
+        `ops (token c8c734d04242)`, so people read who it was and the id still tells tokens
+        of the same name apart."""
+        return "loopback" if self.token is None else self.token.label
 
 
 def is_loopback(host: str | None) -> bool:

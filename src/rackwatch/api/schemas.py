@@ -184,6 +184,10 @@ class SubscribeIn(BaseModel):
 AlertLevelName = Literal["INFO", "WARNING", "CRITICAL"]
 AlertStatusName = Literal["firing", "acknowledged", "resolved"]
 StateName = Literal["OK", "WARNING", "CRITICAL", "FAILED", "MAINTENANCE", "UNKNOWN"]
+MAX_ACK_IDS = 1000
+MAX_ALERT_ID_LENGTH = 64
+"""Alert ids are 16 hex digits; anything much longer is no id."""
+MAX_GROUP_ENTITIES = 10
 
 
 class AlertOut(BaseModel):
@@ -210,12 +214,65 @@ class AlertOut(BaseModel):
     n_reopened: int = Field(description="Times the alert came back within the cooldown.")
 
 
+class AlertGroupOut(BaseModel):
+    """The alerts of one rule in an answer (GET /alerts?group_by=rule)."""
+
+    rule: str = Field(examples=["fan-stopped"])
+    level: AlertLevelName = Field(description="The highest level among them.")
+    count: int = Field(description="How many alerts of this rule are in the answer.")
+    entities: list[str] = Field(
+        description=f"The first {MAX_GROUP_ENTITIES} of their entities, oldest fired first."
+    )
+    oldest_fired_ts_ms: int
+
+
 class AlertsOut(BaseModel):
     alerts: list[AlertOut] = Field(description="Oldest first (by fired_ts_ms).")
+    groups: list[AlertGroupOut] | None = Field(
+        None,
+        description="With group_by=rule only (absent otherwise): one group per rule, most "
+        "severe first, then largest.",
+    )
+
+
+class AlertHistoryOut(BaseModel):
+    alerts: list[AlertOut] = Field(description="Newest fired first; one page (limit, offset).")
+    total: int = Field(description="Alerts that match, on every page together.")
 
 
 class AlertAckOut(BaseModel):
     alert: AlertOut
+
+
+class AlertsAckIn(BaseModel):
+    """`{"ids": [...]}`: the alerts to acknowledge at once (1 to 1000 ids)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ids: list[StrictStr] = Field(
+        description=f"1 to {MAX_ACK_IDS} alert ids (GET /alerts).",
+        examples=[["3f2a9c0d1e2b4a5c", "0b1c2d3e4f5a6b7c"]],
+    )
+
+    @field_validator("ids")
+    @classmethod
+    def _bounded(cls, ids: list[str]) -> list[str]:
+        if not 1 <= len(ids) <= MAX_ACK_IDS:
+            raise ValueError(f"give 1 to {MAX_ACK_IDS} alert ids, got {len(ids)}")
+        for i, alert_id in enumerate(ids):
+            if not 1 <= len(alert_id) <= MAX_ALERT_ID_LENGTH:
+                raise ValueError(
+                    f"ids[{i}] must be 1 to {MAX_ALERT_ID_LENGTH} characters (alert ids are "
+                    f"16 hex digits), got {len(alert_id)}"
+                )
+        return ids
+
+
+class AlertsAckOut(BaseModel):
+    acknowledged: list[str] = Field(
+        description="Ids now acknowledged (also those that already were), in the order sent."
+    )
+    not_found: list[str] = Field(description="Ids of no open alert (resolved, or unknown).")
 
 
 class MaintenanceInfoOut(BaseModel):
@@ -224,13 +281,32 @@ class MaintenanceInfoOut(BaseModel):
     since_ms: int | None
 
 
+class AlertCountsOut(BaseModel):
+    warning: int
+    critical: int
+
+
 class StateOut(BaseModel):
-    state: StateName
+    state: StateName | None = Field(
+        description="Its own state; null for an entity with none of its own (a rack or a "
+        "cluster: only its devices send telemetry)."
+    )
     since_ms: int | None = Field(description="When the entity entered this state.")
     reason: str
     usage: Literal["busy", "idle"] | None = Field(description="Servers only; null otherwise.")
     maintenance: MaintenanceInfoOut | None = Field(
         description="The maintenance covering the entity (its own or an ancestor's)."
+    )
+    rollup_state: StateName = Field(
+        description="The worst of its own state and every descendant's: FAILED > CRITICAL > "
+        "WARNING > UNKNOWN > MAINTENANCE > OK. What the device shows."
+    )
+    rollup_from: str | None = Field(
+        description="The descendant whose state `rollup_state` is; null when it is its own."
+    )
+    alerts: AlertCountsOut = Field(
+        description="Open alerts (firing or acknowledged, suppressed included) on the entity "
+        "and its descendants, by level."
     )
 
 

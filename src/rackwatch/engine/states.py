@@ -26,6 +26,10 @@ samples' clock, which stops when the source stops; the watch runs on the wall cl
 that runs at `speed` x real time, `SilencePolicy.for_speed` scales a timeout in source
 seconds down by the speed, with a wall-clock floor so that a busy event loop is no outage.
 
+`rollup_states` gives what a device shows: the worst of its own state and its parts' (a
+server whose fan FAILED shows FAILED, from the fan), with the open alerts under it counted;
+racks and clusters, which send nothing themselves, get one too.
+
 `UsageTracker` classifies servers busy/idle from `cpu_utilization_ratio` with hysteresis (busy
 at ≥ 0.5, idle again below 0.3 by default), reusing the alert rules' vectorised state machine.
 """
@@ -36,7 +40,7 @@ import asyncio
 import enum
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -384,6 +388,93 @@ class DeviceStates:
         if quiet_ok and state is DeviceState.OK:
             return None
         return StateChange(entity, ts, previous, state, reason, by)
+
+
+# --- a device's shown state: the worst of its own and its parts' -------------------------------
+
+ROLLUP_ORDER: tuple[DeviceState, ...] = (
+    DeviceState.OK,
+    DeviceState.MAINTENANCE,
+    DeviceState.UNKNOWN,
+    DeviceState.WARNING,
+    DeviceState.CRITICAL,
+    DeviceState.FAILED,
+)
+"""Least to most severe, for roll-ups. UNKNOWN is worse than MAINTENANCE (a part nobody hears
+from needs a look; one in maintenance is being looked after) and better than WARNING (no
+alert says something is wrong)."""
+_ROLLUP_RANK = {state: rank for rank, state in enumerate(ROLLUP_ORDER)}
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """What a device shows: its own state and the worst under it (docs/ALERTS.md)."""
+
+    state: DeviceState | None
+    """Its own state; None for an entity that has none (a rack: only its parts send)."""
+    rollup_state: DeviceState
+    """The worst of its own state and every descendant's, by `ROLLUP_ORDER`."""
+    rollup_from: str | None
+    """The descendant whose state that is; None when it is the entity's own (own wins a tie,
+    then the first descendant in path order)."""
+    n_warning: int = 0
+    """Open WARNING alerts on the entity and its descendants (suppressed ones included)."""
+    n_critical: int = 0
+    """Open CRITICAL alerts on the entity and its descendants (suppressed ones included)."""
+
+
+def rollup_states(
+    states: Mapping[str, DeviceState], alerts: Iterable[tuple[str, Severity]] = ()
+) -> dict[str, Rollup]:
+    """The roll-up of every entity in `states` and of each of their ancestors (racks and
+    clusters have no telemetry of their own but contain devices), by path.
+
+    `alerts` are the open alerts as (entity, level). Maintenance needs no rule of its own:
+    everything under an entity in maintenance is itself MAINTENANCE (`DeviceStates`), so a
+    server in maintenance rolls up MAINTENANCE even with a stopped fan, while its alerts are
+    still counted. Cost: one walk up the path per entity and per alert (paths are a few
+    segments deep).
+
+    >>> ok, failed = DeviceState.OK, DeviceState.FAILED
+    >>> r = rollup_states({"c01/r01/s01": ok, "c01/r01/s01/fan1": failed},
+    ...                   [("c01/r01/s01/fan1", Severity.CRITICAL)])
+    >>> r["c01/r01/s01"].rollup_state, r["c01/r01/s01"].rollup_from, r["c01/r01/s01"].n_critical
+    (<DeviceState.FAILED: 'failed'>, 'c01/r01/s01/fan1', 1)
+    >>> r["c01/r01"].state, r["c01"].rollup_state
+    (None, <DeviceState.FAILED: 'failed'>)
+    """
+    worst: dict[str, tuple[int, str]] = {}
+    # In path order an entity comes before its descendants, so its own state is seen first
+    # and only a strictly worse descendant replaces it (ties: own, then first in path order).
+    for path in sorted(states):
+        rank = _ROLLUP_RANK[states[path]]
+        node: str | None = path
+        while node is not None:
+            found = worst.get(node)
+            if found is None or rank > found[0]:
+                worst[node] = (rank, path)
+            node = entity_path.parent(node)
+    counts: dict[str, list[int]] = {}
+    for entity, level in alerts:
+        if level < Severity.WARNING:
+            continue
+        column = 1 if level >= Severity.CRITICAL else 0
+        node = entity
+        while node is not None:
+            if node in worst:
+                counts.setdefault(node, [0, 0])[column] += 1
+            node = entity_path.parent(node)
+    out: dict[str, Rollup] = {}
+    for node, (rank, source) in sorted(worst.items()):
+        n_warning, n_critical = counts.get(node, (0, 0))
+        out[node] = Rollup(
+            state=states.get(node),
+            rollup_state=ROLLUP_ORDER[rank],
+            rollup_from=None if source == node else source,
+            n_warning=n_warning,
+            n_critical=n_critical,
+        )
+    return out
 
 
 class UsageTracker:

@@ -41,6 +41,11 @@ class Tokens:
     revoked: str
     control_id: str
 
+    @property
+    def control_by(self) -> str:
+        """How records name the control token ("ops"): its name and public id."""
+        return f"ops (token {self.control_id})"
+
     def header(self, which: str | None) -> dict[str, str]:
         """Authorization for "read", "control", "revoked", "bad", or none (None)."""
         secrets = {"read": self.read, "control": self.control, "revoked": self.revoked}

@@ -36,6 +36,7 @@ READS = [
     "/api/v1/events",
     "/api/v1/status",
     "/api/v1/alerts",
+    "/api/v1/alerts/history",
     "/api/v1/states",
     "/api/v1/fans",
     "/api/v1/twin/faults",
@@ -47,6 +48,7 @@ CONTROLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/maintenance", {"entity": S01, "reason": "disk swap"}),
     ("DELETE", f"/api/v1/maintenance/{FAILED_FAN}", None),
     ("POST", "/api/v1/alerts/{alert_id}/ack", None),
+    ("POST", "/api/v1/alerts/ack", {"ids": ["{alert_id}"]}),
     ("POST", "/api/v1/twin/faults", {"kind": "fan_off", "entity": f"{S01}/fan2"}),
 ]
 
@@ -81,6 +83,8 @@ def closed_room(filled: Filled, tokens: Tokens) -> Iterator[Room]:
 
 def _control(room: Room, method: str, path: str, body: Any, token: str | None) -> httpx.Response:
     alert_id = room.alerts.active_alerts()[0].id
+    if body == {"ids": ["{alert_id}"]}:
+        body = {"ids": [alert_id]}
     return room.request(method, path.format(alert_id=alert_id), token, json=body)
 
 

@@ -278,7 +278,7 @@ def test_a_stuck_client_is_dropped_without_delaying_a_fast_one(
             while hub.n_clients < 2 or len(hub.groups[Filter()].clients) < 2:
                 time.sleep(0.01)
             delays = []
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 60  # generous: the machine may be busy
             k = dropped_at = 0
             while not dropped_at or k < dropped_at + 10:  # and ten more once it is gone
                 assert time.monotonic() < deadline, "the stuck client was never dropped"

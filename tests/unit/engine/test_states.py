@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rackwatch.engine.states import (
+    ROLLUP_ORDER,
     Condition,
     DeviceState,
     DeviceStates,
@@ -12,6 +13,7 @@ from rackwatch.engine.states import (
     SourceWatch,
     UsageStatus,
     UsageTracker,
+    rollup_states,
 )
 from rackwatch.model import Batch, EventKind, SeriesRegistry, Severity
 
@@ -183,3 +185,89 @@ def test_the_silence_timeout_follows_the_speed_with_a_floor() -> None:
     assert SilencePolicy.for_speed(30, 1000).timeout_s == 5.0
     with pytest.raises(ValueError, match="timeout_s"):
         SilencePolicy(0)
+
+
+# --- roll-up: what a device shows (issue 8, item 11) -------------------------------------------
+
+RACK, FAN2, OTHER = "c01/r01", "c01/r01/s01/fan2", "c01/r01/s02"
+
+
+def test_a_server_with_a_failed_fan_shows_failed_from_its_fan() -> None:
+    """The issue: the header said "OK · no active alert" while the panel listed a CRITICAL
+    alert on the server's fan."""
+    reg = SeriesRegistry()
+    states = DeviceStates(reg)
+    states.observe(seen(reg, 0))
+    states.raise_condition(FAN, "fan-stopped", Condition(Severity.CRITICAL, True, "stopped"), 1)
+    own = states.states()
+    assert own[SERVER] is DeviceState.OK  # its own state stays what its own alerts say
+    rollups = rollup_states(own, [(FAN, Severity.CRITICAL)])
+    server = rollups[SERVER]
+    assert (server.state, server.rollup_state, server.rollup_from) == (
+        DeviceState.OK,
+        DeviceState.FAILED,
+        FAN,
+    )
+    assert (server.n_warning, server.n_critical) == (0, 1)
+    fan = rollups[FAN]
+    assert (fan.rollup_state, fan.rollup_from, fan.n_critical) == (DeviceState.FAILED, None, 1)
+
+
+def test_rollup_order_and_ties() -> None:
+    assert ROLLUP_ORDER == (
+        DeviceState.OK,
+        DeviceState.MAINTENANCE,
+        DeviceState.UNKNOWN,
+        DeviceState.WARNING,
+        DeviceState.CRITICAL,
+        DeviceState.FAILED,
+    )
+    for worse_i, worse in enumerate(ROLLUP_ORDER):
+        for better in ROLLUP_ORDER[:worse_i]:
+            up = rollup_states({SERVER: better, FAN: worse})[SERVER]
+            assert (up.rollup_state, up.rollup_from) == (worse, FAN)
+            down = rollup_states({SERVER: worse, FAN: better})[SERVER]
+            assert (down.rollup_state, down.rollup_from) == (worse, None)
+    # A tie: the entity's own state first, then the first descendant in path order.
+    same = DeviceState.CRITICAL
+    assert rollup_states({SERVER: same, FAN: same})[SERVER].rollup_from is None
+    tied = rollup_states({SERVER: DeviceState.OK, FAN2: same, FAN: same})
+    assert tied[SERVER].rollup_from == FAN
+
+
+def test_racks_and_clusters_show_their_devices_and_count_every_alert_under_them() -> None:
+    own = {SERVER: DeviceState.WARNING, FAN: DeviceState.OK, OTHER: DeviceState.UNKNOWN}
+    alerts = [
+        (SERVER, Severity.WARNING),
+        (SERVER, Severity.WARNING),
+        (FAN, Severity.CRITICAL),
+        (OTHER, Severity.INFO),  # not a level that is counted
+        ("c09/r01/s01", Severity.CRITICAL),  # under nothing listed: counted nowhere
+    ]
+    rollups = rollup_states(own, alerts)
+    assert set(rollups) == {"c01", RACK, SERVER, FAN, OTHER}
+    rack = rollups[RACK]
+    assert rack.state is None  # no telemetry of its own
+    assert (rack.rollup_state, rack.rollup_from) == (DeviceState.WARNING, SERVER)
+    assert (rack.n_warning, rack.n_critical) == (2, 1)
+    assert rollups["c01"] == rack.__class__(None, DeviceState.WARNING, SERVER, 2, 1)
+    assert (rollups[OTHER].rollup_state, rollups[OTHER].n_warning) == (DeviceState.UNKNOWN, 0)
+
+
+def test_maintenance_of_a_server_masks_its_failed_fan_but_its_alert_still_counts() -> None:
+    reg = SeriesRegistry()
+    states = DeviceStates(reg)
+    states.observe(seen(reg, 0))
+    states.observe(batch(reg, 1, (OTHER, "power_watts", 200)))
+    states.raise_condition(FAN, "fan-stopped", Condition(Severity.CRITICAL, True, "stopped"), 1)
+    states.set_maintenance(SERVER, "alice", "replace fan1", 2)
+    rollups = rollup_states(states.states(), [(FAN, Severity.CRITICAL)])
+    server = rollups[SERVER]
+    assert (server.rollup_state, server.rollup_from) == (DeviceState.MAINTENANCE, None)
+    assert server.n_critical == 1  # recorded, suppressed, still open: still counted
+    rack = rollups[RACK]  # the rack's worst is the server in maintenance (OTHER is OK)
+    assert (rack.rollup_state, rack.rollup_from, rack.n_critical) == (
+        DeviceState.MAINTENANCE,
+        SERVER,
+        1,
+    )

@@ -11,8 +11,10 @@ For the API::
 
     engine.active_alerts() -> list[Alert]            # firing + acknowledged (Alert.as_dict())
     await engine.acknowledge(alert_id, by) -> Alert  # AlertNotFound if not open
+    await engine.acknowledge_many(ids, by) -> AckResult  # acknowledged, not_found
     engine.recent_alerts(since_ms) -> list[dict]     # the WebSocket `alerts` array (seed 001)
     engine.states() -> dict[str, DeviceState]        # entity -> ok/warning/.../unknown
+    engine.rollups() -> dict[str, Rollup]            # worst of own and parts', alerts counted
     engine.state_details(entity) -> dict | None      # state, reason, since, maintenance
     engine.usage() -> dict[str, UsageStatus]         # server -> busy/idle
     await engine.set_maintenance(entity, by, reason) / await engine.clear_maintenance(entity, by)
@@ -43,11 +45,12 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rackwatch.bus import Bus, Subscription, subjects
-from rackwatch.engine.alerts.lifecycle import Alert, AlertBook, AlertChange
+from rackwatch.engine.alerts.lifecycle import Alert, AlertBook, AlertChange, AlertNotFound
 from rackwatch.engine.alerts.rules import Rule, RuleEvaluator, Transition
 from rackwatch.engine.notifiers import (
     Dispatcher,
@@ -60,15 +63,28 @@ from rackwatch.engine.states import (
     Condition,
     DeviceState,
     DeviceStates,
+    Maintenance,
+    Rollup,
     SilencePolicy,
     SourceChange,
     SourceWatch,
     StateChange,
     UsageStatus,
     UsageTracker,
+    rollup_states,
     sleep_until_silence,
 )
 from rackwatch.model import Batch, Event, EventKind, SeriesRegistry, Severity
+
+
+@dataclass(frozen=True, slots=True)
+class AckResult:
+    """What `AlertEngine.acknowledge_many` did."""
+
+    acknowledged: list[Alert]
+    """Open alerts now acknowledged (also those that already were), in the order asked."""
+    not_found: list[str]
+    """Ids of no open alert (resolved meanwhile, or never known)."""
 
 
 class AlertEngine:
@@ -239,8 +255,48 @@ class AlertEngine:
         assert alert is not None
         return alert
 
+    async def acknowledge_many(self, alert_ids: Sequence[str], by: str) -> AckResult:
+        """Acknowledge each open alert of `alert_ids` as `acknowledge` does (one
+        `alert.acknowledged` event per alert not acknowledged before; again: no event). Ids
+        of no open alert are returned apart; a repeated id counts once. Cost: a dict lookup
+        per id, then one publish per event."""
+        if not by.strip():
+            raise ValueError("say who acknowledges the alerts (a user or service name)")
+        now = self.now_ms()
+        done: list[Alert] = []
+        not_found: list[str] = []
+        events: list[Event] = []
+        for alert_id in dict.fromkeys(alert_ids):  # first occurrence, in order
+            try:
+                change = self.book.acknowledge(alert_id, by, now)
+            except AlertNotFound:
+                not_found.append(alert_id)
+                continue
+            if change is not None:
+                events.append(change.event())
+            alert = self.book.get(alert_id)
+            assert alert is not None
+            done.append(alert)
+        await self._publish(events)
+        return AckResult(done, not_found)
+
     def states(self) -> dict[str, DeviceState]:
         return self.devices.states()
+
+    def rollups(self) -> dict[str, Rollup]:
+        """Every entity's roll-up (its state, the worst under it, its open alerts counted),
+        racks and clusters included: see `states.rollup_states`."""
+        return rollup_states(
+            self.devices.states(), ((a.entity, a.severity) for a in self.book.open_alerts())
+        )
+
+    def maintenance_of(self, entity: str) -> Maintenance | None:
+        """The maintenance covering `entity` (its own or an ancestor's), if any."""
+        return self.devices.maintenance_of(entity)
+
+    def failure_rules(self) -> frozenset[str]:
+        """Names of the rules whose alerts make their entity FAILED (`is_failure`)."""
+        return frozenset(rule.name for rule in self.evaluator.rules if rule.is_failure)
 
     def state_details(self, entity: str) -> dict[str, Any] | None:
         return self.devices.details(entity)

@@ -140,6 +140,8 @@ class AlertChange:
             "message": a.message,
             "fired_ts": a.fired_ts,
             "is_suppressed": a.is_suppressed,
+            "is_failure": a.is_failure,
+            "n_reopened": a.n_reopened,
         }
         if self.kind is EventKind.ALERT_FIRED:
             attributes["reopened"] = self.is_reopened

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rackwatch.engine.alerts import display
 from rackwatch.model import METRICS, Batch, SeriesRegistry, Severity
 from rackwatch.model import entity as entity_path
 
@@ -209,13 +210,48 @@ class Rule:
         return f"{base}/min" if self.kind is RuleKind.RATE else base
 
     def message(self, entity: str, level: Severity | None, value: float, threshold: float) -> str:
-        """One line for people: what, where, how much, against what."""
+        """One line for people: what, where, how much, against what, in the dashboard's
+        units and words (display.py): `CPU temperature high — c01/r01/s01: CPU temperature
+        76.0 °C (WARNING at or above 75.0 °C)`, `Disk failed — c01/r01/s02: disk failed
+        (CRITICAL)`. The alert's `value` and `unit` stay in base units for machines."""
         title = self.summary or self.name
-        shown = f"{value:.4g} {self.unit}".rstrip()
+        said = self._said(value)
         if level is None:
-            return f"{title} — {entity}: resolved, {self.signal} = {shown}"
-        limit = f"{level.name} at {self.op} {threshold:.4g}"
-        return f"{title} — {entity}: {self.signal} = {shown} ({limit})"
+            return f"{title} — {entity}: resolved, {said}"
+        return f"{title} — {entity}: {said} ({self._limit(level, threshold)})"
+
+    def _said(self, value: float) -> str:
+        """The signal's value in words."""
+        if self.kind is RuleKind.RATIO:
+            assert self.denominator is not None
+            of = display.label(self.denominator)
+            return f"{display.label(self.metric)} at {_percent(value)} of {of}"
+        if self.kind is RuleKind.RATE:
+            if not math.isfinite(value):
+                return f"{display.label(self.metric)} change: {display.NO_READING}"
+            way = "rising" if value >= 0 else "falling"
+            return f"{display.label(self.metric)} {way} {display.rate(self.metric, value)}"
+        if self.kind is RuleKind.ABSENT:
+            return f"no telemetry for {display.duration(value)}"
+        return display.describe(self.metric, value)
+
+    def _limit(self, level: Severity, threshold: float) -> str:
+        """The crossed level and its threshold in words (a state's threshold is left out)."""
+        if self.kind is RuleKind.ABSENT:
+            return f"{level.name} after {display.duration(threshold)}"
+        if self.kind is RuleKind.THRESHOLD and display.is_state(self.metric):
+            return level.name
+        if self.kind is RuleKind.RATIO:
+            shown = _percent(threshold)
+        elif self.kind is RuleKind.RATE:
+            shown = ("-" if threshold < 0 else "") + display.rate(self.metric, threshold)
+        else:
+            shown = display.show(self.metric, threshold)
+        return f"{level.name} {display.OP_WORDS[self.op]} {shown}"
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:.1f} %" if math.isfinite(ratio) else display.NO_READING
 
 
 @dataclass(frozen=True, slots=True)

@@ -191,7 +191,7 @@ def test_fan_fail_scenario_end_to_end() -> None:
     assert states["c01/r01/s03/fan2"] is DeviceState.OK
     failed = [e for e in events if e.kind == "state.changed" and e.attributes["to"] == "failed"]
     assert [e.entity for e in failed] == ["c01/r01/s03/fan1"]
-    assert "fan_rpm = 0 rpm" in failed[0].attributes["reason"]
+    assert "fan stopped, 0 rpm (CRITICAL below 100 rpm)" in failed[0].attributes["reason"]
     assert [n.rule for n in notifier.got] == ["fan-stopped", "cpu-warm"]
     assert set(engine.usage().values()) <= {UsageStatus.IDLE, UsageStatus.BUSY}
     assert len(engine.usage()) == 5

@@ -40,7 +40,8 @@ def test_warning_then_critical_then_back_down() -> None:
     assert (fired.previous, fired.value, fired.threshold) == (None, 75.0, 75.0)
     assert (escalated.previous, escalated.threshold) == (W, 85.0)
     assert (cleared.previous, cleared.threshold) == (W, 75.0)
-    assert "WARNING at >= 75" in fired.message and "resolved" in cleared.message
+    assert fired.message.endswith("CPU temperature 75.0 °C (WARNING at or above 75.0 °C)")
+    assert "resolved, CPU temperature 74.0 °C" in cleared.message
 
 
 def test_below_rule_like_inlet_too_cold() -> None:

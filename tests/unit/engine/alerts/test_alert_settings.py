@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from rackwatch.app import build_notifier_routes
 from rackwatch.engine.alerts import RuleKind
 from rackwatch.engine.notifiers.email import EmailNotifier
 from rackwatch.engine.notifiers.file import FileNotifier
@@ -15,7 +16,7 @@ from rackwatch.engine.notifiers.slack import SlackNotifier
 from rackwatch.engine.notifiers.webhook import WebhookNotifier
 from rackwatch.errors import ConfigError
 from rackwatch.model import Severity
-from rackwatch.settings import build_alert_rules, build_notifier_routes, load_settings
+from rackwatch.settings import build_alert_rules, load_settings
 
 TOML = """
 data_dir = "{data_dir}"
