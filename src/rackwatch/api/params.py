@@ -25,7 +25,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rackwatch.model import entity as entity_path
-from rackwatch.model.records import MAX_TS_MS as MAX_TS_MS  # re-exported: the schemas bound times
+from rackwatch.model.times import MAX_TS_MS as MAX_TS_MS  # re-exported: the schemas bound times
+from rackwatch.model.times import iso as iso  # re-exported: the routes show times
 
 MAX_GLOB_LENGTH = 512
 MAX_METRICS = 100
@@ -211,16 +212,3 @@ def _brackets_closed(text: str) -> bool:
                 return False
             depth = 0
     return depth == 0
-
-
-def iso(ms: int) -> str:
-    """Epoch ms as ISO 8601 UTC with a `Z`, to the millisecond.
-
-    >>> iso(1767225600123)
-    '2026-01-01T00:00:00.123Z'
-    """
-    when = _EPOCH + dt.timedelta(milliseconds=ms)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

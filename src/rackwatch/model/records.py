@@ -19,11 +19,6 @@ SeriesArray = npt.NDArray[np.int32]
 ValueArray = npt.NDArray[np.float64]
 
 
-MAX_TS_MS = 253_402_300_800_000
-"""Year 10000 in ms: timestamps rackwatch accepts lie in 0 (1970) .. this; beyond it a time is
-a mistake, and ms stay exact in JSON (< 2**53)."""
-
-
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Many samples at once: `ts` (int64 ms, UTC), `series` (interned id), `value` (float64).

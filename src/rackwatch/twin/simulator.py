@@ -28,8 +28,9 @@ import numpy.typing as npt
 from rackwatch.errors import CommandRejected
 from rackwatch.model import entity as entity_path
 from rackwatch.model.catalogue import FAN_LEVELS, fan_level
-from rackwatch.model.records import MAX_TS_MS, Command, CommandAction, Event, EventKind
+from rackwatch.model.records import Command, CommandAction, Event, EventKind
 from rackwatch.model.series import SeriesKey
+from rackwatch.model.times import MAX_TS_MS
 from rackwatch.twin.faults import (
     FAULTS,
     STREAM_FAULTS,

@@ -22,12 +22,12 @@ import enum
 import hashlib
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from rackwatch.engine.alerts.rules import Transition
 from rackwatch.errors import RackwatchError
 from rackwatch.model import Event, EventKind, Severity
+from rackwatch.model.times import iso
 
 
 class AlertNotFound(RackwatchError, LookupError):
@@ -38,16 +38,6 @@ class AlertStatus(enum.StrEnum):
     FIRING = "firing"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
-
-
-def iso(ts_ms: int) -> str:
-    """UTC ISO 8601 with milliseconds: `2026-01-01T00:30:00.000Z`.
-
-    >>> iso(1_767_227_400_000)
-    '2026-01-01T00:30:00.000Z'
-    """
-    moment = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def alert_id(rule: str, entity: str, fired_ts: int) -> str:

@@ -20,10 +20,10 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from rackwatch.engine.alerts.lifecycle import iso
 from rackwatch.errors import RackwatchError
 from rackwatch.model import Event, EventKind
 from rackwatch.model.entity import compile_pattern
+from rackwatch.model.times import iso
 from rackwatch.store.base import Store
 
 ALERT_EVENT_KINDS: tuple[str, ...] = (
