@@ -5,6 +5,10 @@ pytest-playwright is deliberately not used: its fixtures and a hand-made `sync_p
 cannot share one run. Screenshots go to `$RACKWATCH_SCREENSHOTS` when set (e.g. `screenshots/`,
 gitignored), else to a pytest temporary directory.
 
+No page may load anything from the internet (server rooms are often air-gapped): every tab
+aborts each request, and each WebSocket, whose host is not this machine, and the test fails if
+a page attempted one (`Tab.assert_no_errors`, and again when the tab is closed).
+
 Control actions need a control token: the first `rackwatch run` writes one to
 `<data_dir>/control-token.txt` (`control_token`); `read_token` is made with `rackwatch token
 create`. Against `RACKWATCH_TEST_URL`, give them in `RACKWATCH_TEST_TOKEN` and
@@ -21,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +46,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 SERVER_START_TIMEOUT_S = 60.0
 TOKEN_FILE = "control-token.txt"
 
@@ -49,6 +55,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def is_local(url: str) -> bool:
+    """Whether a page's request stays on this machine (data: and blob: URLs never leave it)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("data", "blob", "about"):
+        return True
+    return parts.hostname in LOCAL_HOSTS
 
 
 def get_json(url: str, timeout: float = 2.0) -> Any:
@@ -187,18 +201,28 @@ class Tab:
 
     page: Any
     errors: list[str] = field(default_factory=list)
+    # Requests to other machines that the tab attempted (and that were aborted).
+    external: list[str] = field(default_factory=list)
 
     def assert_no_errors(self, allow: str | None = None) -> None:
         """No console error, apart from those matching the regular expression `allow` (the
-        browser logs every refused request, e.g. a 401 that a test provokes on purpose)."""
+        browser logs every refused request, e.g. a 401 that a test provokes on purpose), and
+        no request that left this machine."""
+        self.assert_local_only()
         errors = [e for e in self.errors if not (allow and re.search(allow, e))]
         assert errors == [], "console errors:\n" + "\n".join(errors)
+
+    def assert_local_only(self) -> None:
+        assert self.external == [], "requests to other machines (aborted):\n" + "\n".join(
+            self.external
+        )
 
 
 @pytest.fixture
 def open_tab(browser: Any) -> Iterator[Any]:
     """`open_tab(width, height)` -> Tab in a fresh context (own cache, own viewport)."""
     contexts: list[Any] = []
+    tabs: list[Tab] = []
 
     def open_(width: int = 1366, height: int = 900, **options: Any) -> Tab:
         # Reduced motion: no colour transitions, so a screenshot shows the settled page.
@@ -207,6 +231,24 @@ def open_tab(browser: Any) -> Iterator[Any]:
         contexts.append(context)
         page = context.new_page()
         tab = Tab(page)
+        tabs.append(tab)
+
+        # Every request leaving this machine is aborted and remembered: no page may depend on
+        # the internet. Page-level routes that a test adds still see the local ones first.
+        def guard(route: Any) -> None:
+            url = route.request.url
+            if is_local(url):
+                route.fallback()
+            else:
+                tab.external.append(f"{route.request.method} {url}")
+                route.abort("blockedbyclient")
+
+        def guard_socket(ws: Any) -> None:
+            tab.external.append(f"WebSocket {ws.url}")
+            ws.close()
+
+        context.route("**/*", guard)
+        context.route_web_socket(lambda url: not is_local(url), guard_socket)
 
         def on_console(message: Any) -> None:
             if message.type == "error":
@@ -220,3 +262,5 @@ def open_tab(browser: Any) -> Iterator[Any]:
     yield open_
     for context in contexts:
         context.close()
+    for tab in tabs:  # also for a test that never called assert_no_errors
+        tab.assert_local_only()

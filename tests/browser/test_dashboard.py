@@ -146,7 +146,9 @@ def test_server_page_charts_fans_and_candles(
     tab.assert_no_errors()
 
 
-def test_event_feed_lists_faults_and_links_their_server(live_server: str, open_tab: Any) -> None:
+def test_event_feed_hides_info_and_links_faults_to_their_server(
+    live_server: str, open_tab: Any
+) -> None:
     # The twin's first fault fires 30 simulated minutes in (90 s at 20x), too late for a test:
     # this one answers /events with the shape of docs/API.md and checks how the feed reads it.
     events = {
@@ -183,11 +185,21 @@ def test_event_feed_lists_faults_and_links_their_server(live_server: str, open_t
     assert fault.locator("a.event-entity").get_attribute("href") == (
         "server.html?entity=c01/r01/s03"
     )
+    # INFO events (a command applied) are hidden by default, and the toggle says how many.
+    kinds = tab.page.locator("#events li").evaluate_all("ls => ls.map(l => l.dataset.kind)")
+    assert kinds == ["fault.injected"]
+    show_info = tab.page.locator("#events-show-info")
+    assert not show_info.is_checked()
+    assert "1 hidden" in tab.page.text_content("label.feed-toggle")
+
+    show_info.check()
     command = tab.page.locator('#events li[data-kind="command.applied"]')
     assert command.locator(".event-detail").text_content() == "fan.set_level · level 3"
     # Newest first, as the API sends them.
     kinds = tab.page.locator("#events li").evaluate_all("ls => ls.map(l => l.dataset.kind)")
     assert kinds == ["command.applied", "fault.injected"]
+    show_info.uncheck()
+    assert tab.page.locator('#events li[data-kind="command.applied"]').count() == 0
     tab.assert_no_errors()
 
 

@@ -5,6 +5,9 @@ Each test works on its own server of the fan-fail room, so they do not disturb o
 test_dashboard.py: s02 for fan control, s04 for the injected fault, s05 for maintenance. The
 scheduled fan-fail fault (s03/fan1 at 30 simulated minutes) comes too late to wait for; the
 fault test injects its own through the page, as an operator would.
+
+Switching a fan off, injecting a fault and maintenance ask for a confirmation first: each test
+cancels once (nothing is sent, nothing changes), then confirms.
 """
 
 from __future__ import annotations
@@ -46,6 +49,29 @@ def fan_status(base: str, fan: str) -> dict[str, Any]:
 
 def card(fan: str) -> str:
     return f'.fan-card[data-entity="{fan}"]'
+
+
+def record_changes(tab: Any) -> list[str]:
+    """The control calls (POST, DELETE under /api/) the page sends from now on."""
+    sent: list[str] = []
+
+    def on_request(request: Any) -> None:
+        if request.method in ("POST", "DELETE") and "/api/" in request.url:
+            sent.append(f"{request.method} {request.url.split('/api/v1', 1)[-1]}")
+
+    tab.page.on("request", on_request)
+    return sent
+
+
+def answer_dialog(tab: Any, button: str, says: str) -> None:
+    """Waits for the confirmation dialog, checks that it says `says`, presses `button`."""
+    dialog = tab.page.locator("#confirm-dialog[open]")
+    dialog.wait_for()
+    assert says in dialog.text_content(), dialog.text_content()
+    # The safe answer has the focus: Enter cancels.
+    assert tab.page.evaluate("document.activeElement.id") == "confirm-cancel"
+    dialog.locator("#confirm-ok" if button == "confirm" else "#confirm-cancel").click()
+    tab.page.wait_for_selector("#confirm-dialog", state="hidden")
 
 
 def test_states_badges_on_both_pages(live_server: str, open_tab: Any) -> None:
@@ -163,6 +189,58 @@ def test_fan_manual_high_needs_a_control_token(
     tab.assert_no_errors(allow=REFUSED_REQUEST)
 
 
+def test_fan_off_asks_first(live_server: str, control_token: str, open_tab: Any) -> None:
+    fan = "c01/r01/s02/fan1"
+    mode = f"{card(fan)} .fan-mode"
+    tab = open_tab()
+    with_token(tab, control_token)
+    tab.page.goto(f"{live_server}/server.html?entity=c01/r01/s02")
+    tab.page.wait_for_selector(LIVE_INDICATOR)
+    tab.page.wait_for_function(
+        "s => document.querySelector(s)?.textContent === 'auto mode'", arg=mode
+    )
+    sent = record_changes(tab)
+    off = f'{card(fan)} .fan-level[data-level="0"]'
+
+    # Cancel: nothing sent, the fan stays under the controller.
+    tab.page.click(off)
+    answer_dialog(tab, "cancel", "stays off in manual mode")
+    tab.page.wait_for_timeout(300)
+    assert sent == []
+    assert fan_status(live_server, fan)["mode"] == "auto"
+    assert tab.page.text_content(mode) == "auto mode"
+
+    # Escape is a cancel too.
+    tab.page.click(off)
+    tab.page.locator("#confirm-dialog[open]").wait_for()
+    tab.page.keyboard.press("Escape")
+    tab.page.wait_for_selector("#confirm-dialog", state="hidden")
+    assert sent == []
+
+    # Confirm: the fan goes off, by hand.
+    tab.page.click(off)
+    answer_dialog(tab, "confirm", "Switch Fan 1 off?")
+    tab.page.wait_for_function(
+        "s => document.querySelector(s)?.textContent === 'manual mode'", arg=mode
+    )
+    assert sent == ["POST /fans/level"]
+    status = fan_status(live_server, fan)
+    assert status["mode"] == "manual"
+    tab.page.wait_for_function(
+        "s => document.querySelector(s)?.textContent === 'off'",
+        arg=f"{card(fan)} .fan-level.active",
+    )
+
+    # Other levels need no confirmation; Auto hands it back.
+    tab.page.click(f'{card(fan)} .fan-mode-btn[data-mode="auto"]')
+    tab.page.wait_for_function(
+        "s => document.querySelector(s)?.textContent === 'auto mode'", arg=mode
+    )
+    assert tab.page.locator("#confirm-dialog[open]").count() == 0
+    assert fan_status(live_server, fan)["mode"] == "auto"
+    tab.assert_no_errors()
+
+
 def test_injected_fan_fault_alert_shows_live_and_is_acknowledged(
     live_server: str, control_token: str, open_tab: Any, screenshot_dir: Path
 ) -> None:
@@ -185,13 +263,47 @@ def test_injected_fan_fault_alert_shows_live_and_is_acknowledged(
     server.page.wait_for_selector("#fault-panel:not([hidden])")
     assert server.page.input_value("#fault-kind") == "fan_off"
     server.page.select_option("#fault-target", fan)
+    sent = record_changes(server)
+
+    # Asked first; Cancel sends nothing.
     server.page.click("#fault-inject")
+    answer_dialog(server, "cancel", f'Inject "fan off" on {fan}?')
+    server.page.wait_for_timeout(300)
+    assert sent == []
+    assert server.page.locator("#notice:not([hidden])").count() == 0
+
+    server.page.click("#fault-inject")
+    answer_dialog(server, "confirm", "Alerts fire and notifications are sent")
     server.page.wait_for_selector('#notice[data-kind="ok"]:has-text("injected")')
+    assert sent == ["POST /twin/faults"]
 
     # The twin stops the fan, the fan-stopped rule fires (10 simulated s: 0.5 s at 20x); the
     # server page lists the alert (from REST and the stream) and marks the fan FAILED.
     server.page.wait_for_selector(f"{alert_item}.lvl-critical")
     server.page.wait_for_selector(f'{card(fan)} .fan-device .state-chip[data-state="FAILED"]')
+
+    # The header rolls the fan up: the server is shown FAILED because of fan1, never OK,
+    # with its alert count, while the server's own state stays what the engine says.
+    server.page.wait_for_selector('#hero-state[data-state="FAILED"] .state-chip')
+    assert server.page.text_content("#hero-state .rollup-from") == "from fan1"
+    server.page.wait_for_selector('#hero-alerts [data-level="critical"][data-count="1"]')
+    own = server.page.get_attribute("#hero-state", "data-own")
+    assert own != "FAILED"
+    assert f"The server itself: {own}" in server.page.text_content("#state-reason")
+
+    # The charts mark the fault (a band from its start) and the alert (a line).
+    band = server.page.locator('#chart-temp .marker[data-kind="fault.injected"]')
+    band.wait_for()
+    server.page.locator('#chart-temp .marker[data-kind="alert.fired"]').wait_for()
+    # Every chart of the server has them.
+    assert server.page.locator('.charts .marker[data-kind="fault.injected"]').count() == 6
+    band.hover(force=True)  # the markers let the pointer through to the chart
+    tip = server.page.locator("#chart-temp .marker-tip")
+    tip.wait_for()
+    assert f"Fault: fan off on {fan}" in tip.text_content()
+    # Only the chart under the pointer shows a tip; the others show the same instant.
+    assert server.page.locator(".charts .marker-tip:not([hidden])").count() == 1
+    server.page.screenshot(path=screenshot_dir / "server-fault-markers.png", full_page=True)
     server.assert_no_errors()
 
     # The overview got it live: level, entity link, message and age; the tile flags the fan.
@@ -233,16 +345,29 @@ def test_maintenance_toggle(live_server: str, control_token: str, open_tab: Any)
     toggle = tab.page.locator("#maintenance-toggle")
     tab.page.wait_for_selector("#hero-state .state-chip:not([data-state='UNKNOWN'])")
     assert toggle.get_attribute("aria-pressed") == "false"
+    sent = record_changes(tab)
+
+    # Cancel: nothing sent, nothing changed.
+    toggle.click()
+    answer_dialog(tab, "cancel", "nobody is notified")
+    tab.page.wait_for_timeout(300)
+    assert sent == []
+    assert toggle.get_attribute("aria-pressed") == "false"
+    states = get_json(f"{live_server}/api/v1/states?entity={server}")["entities"]
+    assert states[server]["state"] != "MAINTENANCE"
 
     toggle.click()
+    answer_dialog(tab, "confirm", f"Put {server} in maintenance?")
     tab.page.wait_for_selector('#hero-state .state-chip[data-state="MAINTENANCE"]')
     assert toggle.get_attribute("aria-pressed") == "true"
     states = get_json(f"{live_server}/api/v1/states?entity={server}")["entities"]
     assert states[server]["state"] == "MAINTENANCE"
 
     toggle.click()
+    answer_dialog(tab, "confirm", f"End maintenance of {server}?")
     tab.page.wait_for_function(
         "() => document.querySelector('#hero-state .state-chip')?.dataset.state !== 'MAINTENANCE'"
     )
     assert toggle.get_attribute("aria-pressed") == "false"
+    assert sent == ["POST /maintenance", f"DELETE /maintenance/{server}"]
     tab.assert_no_errors()

@@ -2,7 +2,10 @@
 
 A factory, never a module-level app: each test builds its own from a temporary store. The
 WebSocket broadcaster runs for the app's lifespan; the dashboard's static files are mounted
-at `/` after every API route, so they never shadow one.
+at `/` after every API route, so they never shadow one. `/docs` (Swagger UI) loads its script
+and style from the vendored copy under the static files, never from a CDN: server rooms are
+often air-gapped. ReDoc, which would need a CDN too, is not served: `/redoc` redirects to
+`/docs`.
 
 Bad input never costs more than it must: a request body is capped at `MAX_BODY_BYTES` (413,
 also for a chunked body without Content-Length), access is checked before a body is read
@@ -20,7 +23,8 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
@@ -32,6 +36,8 @@ from rackwatch.errors import StoreError
 from rackwatch.web import STATIC_DIR
 
 API_PREFIX = "/api/v1"
+SWAGGER_UI_DIR = "/vendor/swagger-ui"
+"""Where the static mount serves the vendored swagger-ui-dist (web/static/vendor/swagger-ui)."""
 MAX_BODY_BYTES = 64 * 1024
 """Control bodies are small JSON objects (a fault with its parameters is well under 1 KiB)."""
 
@@ -63,6 +69,8 @@ def create_app(ctx: ApiContext) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
+        docs_url=None,  # served below from the vendored files, not FastAPI's CDN
+        redoc_url=None,
     )
     app.state.ctx = ctx
     app.state.hub = hub
@@ -72,6 +80,7 @@ def create_app(ctx: ApiContext) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(prometheus.router)
     _add_error_handlers(app)
+    _add_docs(app)
     _add_fallbacks(app)
     app.mount("/", StaticFiles(directory=STATIC_DIR, html=True, check_dir=False), name="web")
     return app
@@ -141,6 +150,26 @@ def _name(part: int | str) -> str:
     """A location part; an unknown field's name is the caller's, so it is cut short too."""
     text = str(part)
     return text if len(text) <= EXCERPT_LENGTH else excerpt(text)
+
+
+def _add_docs(app: FastAPI) -> None:
+    """`/docs`: Swagger UI from this server's own files (nothing loaded from the internet)."""
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{SWAGGER_UI_DIR}/swagger-ui-bundle.js",
+            swagger_css_url=f"{SWAGGER_UI_DIR}/swagger-ui.css",
+            swagger_favicon_url="/favicon.svg",
+            # The validator badge would send the schema's URL to swagger.io.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> RedirectResponse:
+        return RedirectResponse("/docs")
 
 
 def _add_fallbacks(app: FastAPI) -> None:

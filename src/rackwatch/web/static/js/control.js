@@ -1,6 +1,7 @@
 // Control actions shared by the pages: the token box in the top bar, the notice (toast) that
-// reports what an action did, and `act()`, which runs a control call and turns a 401/403 into
-// a clear "paste a control token" message rather than a silent failure.
+// reports what an action did, the confirmation dialog for actions that change the room, and
+// `act()`, which runs a control call and turns a 401/403 into a clear "paste a control token"
+// message rather than a silent failure.
 
 import { AuthError, maskToken, sendJSON, storedToken, storeToken } from "./api.js";
 
@@ -156,15 +157,63 @@ export function authMessage(error) {
   return `${what} Paste a control token: ${TOKEN_HELP}`;
 }
 
+let dialog = null; // {root, title, body, confirm}
+
+function mountDialog() {
+  const root = el("dialog", "confirm-dialog");
+  root.id = "confirm-dialog";
+  root.setAttribute("aria-labelledby", "confirm-title");
+  root.setAttribute("aria-describedby", "confirm-body");
+  const form = el("form");
+  form.method = "dialog";
+  const title = el("h2", "confirm-title");
+  title.id = "confirm-title";
+  const body = el("div", "confirm-body");
+  body.id = "confirm-body";
+  const cancel = el("button", "btn", "Cancel");
+  cancel.value = "cancel";
+  cancel.id = "confirm-cancel";
+  const confirm = el("button", "btn btn-danger", "Confirm");
+  confirm.value = "confirm";
+  confirm.id = "confirm-ok";
+  const row = el("div", "btn-row confirm-buttons");
+  row.append(cancel, confirm);
+  form.append(title, body, row);
+  root.append(form);
+  document.body.append(root);
+  dialog = { root, title, body, confirm, cancel };
+}
+
+// Asks before an action that changes the room: a modal dialog that says what will happen.
+// Resolves true only for the confirm button; Cancel, Escape or closing it resolve false.
+//   confirmAction({title, lines: ["What happens.", ...], confirm: "Switch off"})
+export function confirmAction({ title, lines, confirm = "Confirm" }) {
+  if (!dialog) mountDialog();
+  dialog.title.textContent = title;
+  dialog.body.replaceChildren(...lines.map((line) => el("p", "", line)));
+  dialog.confirm.textContent = confirm;
+  dialog.root.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.root.addEventListener("close", () => resolve(dialog.root.returnValue === "confirm"), {
+      once: true,
+    });
+    dialog.root.showModal();
+    dialog.cancel.focus(); // The safe choice is the default one.
+  });
+}
+
 // Runs a control call: `await act("POST", "/fans/level", {...}, "Fan 1 set to high")`.
-// Returns the answer, or null when the call was refused or failed (already reported to the user).
-export async function act(method, path, body, done) {
+// With `ask` ({title, lines, confirm}), the user confirms first; Cancel sends nothing.
+// Returns the answer, or null when the call was refused, cancelled or failed (already reported
+// to the user).
+export async function act(method, path, body, done, { ask = null } = {}) {
   // Without a token the server would refuse anyway: say so at once, send nothing.
   if (!storedToken()) {
     notify(authMessage({ status: 401 }), "auth");
     openTokenBox();
     return null;
   }
+  if (ask && !(await confirmAction(ask))) return null;
   try {
     const answer = await sendJSON(method, path, body);
     if (done) notify(typeof done === "function" ? done(answer) : done, "ok");

@@ -1,11 +1,16 @@
-// Room overview: racks as columns of servers coloured by CPU temperature and framed by device
-// state, room totals, active alerts (acknowledge from here) and events. Initial state from REST
-// (/inventory, /live, /states, /alerts, /events); then the WebSocket keeps it live.
+// Room overview: room totals and their history (IT and facility power, PUE, hottest CPU over
+// the chosen time range, with faults and alerts marked), racks as columns of servers coloured
+// by CPU temperature and framed by device state, active alerts grouped by rule (acknowledge one
+// or many from here) and events (INFO hidden unless asked). Initial state from REST
+// (/inventory, /live, /states, /alerts, /events, /series); then the WebSocket keeps it live.
 
 import { LiveSocket, bindIndicator, getJSON, newestTs } from "./api.js";
-import { AlertsPanel, loadStates, stateChip } from "./alerts.js";
+import { AlertsPanel, loadStates, rollupOf, stateChip } from "./alerts.js";
+import { TimeChart, lineOf, maxLine } from "./charts.js";
 import { mountTokenBox } from "./control.js";
-import { renderEvents, serverOf, setClock, showScenario } from "./ui.js";
+import { loadMarkers } from "./markers.js";
+import { RangePicker, describeStep, rangeFromUrl, view } from "./timerange.js";
+import { EventFeed, serverOf, setClock, showScenario } from "./ui.js";
 import { TEMP_STOPS, formatValue, formatWatts, tempColor, tempGradientCss } from "./format.js";
 
 const SERVER_METRICS = [
@@ -37,6 +42,10 @@ const TOTALS = {
 
 const EVENTS_REFRESH_MS = 5_000;
 const STATES_REFRESH_MS = 5_000;
+// Room history: raw rows between two reads come from the stream; buckets only from the store.
+const HISTORY_REFRESH_MS = 30_000;
+const BUCKETS_REFRESH_MS = 10_000;
+const HOTTEST = "cpu_temperature_celsius";
 // A server whose newest CPU temperature is older than this (on the data's clock) is shown stale.
 const STALE_MS = 30_000;
 
@@ -47,7 +56,12 @@ const racks = new Map(); // rack path -> {pdu bar elements}
 const fansOf = new Map(); // server path -> [fan paths]
 let inventory = [];
 let newest = 0;
-let states = {}; // path -> {state, sinceMs, reason, usage} from GET /states
+let states = {}; // path -> {state, sinceMs, reason, usage, rollup...} from GET /states
+let picker = null;
+let feed = null;
+let roomCharts = []; // [{chart, keys: ["room|it_power_watts", ...]}] ("*|hottest": the max)
+let historyToken = 0;
+let historyTimer = null;
 
 // Keeps the newer of two readings: a REST snapshot may land after fresher stream messages.
 function remember(entity, metric, value, tsMs) {
@@ -196,8 +210,10 @@ function drawTile(path) {
   const flags = healthFlags(path);
   // The frame is the device state (GET /states); a failing part the sensors show before the
   // alert engine has judged it still gets a red frame.
+  // The frame is the worst of the server and its fans: a server whose fan failed is not OK.
   const device = states[path];
-  const state = device?.state ?? "UNKNOWN";
+  const rollup = rollupOf(path, states);
+  const state = rollup.state;
   tile.dataset.state = state;
   tile.classList.toggle(
     "tile-alert",
@@ -212,7 +228,8 @@ function drawTile(path) {
   const tempText = formatValue("cpu_temperature_celsius", temp);
   const usage = device?.usage ? ` (${device.usage})` : "";
   const reason = device?.reason ? `: ${device.reason}` : "";
-  tile.title = `${path}: ${state}${reason}; CPU ${tempText}, ${power}, CPU ${util}${usage}`;
+  const from = rollup.from && rollup.from !== path ? ` (from ${rollup.from})` : "";
+  tile.title = `${path}: ${state}${from}${reason}; CPU ${tempText}, ${power}, CPU ${util}${usage}`;
 }
 
 function drawPdu(rack) {
@@ -278,16 +295,105 @@ async function refreshStates() {
 
 async function loadEvents() {
   try {
-    const { events } = await getJSON("/events", { limit: 40 });
-    renderEvents(document.getElementById("events"), events, inventory);
+    // More than are shown: INFO events are hidden unless asked, and they are the many.
+    const { events } = await getJSON("/events", { limit: 200 });
+    feed.render(events, inventory);
   } catch (error) {
     console.warn("events:", error.message);
   }
 }
 
+function buildRoomCharts() {
+  const zoom = (from, to) => picker.zoom(from, to);
+  const specs = [
+    [
+      "chart-room-power",
+      "power_watts",
+      [
+        ["room|it_power_watts", "IT power"],
+        ["room|facility_power_watts", "Facility power"],
+      ],
+    ],
+    ["chart-room-pue", "pue_ratio", [["room|pue_ratio", "PUE"]]],
+    ["chart-room-hottest", HOTTEST, [[`*|${HOTTEST}`, "Hottest CPU"]]],
+  ];
+  roomCharts = specs.map(([id, metric, series]) => ({
+    keys: series.map(([k]) => k),
+    chart: new TimeChart(document.getElementById(id), {
+      metric,
+      series: series.map(([, label]) => ({ label })),
+      onZoom: zoom,
+    }),
+  }));
+}
+
+function currentView() {
+  return view(picker.range, newest || Date.now());
+}
+
+// Room history over the range: room totals, and every server's CPU temperature for the max.
+async function loadRoomHistory() {
+  const token = ++historyToken;
+  clearTimeout(historyTimer);
+  const v = currentView();
+  historyTimer = setTimeout(
+    () => loadRoomHistory().catch((error) => console.warn("room history:", error.message)),
+    v.live && v.step === null ? HISTORY_REFRESH_MS : BUCKETS_REFRESH_MS,
+  );
+  for (const { chart } of roomCharts) chart.setWindow(v.from, v.to);
+  picker.show(describeStep(v.stepMs));
+  loadMarkers(v.from, v.to)
+    .then((markers) => roomCharts.forEach(({ chart }) => chart.setMarkers(markers)))
+    .catch((error) => console.warn("markers:", error.message));
+  const range = { from: Math.floor(v.from), to: Math.ceil(v.to) + 1, step: v.step };
+  const [room, cpus] = await Promise.all([
+    getJSON("/series", { entity: "room", metric: ROOM_METRICS, ...range }),
+    getJSON("/series", { entity: "**", metric: HOTTEST, ...range }),
+  ]);
+  if (token !== historyToken) return;
+  const lines = new Map();
+  for (const s of room.series ?? []) lines.set(`${s.entity}|${s.metric}`, lineOf(room, s));
+  lines.set(`*|${HOTTEST}`, maxLine(cpus));
+  const keepLive = v.live && v.step === null;
+  for (const { chart, keys } of roomCharts) {
+    chart.setHistory(
+      keys.map((k) => lines.get(k)),
+      { keepLive },
+    );
+  }
+  document.getElementById("room-charts").dataset.step = v.step ?? "raw";
+}
+
+// A stream message on the room charts: the totals, and the hottest CPU now.
+function pushRoom(tsMs, data) {
+  const v = currentView();
+  if (!v.live) return;
+  let hottest;
+  for (const path of tiles.keys()) {
+    const t = data[path]?.[HOTTEST];
+    if (t !== null && t !== undefined && (hottest === undefined || t > hottest)) hottest = t;
+  }
+  for (const { chart, keys } of roomCharts) {
+    chart.setWindow(v.from, v.to);
+    if (v.step !== null) continue;
+    const values = keys.map((k) => {
+      const [e, m] = k.split("|");
+      return e === "*" ? hottest : data[e]?.[m];
+    });
+    if (values.some((x) => x !== undefined)) chart.push(tsMs, values);
+  }
+}
+
+function onRange() {
+  loadRoomHistory().catch((error) => console.warn("room history:", error.message));
+}
+
 async function main() {
   drawLegend();
   mountTokenBox(document.querySelector(".topbar-meta"));
+  feed = new EventFeed(document.getElementById("events"), {
+    toggleHost: document.getElementById("events-tools"),
+  });
   const alerts = new AlertsPanel({
     list: document.getElementById("alerts"),
     count: document.getElementById("alerts-count"),
@@ -305,6 +411,7 @@ async function main() {
       }
     }
     queueDraw();
+    if (roomCharts.length) pushRoom(detail.tsMs, detail.data);
   });
   // Alerts come with the stream: the panel shows them at once, then /alerts and /events (the
   // record) are read again.
@@ -328,7 +435,14 @@ async function main() {
   }
   buildFloor();
   await Promise.all([loadSnapshot(), refreshStates()]);
+  picker = new RangePicker(document.getElementById("range-bar"), {
+    range: rangeFromUrl("1h"),
+    nowMs: () => newest || Date.now(),
+    onChange: onRange,
+  });
+  buildRoomCharts();
   socket.start();
+  loadRoomHistory().catch((error) => console.warn("room history:", error.message));
   alerts.start();
   setInterval(() => alerts.tick(), 1_000);
   setInterval(refreshStates, STATES_REFRESH_MS);

@@ -1,17 +1,22 @@
-// One server: live readings, its state and alerts, its fans (with their controls), 30 minutes of
-// live charts (history from REST, then the WebSocket filtered to this server), candlesticks of
-// any of its series at 1 minute or 1 hour, and the twin's fault injection.
+// One server: live readings, its state (rolled up over its fans) and alerts, its fans (with
+// their controls), charts over the page's time range (timerange.js: 15 min to 7 days or custom,
+// raw or from the rollup tiers; drag to zoom; faults and alerts marked), candlesticks of any of
+// its series, and the twin's fault injection.
 //
 // Control actions (fan mode and level, maintenance, faults, acknowledge) need a control token:
-// see control.js. Their effect is shown from what the server reports afterwards (GET /fans,
-// GET /states, telemetry), never assumed from the click.
+// see control.js; switching a fan off, injecting a fault and maintenance ask first. Their effect
+// is shown from what the server reports afterwards (GET /fans, GET /states, telemetry), never
+// assumed from the click.
 
 import { LiveSocket, bindIndicator, entityPath, getJSON, newestTs } from "./api.js";
-import { AlertsPanel, loadStates, normaliseState, stateChip } from "./alerts.js";
-import { CandleChart, TimeChart } from "./charts.js";
+import { AlertsPanel, loadStates, normaliseState, rollupOf, stateChip } from "./alerts.js";
+import { CandleChart, TimeChart, bucketStarts, lineOf } from "./charts.js";
 import { act, busy, mountTokenBox } from "./control.js";
+import { loadMarkers } from "./markers.js";
+import { RangePicker, describeStep, rangeFromUrl, view } from "./timerange.js";
 import {
   FAN_LEVELS,
+  formatDuration,
   formatPercent,
   formatTime,
   formatValue,
@@ -19,16 +24,17 @@ import {
   metricLabel,
   tempColor,
 } from "./format.js";
-import { renderEvents, serverOf, setClock } from "./ui.js";
+import { EventFeed, serverOf, setClock } from "./ui.js";
 
-const WINDOW_MS = 30 * 60_000;
 const EVENTS_REFRESH_MS = 10_000;
 // Fan modes and device states change on operators' and the engine's decisions: poll them.
 const FANS_REFRESH_MS = 3_000;
 const STATES_REFRESH_MS = 4_000;
 // The stream is a thinned, newest-only view; the store is the record. Re-read it now and then so
-// the charts show every stored sample and every reported gap.
+// the charts show every stored sample and every reported gap; bucketed ranges (no live points)
+// more often, so their newest bucket keeps up.
 const HISTORY_REFRESH_MS = 30_000;
+const BUCKETS_REFRESH_MS = 10_000;
 const KPI_METRICS = [
   "cpu_temperature_celsius",
   "inlet_temperature_celsius",
@@ -39,11 +45,13 @@ const KPI_METRICS = [
   "disk_ok",
 ];
 const FAN_METRICS = ["fan_level", "fan_rpm", "fan_power_watts"];
-// Candles: how far back each resolution looks, and how often the stored rollups are re-read.
+// Candles: each resolution's bucket and how often the stored rollups are re-read; "auto" takes
+// 1-minute candles up to 12 hours (720 candles), 1-hour ones beyond.
 const CANDLES = {
-  "1m": { spanMs: 2 * 3_600_000, bucketMs: 60_000, refreshMs: 10_000, name: "1-minute" },
-  "1h": { spanMs: 48 * 3_600_000, bucketMs: 3_600_000, refreshMs: 60_000, name: "1-hour" },
+  "1m": { bucketMs: 60_000, refreshMs: 10_000, name: "1-minute" },
+  "1h": { bucketMs: 3_600_000, refreshMs: 60_000, name: "1-hour" },
 };
+const AUTO_CANDLES_UP_TO_MS = 12 * 3_600_000;
 
 const entity = new URLSearchParams(location.search).get("entity");
 const latest = {}; // "entity|metric" -> newest value
@@ -55,8 +63,13 @@ let candle = null;
 let candleToken = 0;
 let candleTimer = null;
 let fanStatus = {}; // fan path -> {mode, level, failed, failsafe} from GET /fans
-let states = {}; // path -> {state, sinceMs, reason, usage} from GET /states
+let states = {}; // path -> {state, sinceMs, reason, usage, rollup...} from GET /states
 let alertsPanel = null;
+let picker = null; // the time range (RangePicker)
+let historyToken = 0;
+let historyTimer = null;
+let markers = [];
+let feed = null;
 
 const key = (e, m) => `${e}|${m}`;
 const fanName = (path) => `Fan ${path.split("/").pop().replace(/^fan/, "")}`;
@@ -187,11 +200,26 @@ function buildFans() {
 }
 
 async function setFanLevel(fan, level) {
+  // Off is the one level that can cook a server: say so and ask first.
+  const ask =
+    level === "off"
+      ? {
+          title: `Switch ${fanName(fan)} off?`,
+          lines: [
+            `${fan} stops and stays off in manual mode: the fan controller no longer runs it, ` +
+              "even if the server heats up.",
+            "Its CPU temperature rises; the other fan may not cool the server on its own. " +
+              "Set the fan back to Auto to hand it to the controller again.",
+          ],
+          confirm: "Switch off",
+        }
+      : null;
   const answer = await act(
     "POST",
     "/fans/level",
     { entity: fan, level },
     `${fanName(fan)} set to ${level}, manual mode.`,
+    { ask },
   );
   if (answer) await refreshFans();
 }
@@ -305,15 +333,50 @@ function drawReadings() {
   setClock(newest);
 }
 
-// The server's own state (chip, reason, since when) and the maintenance button.
+// Active alerts on the server and its parts: GET /states's counts, else the alerts panel's.
+function alertCounts() {
+  const counts = states[entity]?.alerts;
+  if (counts) return { critical: counts.critical ?? 0, warning: counts.warning ?? 0 };
+  const listed = [...(alertsPanel?.alerts.values() ?? [])];
+  const n = (level) => listed.filter((a) => a.level === level).length;
+  return { critical: n("critical"), warning: n("warning") };
+}
+
+// The header says the worst state of the server and its parts (a failed fan makes the server
+// FAILED here, whatever the server's own state), which part it comes from, and the alert
+// counts; then its own state, reason and since when. And the maintenance button.
 function drawState() {
   const own = states[entity];
   const state = own?.state ?? "UNKNOWN";
-  document.getElementById("page").dataset.state = state;
-  document.getElementById("hero-state").replaceChildren(stateChip(state, own?.usage, "big"));
+  const rollup = rollupOf(entity, states);
+  document.getElementById("page").dataset.state = rollup.state;
+  const hero = document.getElementById("hero-state");
+  hero.dataset.state = rollup.state;
+  hero.dataset.own = state;
+  const chip = stateChip(rollup.state, own?.usage, "big");
+  if (rollup.from && rollup.from !== entity) {
+    chip.title = `${rollup.state} because of ${rollup.from}; ${entity} itself is ${state}`;
+  }
+  const parts = [chip];
+  if (rollup.from && rollup.from !== entity) {
+    parts.push(el("span", "rollup-from", `from ${rollup.from.slice(entity.length + 1)}`));
+  }
+  hero.replaceChildren(...parts);
+  const counts = alertCounts();
+  const badges = document.getElementById("hero-alerts");
+  badges.replaceChildren(
+    ...["critical", "warning"].map((level) => {
+      const badge = el("span", `alert-count-badge lvl-${level}`, `${counts[level]} ${level}`);
+      badge.dataset.level = level;
+      badge.dataset.count = String(counts[level]);
+      return badge;
+    }),
+  );
+  badges.title = "Active alerts on this server and its fans";
   const reason = document.getElementById("state-reason");
   const since = own?.sinceMs ? `since ${formatTime(own.sinceMs)}` : "";
-  reason.textContent = own ? [since, own.reason].filter(Boolean).join(" · ") : "";
+  const self = rollup.state !== state ? `The server itself: ${state}` : "";
+  reason.textContent = own ? [self, since, own.reason].filter(Boolean).join(" · ") : "";
   reason.hidden = !reason.textContent;
   const toggle = document.getElementById("maintenance-toggle");
   const inMaintenance = state === "MAINTENANCE";
@@ -332,12 +395,33 @@ async function toggleMaintenance() {
         `/maintenance/${entityPath(entity)}`,
         undefined,
         `${entity}: maintenance ended.`,
+        {
+          ask: {
+            title: `End maintenance of ${entity}?`,
+            lines: [
+              "Its alerts are notified again (console, e-mail, webhooks...) from now on, and " +
+                "its state comes back from the telemetry.",
+            ],
+            confirm: "End maintenance",
+          },
+        },
       )
     : await act(
         "POST",
         "/maintenance",
         { entity, reason: "set from the dashboard" },
         `${entity} is in maintenance: its alerts are recorded, nobody is notified.`,
+        {
+          ask: {
+            title: `Put ${entity} in maintenance?`,
+            lines: [
+              `${entity} and its fans show MAINTENANCE. Their alerts are still recorded, but ` +
+                "nobody is notified of them until maintenance ends.",
+              "The fans stay under their controller as before.",
+            ],
+            confirm: "Start maintenance",
+          },
+        },
       );
   if (!answer) return;
   // Show the answer at once; the next /states read brings the reason and the time.
@@ -389,43 +473,77 @@ function buildCharts() {
     keys: series.map(([e, m]) => key(e, m)),
     chart: new TimeChart(document.getElementById(id), {
       metric,
-      windowMs: WINDOW_MS,
       series: series.map(([, , label]) => ({ label })),
+      onZoom: (from, to) => picker.zoom(from, to),
       ...extra,
     }),
   }));
 }
 
-// Last 30 minutes from the store, so the charts are full the moment the page opens.
-async function loadHistory() {
+// The charts' range now: a preset ends at the newest sample (the data's clock).
+function currentView() {
+  return view(picker.range, newest || Date.now());
+}
+
+// The readings now, and the data's clock, from /live.
+async function loadLive() {
   const live = await getJSON("/live", { entity: `${entity}/**` });
   for (const [e, metrics] of Object.entries(live.entities ?? {})) {
     for (const [m, reading] of Object.entries(metrics)) latest[key(e, m)] = reading.value;
   }
   newest = Math.max(newest, newestTs(live));
   queueDraw();
-  const end = newest;
+}
+
+// The charts' history over the range, from the tier the step picks; then markers and candles.
+async function loadHistory() {
+  const token = ++historyToken; // A newer range wins over a slower, older answer.
+  clearTimeout(historyTimer);
+  const v = currentView();
+  historyTimer = setTimeout(
+    () => loadHistory().catch((error) => console.warn("history:", error.message)),
+    v.live && v.step === null ? HISTORY_REFRESH_MS : BUCKETS_REFRESH_MS,
+  );
+  for (const { chart } of charts) chart.setWindow(v.from, v.to);
+  picker.show(describeStep(v.stepMs));
+  loadMarkersFor(v);
   const answer = await getJSON("/series", {
     entity: `${entity}/**`,
     metric: [...KPI_METRICS, ...FAN_METRICS],
-    from: end - WINDOW_MS,
-    to: end,
+    from: Math.floor(v.from),
+    to: Math.ceil(v.to) + 1,
+    step: v.step,
   });
+  if (token !== historyToken) return;
   const byKey = new Map();
-  for (const s of answer.series ?? []) {
-    // Raw answers carry `value`; if the store chose a rollup tier, plot its averages.
-    byKey.set(key(s.entity, s.metric), {
-      ts: s.ts ?? bucketStarts(answer, s),
-      value: s.value ?? s.avg ?? [],
-      gaps: s.gaps ?? [],
-    });
+  for (const s of answer.series ?? []) byKey.set(key(s.entity, s.metric), lineOf(answer, s));
+  // Raw rows while the range follows the stream: live samples newer than the store's are kept.
+  const keepLive = v.live && v.step === null;
+  for (const { chart, keys } of charts) {
+    chart.setHistory(
+      keys.map((k) => byKey.get(k)),
+      { keepLive },
+    );
   }
-  for (const { chart, keys } of charts) chart.setHistory(keys.map((k) => byKey.get(k)));
+  document.getElementById("charts").dataset.step = v.step ?? "raw";
 }
 
-function bucketStarts(answer, s) {
-  const n = (s.value ?? s.open ?? []).length;
-  return Array.from({ length: n }, (_, i) => answer.from_ms + i * answer.bucket_ms);
+// Faults and alerts of this server (and of what it sits in: its rack, the room's cooling).
+async function loadMarkersFor(v) {
+  try {
+    markers = await loadMarkers(v.from, v.to, entity);
+  } catch (error) {
+    console.warn("markers:", error.message);
+    return;
+  }
+  for (const { chart } of charts) chart.setMarkers(markers);
+  candle?.setMarkers(markers);
+}
+
+// A new range (preset, custom or zoom): every chart follows.
+function onRange() {
+  loadHistory().catch((error) => console.warn("history:", error.message));
+  loadCandles();
 }
 
 function buildCandleControls() {
@@ -460,7 +578,11 @@ function buildCandleControls() {
 
 function candleChoice() {
   const [e, m] = document.getElementById("candle-series").value.split("|");
-  const step = document.getElementById("candle-step").value;
+  let step = document.getElementById("candle-step").value;
+  if (step === "auto") {
+    const v = currentView();
+    step = v.to - v.from <= AUTO_CANDLES_UP_TO_MS ? "1m" : "1h";
+  }
   return { e, m, step, spec: CANDLES[step] };
 }
 
@@ -470,13 +592,14 @@ async function loadCandles() {
   const summary = document.getElementById("candle-summary");
   clearTimeout(candleTimer);
   candleTimer = setTimeout(loadCandles, spec.refreshMs);
+  const v = currentView();
+  candle.setWindow(v.from, v.to);
   try {
-    const end = newest || Date.now();
     const answer = await getJSON("/series", {
       entity: e,
       metric: m,
-      from: end - spec.spanMs,
-      to: end,
+      from: Math.floor(v.from),
+      to: Math.ceil(v.to) + 1,
       step,
     });
     if (token !== candleToken) return;
@@ -493,10 +616,10 @@ async function loadCandles() {
     const gapText = gaps
       ? ` ${gaps} missing bucket${gaps === 1 ? " is" : "s are"} left empty.`
       : "";
+    const follows = v.live ? "; the newest follows the live stream" : "";
     summary.textContent =
-      `${metricLabel(m)} of ${e}, ${spec.name} candles from the ${answer.tier} tier; the newest ` +
-      `follows the live stream.${gapText} Green: closed higher than it opened; red: lower; ` +
-      "faded: samples missing.";
+      `${metricLabel(m)} of ${e}, ${spec.name} candles from the ${answer.tier} tier${follows}.` +
+      `${gapText} Green: closed higher than it opened; red: lower; faded: samples missing.`;
   } catch (error) {
     if (token === candleToken) summary.textContent = `Could not load candles: ${error.message}`;
   }
@@ -504,10 +627,8 @@ async function loadCandles() {
 
 async function loadEvents() {
   try {
-    const { events } = await getJSON("/events", { entity: `${entity}/**`, limit: 20 });
-    renderEvents(document.getElementById("events"), events, inventory, {
-      empty: "No events for this server.",
-    });
+    const { events } = await getJSON("/events", { entity: `${entity}/**`, limit: 100 });
+    feed.render(events, inventory);
   } catch (error) {
     console.warn("events:", error.message);
   }
@@ -600,22 +721,43 @@ async function buildFaultPanel(server) {
   document.getElementById("fault-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const button = document.getElementById("fault-inject");
-    busy(button, () => injectFault(kindSelect.value, targetSelect.value, duration));
+    const spec = kinds[kindSelect.value];
+    busy(button, () => injectFault(kindSelect.value, spec, targetSelect.value, duration));
   });
   document.getElementById("fault-panel").hidden = false;
 }
 
-async function injectFault(kind, target, durationInput) {
+async function injectFault(kind, spec, target, durationInput) {
   const body = { kind, entity: target };
   const seconds = Number(durationInput.value);
-  if (!durationInput.disabled && durationInput.value !== "" && seconds > 0) {
-    body.params = { duration_s: seconds };
+  const custom = !durationInput.disabled && durationInput.value !== "" && seconds > 0;
+  if (custom) body.params = { duration_s: seconds };
+  const name = kind.replaceAll("_", " ");
+  const defaults = spec?.defaults ?? {};
+  let lasts = "";
+  if (custom) lasts = `It lasts ${formatDuration(seconds)} of data time.`;
+  else if (defaults.duration_s === null) {
+    lasts = "It has no end: the part stays broken while the twin runs (give a duration to end it).";
+  } else if (Number.isFinite(defaults.duration_s)) {
+    lasts = `It lasts ${formatDuration(defaults.duration_s)} of data time (the default).`;
   }
   const answer = await act(
     "POST",
     "/twin/faults",
     body,
-    `${kind.replaceAll("_", " ")} injected on ${target}: the twin starts it at its next step.`,
+    `${name} injected on ${target}: the twin starts it at its next step.`,
+    {
+      ask: {
+        title: `Inject "${name}" on ${target}?`,
+        lines: [
+          spec?.description ?? "",
+          `The twin simulates it from its next step. ${lasts}`.trim(),
+          "Alerts fire and notifications are sent as for a real failure; the fan controller " +
+            "reacts to it.",
+        ].filter(Boolean),
+        confirm: "Inject fault",
+      },
+    },
   );
   if (!answer) return;
   // The fault.injected event and the first alerts follow within a few twin steps.
@@ -623,6 +765,7 @@ async function injectFault(kind, target, durationInput) {
     loadEvents();
     refreshStates();
     alertsPanel?.refresh();
+    loadMarkersFor(currentView());
   }, 1_500);
 }
 
@@ -631,16 +774,22 @@ function onData({ tsMs, data }) {
   for (const [e, metrics] of Object.entries(data)) {
     for (const [m, v] of Object.entries(metrics)) latest[key(e, m)] = v;
   }
+  queueDraw();
+  const v = currentView();
+  if (!v.live) return; // A fixed range (custom, zoomed) does not move.
   for (const { chart, keys } of charts) {
+    chart.setWindow(v.from, v.to);
+    if (v.step !== null) continue; // Buckets come from the store, re-read now and then.
     const values = keys.map((k) => {
       const [e, m] = k.split("|");
       return data[e]?.[m]; // undefined: not in this message; null: the sensor answered nothing.
     });
-    if (values.some((v) => v !== undefined)) chart.push(tsMs, values);
+    if (values.some((x) => x !== undefined)) chart.push(tsMs, values);
   }
+  if (!candle) return;
+  candle.setWindow(v.from, v.to);
   const { e, m } = candleChoice();
-  if (candle && data[e] && m in data[e]) candle.push(tsMs, data[e][m]);
-  queueDraw();
+  if (data[e] && m in data[e]) candle.push(tsMs, data[e][m]);
 }
 
 async function main() {
@@ -677,9 +826,20 @@ async function main() {
       refreshFans();
     },
   });
+  picker = new RangePicker(document.getElementById("range-bar"), {
+    range: rangeFromUrl("1h"),
+    nowMs: () => newest || Date.now(),
+    onChange: onRange,
+  });
+  feed = new EventFeed(document.getElementById("events"), {
+    toggleHost: document.getElementById("events-tools"),
+    empty: "No events for this server.",
+    max: 20,
+  });
   buildCharts();
   candle = new CandleChart(document.getElementById("candle-chart"), {
     metric: "cpu_temperature_celsius",
+    onZoom: (from, to) => picker.zoom(from, to),
   });
   buildCandleControls();
 
@@ -699,15 +859,9 @@ async function main() {
   });
   socket.start();
 
-  try {
-    await loadHistory();
-  } catch (error) {
-    console.warn("history:", error.message);
-  }
-  setInterval(
-    () => loadHistory().catch((error) => console.warn(error.message)),
-    HISTORY_REFRESH_MS,
-  );
+  await loadLive().catch((error) => console.warn("live:", error.message));
+  // It re-reads itself now and then (HISTORY_REFRESH_MS), also after a failure.
+  await loadHistory().catch((error) => console.warn("history:", error.message));
   loadCandles();
   loadEvents();
   setInterval(loadEvents, EVENTS_REFRESH_MS);

@@ -115,3 +115,50 @@ export function renderEvents(list, events, inventory, { empty = "No events yet."
     }),
   );
 }
+
+// An event feed that hides INFO events (commands applied, usage changes...) unless asked: the
+// warnings and failures are what someone opening the page is looking for.
+//   list: the <ol>; toggleHost: where the "Show info" checkbox goes; max: events shown at most
+export class EventFeed {
+  constructor(list, { toggleHost, empty = "No events yet.", max = 40 }) {
+    Object.assign(this, { list, empty, max });
+    this.events = null;
+    this.inventory = [];
+    const label = document.createElement("label");
+    label.className = "feed-toggle";
+    this.checkbox = document.createElement("input");
+    this.checkbox.type = "checkbox";
+    this.checkbox.id = `${list.id}-show-info`;
+    this.checkbox.checked = false;
+    this.checkbox.addEventListener("change", () => this.draw());
+    this.label = document.createElement("span");
+    label.append(this.checkbox, this.label);
+    toggleHost.append(label);
+    this.showLabel(0);
+  }
+
+  get showInfo() {
+    return this.checkbox.checked;
+  }
+
+  render(events, inventory) {
+    this.events = events ?? [];
+    this.inventory = inventory;
+    this.draw();
+  }
+
+  showLabel(hidden) {
+    this.label.textContent = hidden ? `Show info (${hidden} hidden)` : "Show info";
+  }
+
+  draw() {
+    if (this.events === null) return;
+    const info = this.events.filter((e) => severityName(e.severity) === "info").length;
+    const shown = (
+      this.showInfo ? this.events : this.events.filter((e) => severityName(e.severity) !== "info")
+    ).slice(0, this.max);
+    this.showLabel(this.showInfo ? 0 : info);
+    const empty = info && !this.showInfo ? `${this.empty} (${info} info hidden)` : this.empty;
+    renderEvents(this.list, shown, this.inventory, { empty });
+  }
+}
