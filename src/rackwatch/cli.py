@@ -164,7 +164,7 @@ def main_callback(
 
 @cli.command()
 def scenarios() -> None:
-    """List the twin's scenarios: the presets and the seed's test protocols."""
+    """List the twin's scenarios: the presets and the test protocols."""
     table = Table("name", "servers/cluster", "scheduled faults", "what happens", show_lines=False)
     from rackwatch.twin import PRESETS, SCENARIOS
 
@@ -439,8 +439,9 @@ def _render(services: app.Services) -> Panel:
         "",
     )
     hot = Table("hottest servers", "CPU °C", box=None)
+    warm, hot_c = _cpu_thresholds(services.settings)
     for server, celsius in room.hottest:
-        colour = "red" if celsius >= 80 else "yellow" if celsius >= 70 else "green"
+        colour = "red" if celsius >= hot_c else "yellow" if celsius >= warm else "green"
         hot.add_row(server, f"[{colour}]{celsius:.1f}")
     fans = ", ".join(room.fans_stopped) or "none"
     return Panel(
@@ -448,6 +449,17 @@ def _render(services: app.Services) -> Panel:
         title=f"rackwatch run · {services.twin.name}",
         expand=False,
     )
+
+
+def _cpu_thresholds(settings: Settings) -> tuple[float, float]:
+    """The CPU temperature rule's warning and critical levels: the terminal colours a server
+    as the alerts will judge it (defaults 75 and 85 °C, as on the dashboard's scale)."""
+    for rule in settings.alerts.active_rules():
+        if rule.metric == "cpu_temperature_celsius" and rule.kind == "threshold":
+            warning = rule.warning if rule.warning is not None else math.inf
+            critical = rule.critical if rule.critical is not None else math.inf
+            return warning, critical
+    return 75.0, 85.0
 
 
 def _shown(value: float, spec: str, unit: str = "") -> str:

@@ -338,6 +338,18 @@ def test_events_by_range_entity_and_kind(harness):
         store.events(5, 1)
 
 
+def test_the_newest_events_are_read_first_and_the_glob_applies_before_the_limit(harness):
+    store = harness.open()
+    servers = [Event(T0 + i, "alert.fired", f"c01/r01/s{i % 3:02d}") for i in range(3000)]
+    store.write_events(servers)
+    newest = store.events(T0, T0 + 10_000, entity="c01/r01/s01", newest=5)
+    assert [e.ts for e in newest] == [T0 + i for i in (2998, 2995, 2992, 2989, 2986)]
+    assert store.events(T0, T0 + 10_000, newest=2) == servers[:-3:-1]
+    assert len(store.events(T0, T0 + 10_000, entity="c01/**", newest=10_000)) == 3000
+    store.write_events([Event(T0, "after", "room")])  # the connection is free for more work
+    assert store.events(T0, T0 + 1, kinds=["after"]) == [Event(T0, "after", "room")]
+
+
 def test_inventory_upsert(harness):
     store = harness.open()
     store.upsert_inventory([EntityRecord("c01/r01/s01", "server", {"u": 2})])

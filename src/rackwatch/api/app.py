@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import struct
-import zlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -175,10 +173,8 @@ def _add_docs(app: FastAPI) -> None:
 def _add_fallbacks(app: FastAPI) -> None:
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:
-        icon = STATIC_DIR / "favicon.ico"
-        if icon.is_file():
-            return FileResponse(icon)
-        return Response(FAVICON_PNG, media_type="image/png")
+        """Browsers ask for /favicon.ico whatever the page says: answer with the SVG icon."""
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     @app.api_route(
         "/api/{path:path}",
@@ -213,23 +209,3 @@ def _allowed_methods(path: str) -> list[str]:
             for method in route.methods or ()
         }
     )
-
-
-def _png(width: int, height: int, rgba: tuple[int, int, int, int]) -> bytes:
-    """A one-colour PNG (the fallback favicon, so a browser's request never 404s)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    row = b"\x00" + bytes(rgba) * width
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(row * height))
-        + chunk(b"IEND", b"")
-    )
-
-
-FAVICON_PNG = _png(16, 16, (37, 99, 235, 255))

@@ -191,7 +191,7 @@ MAX_GROUP_ENTITIES = 10
 
 
 class AlertOut(BaseModel):
-    """One alert: seed 001's WebSocket alert shape plus its lifecycle."""
+    """One alert: the WebSocket's alert shape plus its lifecycle."""
 
     id: str = Field(description="Stable 16-hex-digit id, for POST /alerts/{id}/ack.")
     timestamp: str = Field(description="Time of the last change, ISO 8601 (UTC).")

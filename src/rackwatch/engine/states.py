@@ -1,7 +1,5 @@
 """Device states (OK … FAILED, MAINTENANCE, UNKNOWN) and server usage (busy/idle). Pure.
 
-Seed 000 asks for "un système à état" and a "status d'utilisation (en cours ou non)".
-
 `DeviceStates` derives each entity's state from what it is told, in this order of precedence:
 
 1. MAINTENANCE: the entity or one of its ancestors was put in maintenance (a server's fans go

@@ -244,6 +244,7 @@ class Store(Protocol):
         end_ms: int,
         entity: str = "**",
         kinds: Sequence[str] | None = None,
+        newest: int | None = None,
     ) -> list[Event]: ...
 
     def flush(self) -> None: ...

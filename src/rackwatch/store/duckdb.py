@@ -908,11 +908,13 @@ class DuckDBStore:
         end_ms: int,
         entity: str = "**",
         kinds: Sequence[str] | None = None,
+        newest: int | None = None,
     ) -> list[Event]:
         """Events overlapping [start_ms, end_ms) (an event without end_ts is an instant),
-        whose entity matches the glob and whose kind is in `kinds` (None: all), by ts."""
+        whose entity matches the glob and whose kind is in `kinds` (None: all), by ts; with
+        `newest`, only that many, the newest first."""
         self._check_open()
-        return records.read_events(self._cursor(), start_ms, end_ms, entity, kinds)
+        return records.read_events(self._cursor(), start_ms, end_ms, entity, kinds, newest)
 
     def upsert_inventory(self, entities: Sequence[EntityRecord]) -> None:
         rows = records.inventory_rows(entities)

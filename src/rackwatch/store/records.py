@@ -47,8 +47,11 @@ def read_events(
     end_ms: int,
     entity: str = "**",
     kinds: Sequence[str] | None = None,
+    newest: int | None = None,
 ) -> list[Event]:
-    """Events overlapping [start_ms, end_ms), entity matching the glob, kind in `kinds`."""
+    """Events overlapping [start_ms, end_ms), entity matching the glob, kind in `kinds`, by
+    ts; with `newest`, only that many, the newest first (read until found, not all of them).
+    """
     if end_ms < start_ms:
         raise StoreError(f"event range ends before it starts: {start_ms} > {end_ms}")
     if kinds is not None and not kinds:
@@ -63,20 +66,35 @@ def read_events(
     if prefix:
         sql += " AND starts_with(entity, ?)"
         params.append(prefix)
-    rows = cur.execute(sql + " ORDER BY ts, kind, entity", params).fetchall()
+    order = (
+        " ORDER BY ts DESC, kind, entity" if newest is not None else " ORDER BY ts, kind, entity"
+    )
+    result = cur.execute(sql + order, params)
     pattern = compile_pattern(entity)
-    return [
-        Event(
-            ts=int(ts),
-            kind=str(kind),
-            entity=str(ent),
-            severity=Severity(int(sev)),
-            attributes=json.loads(attrs),
-            end_ts=None if end_ts is None else int(end_ts),
-        )
-        for ts, end_ts, kind, ent, sev, attrs in rows
-        if pattern.match(str(ent))
-    ]
+    found: list[Event] = []
+    while newest is None or len(found) < newest:
+        rows = result.fetchmany(_EVENT_BATCH)
+        if not rows:
+            break
+        found += [
+            Event(
+                ts=int(ts),
+                kind=str(kind),
+                entity=str(ent),
+                severity=Severity(int(sev)),
+                attributes=json.loads(attrs),
+                end_ts=None if end_ts is None else int(end_ts),
+            )
+            for ts, end_ts, kind, ent, sev, attrs in rows
+            if pattern.match(str(ent))
+        ]
+    if newest is not None:
+        result.fetchall()  # DuckDB refuses other work on a connection with an unread result
+        del found[newest:]
+    return found
+
+
+_EVENT_BATCH = 1024
 
 
 def inventory_rows(entities: Sequence[EntityRecord]) -> list[tuple[str, str, str]]:

@@ -66,7 +66,7 @@ class FaultParams(BaseModel):
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
-        """Every parameter at its default (seed 000)."""
+        """Every parameter at its default."""
         return cls.model_validate({}).model_dump()
 
 

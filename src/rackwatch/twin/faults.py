@@ -1,4 +1,5 @@
-"""The fault catalogue: kind → FaultSpec (defaults from seed 000, overridable per injection).
+"""The fault catalogue: kind → FaultSpec (defaults from the users' test protocols, overridable
+per injection).
 
 A fault acts through hooks, never through branches in the simulator:
 
@@ -441,7 +442,7 @@ class FaultSpec:
     severity: Severity
     description: str
     params: type[fp.FaultParams]
-    """The parameter model: names, defaults (seed 000), bounds; `duration_s` None means
+    """The parameter model: names, defaults, bounds; `duration_s` None means
     until repaired."""
     on_physics: PhysicsHook | None = None
     on_readings: ReadingsHook | None = None
@@ -484,7 +485,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.FAN,
             Severity.WARNING,
             "Wear: the fan loses step_ratio of its speed every interval_s, then stops once at or "
-            "below off_below_ratio (seed 000: -2 % every 30 min until ≤ 40 %, then off).",
+            "below off_below_ratio (by default -2 % every 30 min until ≤ 40 %, then off).",
             fp.FanDegradationParams,
             on_physics=_fan_degradation,
             duration=fp.fan_degradation_duration_s,
@@ -494,7 +495,7 @@ FAULTS: dict[str, FaultSpec] = {
             "sensor_drift",
             Target.SENSOR,
             Severity.WARNING,
-            "The sensor's reading drifts by slope_per_hour (seed 000: +0.2 °C/h); the physics "
+            "The sensor's reading drifts by slope_per_hour (by default +0.2 °C/h); the physics "
             "does not.",
             fp.SensorDriftParams,
             on_readings=_sensor_drift,
@@ -538,7 +539,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.SERVERS,
             Severity.INFO,
             "A CPU-intensive job holds utilisation at least at `utilization` on n_servers "
-            "(seed 000: 90 % for 120 s).",
+            "(by default 90 % for 120 s).",
             fp.LoadBurstParams,
             on_physics=_load_burst,
         ),
@@ -547,7 +548,7 @@ FAULTS: dict[str, FaultSpec] = {
             Target.SENSORS,
             Severity.WARNING,
             "Intermittent network loss: a `fraction` of the series under the entity drop messages "
-            "for min_gap_s-max_gap_s at a time (absent rows, not NaN); seed 000: 10-30 s on 20 %.",
+            "for min_gap_s-max_gap_s at a time (absent rows, not NaN); by default 10-30 s on 20 %.",
             fp.TelemetryLossParams,
             on_readings=_telemetry_loss,
             prepare=_prepare_telemetry_loss,

@@ -1,6 +1,6 @@
 """Named scenarios: a preset size and faults scheduled at offsets from the start.
 
-The four test protocols of seed 000 (fan fail on a small cluster, sensor drift on a medium one,
+The users' four test protocols (fan fail on a small cluster, sensor drift on a medium one,
 degraded air conditioning on a large one, load burst plus progressive fan wear on the default
 very large one), the partial network loss, and the plain presets with no fault.
 

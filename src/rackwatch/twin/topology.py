@@ -3,7 +3,7 @@
 Servers are numbered cluster-major, rack-major, slot-minor, so each rack is a contiguous range
 (`np.add.reduceat` over `rack_start` gives per-rack sums) and fan `2i`, `2i+1` belong to server
 `i`. Static properties (idle/peak power, fan model, heatsink) are drawn once from the seed, with
-the ranges of seed 000: idle 50-120 W, peak 150-500 W, fans 3-18 W each at high.
+the ranges our users gave: idle 50-120 W, peak 150-500 W, fans 3-18 W each at high.
 
 >>> topo = build_topology("large", clusters=2, seed=0)
 >>> topo.n_servers, topo.n_racks, topo.server_paths[8], topo.fan_paths[1]

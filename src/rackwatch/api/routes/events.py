@@ -46,8 +46,7 @@ async def get_events(
     end = parse_time(to, now_ms=now, name="to")
     if end <= start:
         raise ParamError(f"from ({start}) must be before to ({end})")
-    events = await run_in_threadpool(ctx.store.events, start, end, entity, kind)
-    newest = sorted(events, key=lambda e: e.ts, reverse=True)[:limit]
+    newest = await run_in_threadpool(ctx.store.events, start, end, entity, kind, limit)
     return EventsOut(
         events=[
             EventOut(

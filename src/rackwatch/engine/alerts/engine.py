@@ -12,7 +12,7 @@ For the API::
     engine.active_alerts() -> list[Alert]            # firing + acknowledged (Alert.as_dict())
     await engine.acknowledge(alert_id, by) -> Alert  # AlertNotFound if not open
     await engine.acknowledge_many(ids, by) -> AckResult  # acknowledged, not_found
-    engine.recent_alerts(since_ms) -> list[dict]     # the WebSocket `alerts` array (seed 001)
+    engine.recent_alerts(since_ms) -> list[dict]     # the WebSocket `alerts` array
     engine.states() -> dict[str, DeviceState]        # entity -> ok/warning/.../unknown
     engine.rollups() -> dict[str, Rollup]            # worst of own and parts', alerts counted
     engine.state_details(entity) -> dict | None      # state, reason, since, maintenance

@@ -5,7 +5,7 @@ Pure: `AlertBook.apply(transition)` and `AlertBook.acknowledge(...)` return `Ale
 
 Deduplication: while an alert is open, the same (rule, entity) only changes its severity
 (up: `alert.escalated`; down: no event, the alert just shows the lower level).
-Cooldown (seed 001's anti-spam, 300 s by default): a condition that comes back within the
+Cooldown (against repeated alerts, 300 s by default): a condition that comes back within the
 cooldown after its alert resolved *reopens* that alert (same id, `alert.fired` event with
 `reopened: true`) instead of opening a new one, and no one is notified again unless the level
 is higher than any level already notified for it. The alert stays visible (API, store, device
@@ -82,7 +82,7 @@ class Alert:
         return self.status is not AlertStatus.RESOLVED
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, seed 001's alert shape plus the lifecycle fields."""
+        """JSON-ready, the WebSocket's alert shape (docs/API.md) plus the lifecycle fields."""
         return {
             "id": self.id,
             "timestamp": iso(self.ts),

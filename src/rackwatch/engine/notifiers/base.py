@@ -59,7 +59,7 @@ class Notification:
         return f"[{state}] {self.entity}: {self.rule}"
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: seed 001's alert fields (timestamp, metric, value, threshold, level,
+        """JSON-ready: the alert fields (timestamp, metric, value, threshold, level,
         message) plus where and which alert."""
         return {
             "kind": self.kind,

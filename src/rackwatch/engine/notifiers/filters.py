@@ -1,6 +1,6 @@
 """Which notifications a notifier takes: minimum level, entity globs, hours of the day.
 
-Seed 001's level, component and time filters. The time window is read in the notifier's own
+Filters by level, component and time. The time window is read in the notifier's own
 time zone and may cross midnight (22:00-07:00: on-call nights). It applies to the alert's
 timestamp (the samples' clock), so a simulated day at any speed behaves like a real one.
 

@@ -1,4 +1,4 @@
-"""Slack incoming webhooks: a coloured attachment with an emoji per level (seed 001).
+"""Slack incoming webhooks: a coloured attachment with an emoji per level.
 
 The webhook URL is a secret (anyone holding it can post): it is never logged nor shown in
 errors. Retries and backoff are the webhook notifier's.

@@ -58,3 +58,24 @@ def test_file_that_cannot_be_opened_says_so(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(NotificationFailed, match="cannot write alerts to"):
         FileNotifier(blocker / "alerts.log")
+
+
+def test_a_write_that_fails_is_a_failed_notification_not_a_message_on_stderr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "alerts.log"
+    notifier = FileNotifier(path, max_bytes=10, backup_count=1)
+    (tmp_path / "alerts.log.1").mkdir()  # the rotation cannot move the file there
+    path.write_text("x" * 100)
+
+    async def scenario() -> None:
+        try:
+            with pytest.raises(NotificationFailed, match="cannot write alerts to"):
+                await notifier.send(make_notification())
+        finally:
+            await notifier.close()
+        with pytest.raises(NotificationFailed, match="closed"):
+            await notifier.send(make_notification())
+
+    asyncio.run(scenario())
+    assert "Traceback" not in capsys.readouterr().err
