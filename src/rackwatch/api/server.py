@@ -62,7 +62,7 @@ def uvicorn_config(app: ASGIApp) -> uvicorn.Config:
         access_log=False,
         lifespan="on",
         ws_per_message_deflate=False,
-        ws_max_size=64 * 1024,
+        ws_max_size=1024 * 1024,  # larger messages are answered INVALID_FORMAT by the app
         timeout_graceful_shutdown=3,
     )
 

@@ -189,7 +189,8 @@ ERRORS = [
     ('{"type": "subscribe", "server": "s01"}', "INVALID_FILTER"),
     ("[" * 10_000, "INVALID_FORMAT"),  # deeper than the parser goes
     ("[" * 2_000 + "]" * 2_000, "INVALID_FORMAT"),  # well formed, as deep
-    ("[" * 60_000, "INVALID_FORMAT"),  # longer than a message may be (under the server's cap)
+    ("[" * 60_000, "INVALID_FORMAT"),  # longer than a message may be
+    ("[" * 100_000, "INVALID_FORMAT"),  # the nesting that closed the socket with 1006
     ('{"type": "ping", "pad": "' + "x" * 20_000 + '"}', "INVALID_FORMAT"),
 ]
 
