@@ -5,7 +5,6 @@ directly (NaN and infinities become null); gaps are reported, never filled.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,7 +102,7 @@ def live_json(
     for i, t, v in zip(ids.tolist(), ts[ids].tolist(), value[ids].tolist(), strict=True):
         entity, metric = keys[i]
         entities.setdefault(entity, {})[metric] = {
-            "value": None if math.isnan(v) or math.isinf(v) else v,
+            "value": v,
             "ts_ms": t,
             "age_s": (now_ms - t) / 1000,
         }

@@ -33,7 +33,6 @@ A client can also be closed by the server (`Hub.close_client`: its token was rev
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -46,6 +45,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rackwatch.api.encode import dumps
 from rackwatch.api.params import iso
 from rackwatch.bus import Bus, subjects
 from rackwatch.engine.live import LiveState
@@ -517,7 +517,7 @@ class Hub:
         if not found:
             return []
         group.alerts_mark = _mark(found[-1])
-        return [_finite(a) for a in found if group.wants_alert(a)]
+        return [a for a in found if group.wants_alert(a)]
 
     def _newest_alert_mark(self) -> AlertMark | None:
         """The newest occurrence so far: a new subscription gets only later ones."""
@@ -551,7 +551,7 @@ class Hub:
             metrics = data.get(entity)
             if metrics is None:
                 metrics = data[entity] = {}
-            metrics[metric] = v if math.isfinite(v) else None
+            metrics[metric] = v
         message = {
             "type": "monitoring_data",
             "timestamp": iso(ts_ms),
@@ -559,16 +559,7 @@ class Hub:
             "data": data,
             "alerts": alerts or [],
         }
-        return json.dumps(message, separators=(",", ":"), allow_nan=False)
-
-
-def _finite(alert: dict[str, Any]) -> dict[str, Any]:
-    """The alert with NaN/inf numbers as None (JSON has no NaN); copied only if needed."""
-    if all(not isinstance(v, float) or math.isfinite(v) for v in alert.values()):
-        return alert
-    return {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in alert.items()
-    }
+        return dumps(message).decode()  # NaN and infinities as null
 
 
 def _mark(alert: dict[str, Any]) -> AlertMark:

@@ -434,3 +434,36 @@ def test_a_read_token_may_not_acknowledge(
         "firing",
         "acknowledged",
     }
+
+
+def test_an_alert_with_a_nan_value_is_null_in_json() -> None:
+    """JSON has no NaN: an alert on a NULL reading answers `"value": null`."""
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    from rackwatch.api.routes.alerts import alert_out
+    from rackwatch.api.schemas import AlertOut
+
+    alert = {
+        "id": "a1", "timestamp": "2026-01-01T00:00:00.000Z", "ts_ms": 1, "entity": "c01/r01/s01",
+        "rule": "cpu-temperature", "metric": "cpu_temperature_celsius", "unit": "celsius",
+        "value": float("nan"), "threshold": float("inf"), "level": "WARNING",
+        "status": "firing", "message": "m", "fired_ts_ms": 1, "acknowledged_by": None,
+        "acknowledged_ts_ms": None, "resolved_ts_ms": None, "is_failure": False,
+        "is_suppressed": False, "n_reopened": 0,
+    }  # fmt: skip
+    app = FastAPI()
+
+    @app.get("/alerts", response_model=list[AlertOut])
+    async def alerts() -> Any:
+        return [alert_out(alert)]
+
+    async def get() -> Any:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return (await client.get("/alerts")).json()
+
+    body = asyncio.run(get())
+    assert body[0]["value"] is None and body[0]["threshold"] is None

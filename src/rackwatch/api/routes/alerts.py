@@ -9,7 +9,6 @@ over it when the engine runs here.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -236,8 +235,5 @@ async def acknowledge_alert(caller: ControlAccess, alerts: AlertsDep, alert_id: 
 
 
 def alert_out(alert: dict[str, Any]) -> AlertOut:
-    """An engine alert dict as the API's shape (NaN as null)."""
-    clean = {
-        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in alert.items()
-    }
-    return AlertOut.model_validate(clean)
+    """An engine alert dict as the API's shape (pydantic writes NaN as null)."""
+    return AlertOut.model_validate(alert)
