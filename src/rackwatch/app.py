@@ -26,7 +26,7 @@ from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
-from rackwatch.engine.live import LiveState
+from rackwatch.engine.live import LiveState, feed
 from rackwatch.engine.notifiers import (
     SPOOL_FILE,
     NotificationFilter,
@@ -372,6 +372,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 registry=registry,
                 live=live,
                 bus=bus,
+                feeds_live=False,  # run_pipeline keeps it
                 scenario=twin.name,
                 ws_client_limit=settings.server.ws_client_limit,
                 ws_send_timeout_s=settings.server.ws_send_timeout_seconds,
@@ -421,16 +422,11 @@ async def run_live(
     """
     bus = services.bus
 
-    async def follow_live() -> None:
-        async with bus.subscribe("telemetry.>") as telemetry:
-            async for _subject, batch in telemetry:
-                services.live.update(batch)
-
     consumers = [
         asyncio.create_task(services.writer.run(), name="store-writer"),
         asyncio.create_task(services.alerts.run(), name="alerts"),
         asyncio.create_task(services.controller.run(), name="fan-controller"),
-        asyncio.create_task(follow_live(), name="live-state"),
+        asyncio.create_task(feed(bus, services.live), name="live-state"),
         asyncio.create_task(services.poller.obey(), name="twin-commands"),
     ]
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")

@@ -1,7 +1,8 @@
 """`create_app(ctx)`: the FastAPI application (REST, WebSocket, /metrics, the dashboard).
 
 A factory, never a module-level app: each test builds its own from a temporary store. The
-WebSocket broadcaster runs for the app's lifespan; the dashboard's static files are mounted
+WebSocket hub follows the live state for the app's lifespan (which also keeps that table from
+the bus unless the pipeline does, `ctx.feeds_live`); the dashboard's static files are mounted
 at `/` after every API route, so they never shadow one. `/docs` (Swagger UI) loads its script
 and style from the vendored copy under the static files, never from a CDN: server rooms are
 often air-gapped. ReDoc, which would need a CDN too, is not served: `/redoc` redirects to
@@ -30,6 +31,7 @@ from rackwatch.api import prometheus, ws
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.params import EXCERPT_LENGTH, ParamError, excerpt
 from rackwatch.api.routes import ROUTERS
+from rackwatch.engine.live import feed
 from rackwatch.errors import StoreError
 from rackwatch.web import STATIC_DIR
 
@@ -48,18 +50,22 @@ exposition. Times are epoch milliseconds (UTC) in `*_ms` fields. Reads take a `r
 
 
 def create_app(ctx: ApiContext) -> FastAPI:
-    """The app for one context; the WebSocket broadcaster starts with its lifespan."""
+    """The app for one context; with `ctx.feeds_live` its lifespan keeps the live state."""
     hub = ctx.build_hub()
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        broadcaster = asyncio.create_task(hub.run(ctx.bus), name="ws-broadcaster")
+        feeder = None
+        if ctx.feeds_live:
+            feeder = asyncio.create_task(feed(ctx.bus, ctx.live), name="live-state")
         try:
             yield
         finally:
-            broadcaster.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await broadcaster
+            hub.close()
+            if feeder is not None:
+                feeder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await feeder
 
     app = FastAPI(
         title="rackwatch",

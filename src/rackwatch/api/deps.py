@@ -38,8 +38,9 @@ def _wall_clock_ms() -> int:
 class ApiContext:
     """Everything the API reads, and its limits.
 
-    `live` is the live state table fed by the pipeline; `bus` carries the telemetry the
-    WebSocket broadcaster fans out. `max_points` bounds one /series answer (rows x series);
+    `live` is the live state table, which the WebSocket fan-out follows; `bus` carries the
+    telemetry. With `feeds_live` the app keeps `live` from the bus itself; the pipeline,
+    which keeps it already, sets it False. `max_points` bounds one /series answer (rows x series);
     `raw_interval_ms` is the sampling interval assumed to estimate a raw query's size before
     running it. `bus_queue_depth` reports messages queued on the bus (for /metrics).
     """
@@ -48,6 +49,7 @@ class ApiContext:
     registry: SeriesRegistry
     live: LiveState
     bus: Bus
+    feeds_live: bool = True
     version: str = __version__
     scenario: str | None = None
     started_at_s: float = field(default_factory=time.time)
@@ -147,7 +149,7 @@ class ApiContext:
             client_limit=self.ws_client_limit,
             send_timeout_s=self.ws_send_timeout_s,
             queue_size=self.ws_queue_size,
-            shared=self.live,
+            live=self.live,
             recent_alerts=None if self.alerts is None else self.alerts.recent_alerts,
         )
 

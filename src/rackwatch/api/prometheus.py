@@ -224,12 +224,12 @@ class RackwatchCollector:
         info.add_metric([], {"version": ctx.version})
         yield info
         yield CounterMetricFamily(
-            "rackwatch_ingest_samples", "Samples received from the bus.", value=hub.meter.total
+            "rackwatch_ingest_samples", "Samples received from the bus.", value=ctx.live.meter.total
         )
         yield GaugeMetricFamily(
             "rackwatch_ingest_samples_per_second",
             "Samples received per second over the last 10 s.",
-            value=hub.meter.rate(),
+            value=ctx.live.meter.rate(),
         )
         if ctx.bus_queue_depth is not None:
             yield GaugeMetricFamily(

@@ -1,5 +1,5 @@
 """WebSocket /ws: the monitoring protocol of docs/API.md (connection, ping/pong, get_status,
-subscribe, unsubscribe, monitoring_data, error) on top of the fan-out in `fanout.py`.
+subscribe, unsubscribe, monitoring_data, error) on top of the fan-out in `fanout/`.
 
 Every message to the client, replies included, goes through the client's bounded queue and
 its sender task, so one slow socket never blocks this receive loop or anyone else.

@@ -11,7 +11,8 @@ class Subscription(Protocol):
     """An async iterator of `(subject, message)`; `dropped` counts messages lost to overflow,
     `pending` those queued and not yet read."""
 
-    dropped: int
+    @property
+    def dropped(self) -> int: ...
 
     @property
     def pending(self) -> int: ...

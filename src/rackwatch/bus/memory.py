@@ -3,47 +3,36 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from rackwatch.bus.queue import DropOldestQueue
 from rackwatch.bus.subjects import subject_matches
 
 
 class MemorySubscription:
     def __init__(self, pattern: str, max_pending: int) -> None:
         self.pattern = pattern
-        self.dropped = 0
-        self._queue: deque[tuple[str, Any]] = deque()
-        self._max_pending = max_pending
-        self._ready = asyncio.Event()
-        self._closed = False
+        self._queue: DropOldestQueue[tuple[str, Any]] = DropOldestQueue(max_pending)
 
     def offer(self, subject: str, message: Any) -> None:
-        if len(self._queue) >= self._max_pending:
-            self._queue.popleft()
-            self.dropped += 1
-        self._queue.append((subject, message))
-        self._ready.set()
+        self._queue.put((subject, message))
 
     def close(self) -> None:
-        self._closed = True
-        self._ready.set()
+        self._queue.close()
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
 
     @property
     def pending(self) -> int:
         return len(self._queue)
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
-        while True:
-            while self._queue:
-                yield self._queue.popleft()
-            if self._closed:
-                return
-            self._ready.clear()
-            await self._ready.wait()
+        while (item := await self._queue.get()) is not None:
+            yield item
 
 
 class MemoryBus:

@@ -8,8 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from rackwatch.api.fanout import ClientClosed, ClientTooSlow, Filter, Hub, RateMeter, frame_bytes
+from rackwatch.api.fanout import ClientClosed, ClientTooSlow, Filter, Hub, frame_bytes
 from rackwatch.bus import MemoryBus
+from rackwatch.engine.live import LiveState, feed
+from rackwatch.engine.meter import RateMeter
 from rackwatch.model import Batch, SeriesRegistry
 
 
@@ -228,21 +230,42 @@ def test_client_limit_and_group_cleanup() -> None:
     assert hub.connect(Recorder().send) is not None
 
 
-def test_broadcaster_follows_the_bus_until_it_closes() -> None:
+def test_the_live_feed_follows_the_bus_until_it_closes_and_the_hub_fans_out() -> None:
     async def scenario() -> None:
         registry = registry_of(1)
         hub, bus = Hub(registry), MemoryBus()
         client = hub.connect(Recorder().send)
         assert client is not None
         hub.subscribe(client, Filter())
-        task = asyncio.create_task(hub.run(bus))
+        task = asyncio.create_task(feed(bus, hub.live))
         await asyncio.sleep(0)
         await bus.publish("telemetry.twin", batch_of(registry, 5000, 3.0))
         await bus.publish("events.fault.injected", object())  # not telemetry: ignored
         assert json.loads(await client.next())["ts_ms"] == 5000
         bus.close()
         await asyncio.wait_for(task, 1)
-        assert hub.meter.total == 2
+        assert hub.live.meter.total == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_hub_on_the_pipelines_table_sends_what_the_table_holds_and_stops_on_close() -> None:
+    async def scenario() -> None:
+        registry = registry_of(1)
+        live = LiveState(2)
+        live.update(batch_of(registry, 5000, 1.0))  # before any client: the first message
+        hub = Hub(registry, live=live)
+        client = hub.connect(Recorder().send)
+        assert client is not None
+        hub.subscribe(client, Filter())
+        first = json.loads(await client.next())
+        assert first["ts_ms"] == 5000 and first["data"]["c01/r01/s01"]["power_watts"] == 1.0
+        live.update(batch_of(registry, 10_000, 2.0))  # the pipeline folds a batch in
+        second = json.loads(await client.next())
+        assert second["ts_ms"] == 10_000 and second["data"]["c01/r01/s01"]["power_watts"] == 2.0
+        hub.close()
+        live.update(batch_of(registry, 15_000, 3.0))
+        assert client.pending == 0 and live.get(0) == (15_000, 3.0)
 
     asyncio.run(scenario())
 

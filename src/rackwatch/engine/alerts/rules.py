@@ -51,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rackwatch.engine.alerts import display
+from rackwatch.engine.live import keep_newest
 from rackwatch.model import METRICS, Batch, SeriesRegistry, Severity
 from rackwatch.model import entity as entity_path
 
@@ -347,13 +348,7 @@ class _Latest:
         all_ts = np.concatenate([self.ts[known], ts])
         all_value = np.concatenate([self.value[known], value])
         _, found = asof(query_slot, query_ts, all_slot, all_ts, all_value)
-        if len(slot):
-            order = np.lexsort((ts, slot))
-            _, last, _ = _segments(slot[order])
-            newest = order[last]
-            newer = ts[newest] >= self.ts[slot[newest]]
-            self.ts[slot[newest[newer]]] = ts[newest[newer]]
-            self.value[slot[newest[newer]]] = value[newest[newer]]
+        keep_newest(self.ts, self.value, slot, ts, value)
         return found
 
 

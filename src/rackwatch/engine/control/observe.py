@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from rackwatch.engine.control.layout import FanLayout
 from rackwatch.engine.control.state import NEVER, Observation
+from rackwatch.engine.live import keep_newest
 from rackwatch.model.records import Batch
 from rackwatch.model.series import SeriesRegistry
 
@@ -81,16 +82,13 @@ class TelemetryView:
         keep = (metric >= 0) & ~np.isnan(batch.value)
         if not keep.any():
             return
-        rows = np.flatnonzero(keep)
-        rows = rows[np.argsort(batch.ts[rows], kind="stable")]  # last write wins = newest
         for m, name in enumerate(_METRICS):
-            mine = rows[metric[rows] == m]
-            if len(mine) == 0:
-                continue
-            index, ts = self._index[series[mine]], batch.ts[mine]
-            newer = ts >= self._ts[name][index]
-            self._ts[name][index[newer]] = ts[newer]
-            self._value[name][index[newer]] = batch.value[mine][newer]
+            mine = np.flatnonzero(keep & (metric == m))
+            if len(mine):
+                index = self._index[series[mine]]
+                keep_newest(
+                    self._ts[name], self._value[name], index, batch.ts[mine], batch.value[mine]
+                )
 
     def observation(self) -> Observation:
         """A snapshot (copies) at the newest instant seen."""

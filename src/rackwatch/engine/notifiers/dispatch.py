@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from rackwatch.bus.queue import DropOldestQueue
 from rackwatch.engine.notifiers.base import Notification, Notifier
 from rackwatch.engine.notifiers.filters import NotificationFilter
 from rackwatch.engine.notifiers.spool import NotificationSpool, Spooled
@@ -69,9 +69,8 @@ class _Lane:
     def __init__(self, route: NotifierRoute) -> None:
         self.route = route
         self.stats = NotifierStats()
-        self.queue: deque[Notification] = deque()
-        self.ready = asyncio.Event()
-        self.closing = False
+        self.queue: DropOldestQueue[Notification] = DropOldestQueue(route.max_pending)
+        self.sending = False
         self.is_failing = False
         self.task: asyncio.Task[None] | None = None
 
@@ -84,22 +83,24 @@ class _Lane:
         if not self.route.filter.accepts(notification):
             self.stats.filtered += 1
             return False
-        if len(self.queue) >= self.route.max_pending:
-            self.queue.popleft()
+        if self.queue.put(notification):
             self.stats.dropped += 1
-        self.queue.append(notification)
-        self.ready.set()
         return True
 
+    @property
+    def closing(self) -> bool:
+        return self.queue.closed
+
     async def work(self) -> None:
-        while True:
-            while self.queue:
-                if not await self._send(self.queue.popleft()) and self.closing:
-                    return  # failing at stop: the rest is for the spool
-            if self.closing:
-                return
-            self.ready.clear()
-            await self.ready.wait()
+        """Send until the queue is closed and empty; at stop, end at the first failure (the
+        rest is for the spool)."""
+        while (notification := await self.queue.get()) is not None:
+            self.sending = True
+            try:
+                if not await self._send(notification) and self.closing:
+                    return
+            finally:
+                self.sending = False
 
     async def _send(self, notification: Notification) -> bool:
         """Deliver one; False if it failed. At stop, a failed or cancelled send goes back to
@@ -109,12 +110,12 @@ class _Lane:
                 self.route.notifier.send(notification), timeout=self.route.timeout_s
             )
         except asyncio.CancelledError:
-            self.queue.appendleft(notification)  # only cancelled at the stop deadline
+            self.queue.put_back(notification)  # only cancelled at the stop deadline
             raise
         except Exception as exc:
             self.stats.failed += 1
             if self.closing:
-                self.queue.appendleft(notification)
+                self.queue.put_back(notification)
             if not self.is_failing:
                 self.is_failing = True
                 reason = (
@@ -213,7 +214,7 @@ class Dispatcher:
 
     async def idle(self) -> None:
         """Wait until every queue is empty and nothing is being sent (tests, shutdown)."""
-        while any(lane.queue or lane.ready.is_set() for lane in self._lanes):
+        while any(lane.queue or lane.sending for lane in self._lanes):
             await asyncio.sleep(0.001)
 
     async def close(self, drain_timeout_s: float | None = None) -> None:
@@ -222,8 +223,7 @@ class Dispatcher:
         deadline_s = self.drain_s if drain_timeout_s is None else drain_timeout_s
         tasks = []
         for lane in self._lanes:
-            lane.closing = True
-            lane.ready.set()
+            lane.queue.close()
             if lane.task is not None:
                 tasks.append(lane.task)
         if tasks:
@@ -242,9 +242,7 @@ class Dispatcher:
 
     async def _keep_leftovers(self) -> None:
         """Spool what no lane delivered; count it dropped where it cannot be kept."""
-        left = [(lane, list(lane.queue)) for lane in self._lanes if lane.queue]
-        for lane, _items in left:
-            lane.queue.clear()
+        left = [(lane, lane.queue.clear()) for lane in self._lanes if lane.queue]
         if not left:
             return
         if self.spool is not None:
