@@ -24,7 +24,7 @@ from rackwatch.engine.control import FanController
 from rackwatch.engine.live import LiveState
 from rackwatch.engine.retention import RetentionRunner
 from rackwatch.model import METRICS, SeriesRegistry
-from rackwatch.model.entity import parent
+from rackwatch.model.entity import ancestors
 from rackwatch.store.base import Store
 from rackwatch.store.results import SeriesIndex
 from rackwatch.tokens import TokenStore
@@ -133,12 +133,9 @@ class ApiContext:
         n, found = self._entities
         index = self.series_index()
         if n != len(index):
-            paths: set[str] = set()
+            paths = set(index.entities)
             for entity in index.entities:
-                path: str | None = entity
-                while path is not None and path not in paths:
-                    paths.add(path)
-                    path = parent(path)
+                paths.update(ancestors(entity))
             found = frozenset(paths)
             self._entities = (len(index), found)
         return found

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
+from collections.abc import Container, Iterator
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -49,6 +50,28 @@ def validate(path: str) -> str:
 def parent(path: str) -> str | None:
     head, sep, _ = path.rpartition("/")
     return head if sep else None
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """The parent, its parent, and so on up to the root.
+
+    >>> list(ancestors("c01/r01/s01"))
+    ['c01/r01', 'c01']
+    """
+    up = parent(path)
+    while up is not None:
+        yield up
+        up = parent(up)
+
+
+def nearest_known_parent(path: str, known: Container[str]) -> str | None:
+    """The closest ancestor of `path` that is in `known` (None: none is): the tree's parent
+    link when some levels are not entities of their own (a rack without a record).
+
+    >>> nearest_known_parent("c01/r01/s01", {"c01"})
+    'c01'
+    """
+    return next((up for up in ancestors(path) if up in known), None)
 
 
 def depth(path: str) -> int:

@@ -11,7 +11,7 @@ from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import StoreDep
 from rackwatch.api.params import ParamError, excerpt
 from rackwatch.api.schemas import EntityOut, ErrorOut, InventoryOut
-from rackwatch.model.entity import parent
+from rackwatch.model.entity import nearest_known_parent
 
 router = APIRouter(tags=["inventory"], dependencies=[READ_ACCESS])
 
@@ -32,14 +32,15 @@ async def get_inventory(
         if kind not in known:
             raise ParamError(f"unknown kind {excerpt(kind)}: use one of {', '.join(sorted(known))}")
     paths = {r.path for r in records}
-    entities = []
-    for r in sorted(records, key=lambda r: r.path):
-        if kind is not None and r.kind != kind:
-            continue
-        up = parent(r.path)
-        while up is not None and up not in paths:
-            up = parent(up)
-        entities.append(
-            EntityOut(path=r.path, kind=r.kind, parent=up, attributes=dict(r.attributes))
-        )
-    return InventoryOut(entities=entities)
+    return InventoryOut(
+        entities=[
+            EntityOut(
+                path=r.path,
+                kind=r.kind,
+                parent=nearest_known_parent(r.path, paths),
+                attributes=dict(r.attributes),
+            )
+            for r in sorted(records, key=lambda r: r.path)
+            if kind is None or r.kind == kind
+        ]
+    )
