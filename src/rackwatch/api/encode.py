@@ -5,7 +5,7 @@ directly (NaN and infinities become null); gaps are reported, never filled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,16 +55,36 @@ def find_gaps(ts: npt.NDArray[np.int64], bucket_ms: int) -> list[list[int]]:
     return [[int(ts[i]), int(ts[i + 1])] for i in holes.tolist()]
 
 
-def series_json(result: QueryResult, from_ms: int, to_ms: int) -> bytes:
-    """The /series answer for a QueryResult (see docs/API.md).
+PART_BYTES = 1 << 20
+"""`series_json_parts` yields pieces of about this size."""
 
-    Each series is encoded by its own call and the pieces joined: the encoder holds the GIL
-    for a whole call, and one call for a large answer would stall the event loop's thread as
-    long.
+
+def series_json(result: QueryResult, from_ms: int, to_ms: int) -> bytes:
+    """The /series answer for a QueryResult (see docs/API.md), whole."""
+    return b"".join(series_json_parts(result, from_ms, to_ms))
+
+
+def series_json_parts(
+    result: QueryResult, from_ms: int, to_ms: int, part_bytes: int = PART_BYTES
+) -> Iterator[bytes]:
+    """The /series answer in pieces of about `part_bytes`, so that the first ones travel
+    while the rest is encoded.
+
+    Each series is encoded by its own call: the encoder holds the GIL for a whole call, and
+    one call for a large answer would stall the event loop's thread as long.
     """
     columns = ROLLUP_COLUMNS if "open" in result.columns else ("value",)
-    parts = []
-    for key, rows in result:
+    head = dumps(
+        {
+            "tier": result.tier.value,
+            "bucket_ms": result.bucket_ms,
+            "from_ms": from_ms,
+            "to_ms": to_ms,
+        }
+    )
+    parts = [head[:-1] + b',"series":[']
+    size = 0
+    for i, (key, rows) in enumerate(result):
         ts = rows["ts"]
         spec = METRICS.get(key.metric)
         item: dict[str, Any] = {
@@ -76,16 +96,14 @@ def series_json(result: QueryResult, from_ms: int, to_ms: int) -> bytes:
         for name in columns:
             item[name] = rows[name]
         item["gaps"] = find_gaps(ts, result.bucket_ms)
-        parts.append(dumps(item))
-    head = dumps(
-        {
-            "tier": result.tier.value,
-            "bucket_ms": result.bucket_ms,
-            "from_ms": from_ms,
-            "to_ms": to_ms,
-        }
-    )
-    return head[:-1] + b',"series":[' + b",".join(parts) + b"]}"
+        encoded = dumps(item)
+        parts.append(b"," + encoded if i else encoded)
+        size += len(encoded)
+        if size >= part_bytes:
+            yield b"".join(parts)
+            parts, size = [], 0
+    parts.append(b"]}")
+    yield b"".join(parts)
 
 
 def live_json(

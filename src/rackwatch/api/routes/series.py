@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import ApiContext, CtxDep
-from rackwatch.api.encode import series_json
+from rackwatch.api.encode import series_json_parts
 from rackwatch.api.params import (
     ParamError,
     check_entity_glob,
@@ -64,8 +64,10 @@ async def get_series(
     result = await run_in_threadpool(ctx.store.query, query)
     if len(result) > ctx.max_points:
         raise ParamError(_too_many(len(result), ctx.max_points, n_series))
-    body = await run_in_threadpool(series_json, result, start, end)
-    return Response(body, media_type="application/json")
+    # Streamed in pieces encoded in a worker thread: the first megabytes travel while the rest
+    # is encoded, and the event loop never holds a whole answer's encoding.
+    parts = series_json_parts(result, start, end)
+    return StreamingResponse(parts, media_type="application/json")
 
 
 async def _estimated_rows(
