@@ -27,7 +27,7 @@ class MetricSpec:
     """Smallest step a real sensor reports (e.g. 0.1 °C); the twin rounds to it."""
 
 
-_G, _S = MetricKind.GAUGE, MetricKind.STATE
+_G, _S, _C = MetricKind.GAUGE, MetricKind.STATE, MetricKind.COUNTER
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
@@ -121,6 +121,84 @@ METRICS: dict[str, MetricSpec] = {
             "Power usage effectiveness: facility power over IT power.",
             0.001,
         ),
+        # host (a real machine: `host/<name>`, its cores, disks, interfaces, sensors, GPUs)
+        MetricSpec("cpu_frequency_hertz", "hertz", _G, "Current CPU clock frequency.", 1e6),
+        MetricSpec("load_average_1m", "load", _G, "Runnable tasks, averaged over 1 minute."),
+        MetricSpec("load_average_5m", "load", _G, "Runnable tasks, averaged over 5 minutes."),
+        MetricSpec("load_average_15m", "load", _G, "Runnable tasks, averaged over 15 minutes."),
+        MetricSpec("memory_used_bytes", "bytes", _G, "Memory in use (total less available)."),
+        MetricSpec(
+            "memory_available_bytes", "bytes", _G, "Memory available to new work without swapping."
+        ),
+        MetricSpec(
+            "memory_utilization_ratio", "ratio", _G, "Memory in use over total memory, 0..1.", 0.001
+        ),
+        MetricSpec("swap_used_bytes", "bytes", _G, "Swap space in use."),
+        MetricSpec(
+            "swap_utilization_ratio", "ratio", _G, "Swap in use over total swap, 0..1.", 0.001
+        ),
+        MetricSpec("uptime_seconds", "seconds", _G, "Time since the host booted.", 1.0),
+        MetricSpec("process_count", "processes", _G, "Processes running on the host.", 1.0),
+        MetricSpec("user_session_count", "sessions", _G, "Users logged in to the host.", 1.0),
+        MetricSpec("disk_used_bytes", "bytes", _G, "Space used on a mounted file system."),
+        MetricSpec("disk_free_bytes", "bytes", _G, "Space free on a mounted file system."),
+        MetricSpec(
+            "disk_utilization_ratio", "ratio", _G, "Space used over the file system's size.", 0.001
+        ),
+        MetricSpec(
+            "disk_read_bytes_per_second", "bytes_per_second", _G, "Bytes read from the device."
+        ),
+        MetricSpec(
+            "disk_write_bytes_per_second", "bytes_per_second", _G, "Bytes written to the device."
+        ),
+        MetricSpec(
+            "network_receive_bytes_per_second",
+            "bytes_per_second",
+            _G,
+            "Bytes received on a network interface.",
+        ),
+        MetricSpec(
+            "network_transmit_bytes_per_second",
+            "bytes_per_second",
+            _G,
+            "Bytes sent on a network interface.",
+        ),
+        MetricSpec(
+            "network_receive_bytes_total",
+            "bytes",
+            _C,
+            "Bytes received on a network interface since the host booted.",
+        ),
+        MetricSpec(
+            "network_transmit_bytes_total",
+            "bytes",
+            _C,
+            "Bytes sent on a network interface since the host booted.",
+        ),
+        MetricSpec(
+            "temperature_celsius", "celsius", _G, "A hardware temperature sensor's reading.", 0.1
+        ),
+        # GPU (component of a host: `host/<name>/gpu0`)
+        MetricSpec(
+            "gpu_utilization_ratio",
+            "ratio",
+            _G,
+            "Time the GPU ran a kernel over the sample period, 0..1.",
+            0.01,
+        ),
+        MetricSpec("gpu_memory_used_bytes", "bytes", _G, "GPU memory allocated."),
+        MetricSpec("gpu_memory_free_bytes", "bytes", _G, "GPU memory free."),
+        MetricSpec(
+            "gpu_memory_utilization_ratio",
+            "ratio",
+            _G,
+            "GPU memory allocated over the GPU's total memory, 0..1.",
+            0.001,
+        ),
+        MetricSpec("gpu_temperature_celsius", "celsius", _G, "GPU core temperature.", 1.0),
+        MetricSpec("gpu_power_watts", "watts", _G, "Power drawn by the GPU board.", 0.001),
+        MetricSpec("gpu_power_limit_watts", "watts", _G, "Power limit the GPU is held to.", 0.001),
+        MetricSpec("gpu_fan_ratio", "ratio", _G, "GPU fan speed over its maximum, 0..1.", 0.01),
     )
 }
 
