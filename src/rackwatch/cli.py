@@ -689,7 +689,11 @@ def _token_store(data_dir: Path | None, config: Path | None) -> TokenStore:
 def token_create(
     scope: Annotated[
         str,
-        typer.Option(help="read (GET routes, WebSocket) or control (all).", metavar="read|control"),
+        typer.Option(
+            help="read (GET routes, WebSocket), ingest (an agent's push, nothing else) or "
+            "control (all).",
+            metavar="read|control|ingest",
+        ),
     ],
     name: Annotated[
         str, typer.Option(help="A note to recognise the token by.", metavar="TEXT")

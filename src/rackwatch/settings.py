@@ -64,6 +64,9 @@ class ServerSettings(_Section):
     open_reads_on_loopback: bool = True
     """Let GET routes and the WebSocket answer clients on this machine without a token.
     Control routes always need a `control` token; other machines always need a token."""
+    ingest_series_limit: int = Field(default=200_000, ge=1, le=10_000_000)
+    """Series the server may hold before agents' pushes (`POST /api/v1/ingest`) may not
+    create more: a bound on what agents can make it keep (about 200 per host)."""
 
 
 class ControlSettings(_Section):

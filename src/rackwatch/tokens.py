@@ -2,7 +2,8 @@
 directory (`tokens.json`, mode 0600). A token is shown once, at creation; only its SHA-256 is
 kept (tokens are 32 random bytes, so a plain hash is as strong as a slow one here).
 
-Scopes: `read` (GET routes, WebSocket) and `control` (every route; control implies read).
+Scopes: `read` (GET routes, WebSocket), `ingest` (pushing telemetry of real machines to
+`POST /api/v1/ingest`, nothing else: an agent's token) and `control` (every route).
 
 >>> import tempfile, pathlib
 >>> store = TokenStore(pathlib.Path(tempfile.mkdtemp()) / "tokens.json")
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from rackwatch.errors import ConfigError
 
-SCOPES = ("read", "control")
+SCOPES = ("read", "control", "ingest")
 PREFIX = "rw_"
 TOKENS_FILE = "tokens.json"
 

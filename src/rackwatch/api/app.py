@@ -30,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from rackwatch.api import prometheus, ws
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.params import EXCERPT_LENGTH, ParamError, excerpt
-from rackwatch.api.routes import ROUTERS
+from rackwatch.api.routes import ROUTERS, ingest
 from rackwatch.engine.live import feed
 from rackwatch.errors import StoreError
 from rackwatch.web import STATIC_DIR
@@ -106,8 +106,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def too_large(_request: Request, _exc: Exception) -> Response:
         return JSONResponse(
             {
-                "detail": f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB: "
-                "control calls take a small JSON object (see /docs)"
+                "detail": "the request body is larger than this route takes: control calls "
+                f"take a small JSON object (at most {MAX_BODY_BYTES // 1024} KiB), an agent's "
+                f"push at most {ingest.MAX_INGEST_BYTES // 2**20} MiB (see /docs)"
             },
             status_code=413,
         )

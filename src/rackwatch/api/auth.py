@@ -5,7 +5,8 @@ Every route states its access with one of two dependencies, checked before the r
 
 - `ReadAccess` (GET routes, /metrics, the WebSocket): a `read` or `control` token, or no
   token at all from a loopback client while `ctx.open_reads_on_loopback` is on;
-- `ControlAccess` (every route that changes something): a `control` token, always.
+- `ControlAccess` (every route that changes something): a `control` token, always;
+- `IngestAccess` (`POST /ingest`, the agents' push): an `ingest` or `control` token, always.
 
 A missing or unknown token is a 401 with `WWW-Authenticate: Bearer`, a `read` token on a
 control route a 403. A token that is sent is always checked, even where none is needed, so a
@@ -41,13 +42,15 @@ from rackwatch.tokens import TokenInfo
 
 READ: Final = "read"
 CONTROL: Final = "control"
+INGEST: Final = "ingest"
 
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="token",
     description=(
-        "A token from `rackwatch token create --scope read|control`. Reads from this machine "
-        "need none while `[server] open_reads_on_loopback` is on; control always does."
+        "A token from `rackwatch token create --scope read|control|ingest`. Reads from this "
+        "machine need none while `[server] open_reads_on_loopback` is on; control and ingest "
+        "always do."
     ),
 )
 
@@ -145,6 +148,13 @@ async def control_access(
     return checked or await authorize(conn, ctx, _secret(credentials), CONTROL)
 
 
+async def ingest_access(
+    conn: HTTPConnection, ctx: Annotated[ApiContext, Depends(get_ctx)], credentials: Credentials
+) -> Caller:
+    checked = _checked_first(conn, INGEST)
+    return checked or await authorize(conn, ctx, _secret(credentials), INGEST)
+
+
 _CHECKED_CALLER: Final = "rackwatch.caller"
 """Scope state key of (access scope, caller) that `AccessFirstRoute` authorized already."""
 
@@ -181,7 +191,8 @@ class AccessFirstRoute(APIRoute):
 
 
 def _route_access(route: APIRoute) -> str | None:
-    """CONTROL or READ, from the access dependency anywhere in the route's dependencies."""
+    """CONTROL, READ or INGEST, from the access dependency anywhere in the route's
+    dependencies."""
     pending = list(route.dependant.dependencies)
     while pending:
         dependency = pending.pop()
@@ -189,6 +200,8 @@ def _route_access(route: APIRoute) -> str | None:
             return CONTROL
         if dependency.call is read_access:
             return READ
+        if dependency.call is ingest_access:
+            return INGEST
         pending.extend(dependency.dependencies)
     return None
 
@@ -210,16 +223,19 @@ def websocket_secret(conn: HTTPConnection) -> str | None:
 
 ReadAccess = Annotated[Caller, Depends(read_access)]
 ControlAccess = Annotated[Caller, Depends(control_access)]
+IngestAccess = Annotated[Caller, Depends(ingest_access)]
 READ_ACCESS = Depends(read_access)
 """For `dependencies=[READ_ACCESS]` where the route does not need the caller."""
 
 __all__ = [
     "CONTROL",
+    "INGEST",
     "READ",
     "READ_ACCESS",
     "AccessFirstRoute",
     "Caller",
     "ControlAccess",
+    "IngestAccess",
     "ReadAccess",
     "authorize",
     "is_loopback",

@@ -57,6 +57,8 @@ class ApiContext:
     ws_send_timeout_s: float = 1.0
     ws_queue_size: int = 32
     max_points: int = 1_000_000
+    ingest_series_limit: int = 200_000
+    """Series the registry may hold before `POST /ingest` refuses to create more."""
     raw_interval_ms: int = 5000
     bus_queue_depth: Callable[[], int] | None = None
     clock_ms: Callable[[], int] = _wall_clock_ms

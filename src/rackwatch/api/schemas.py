@@ -420,3 +420,68 @@ class CommandOut(BaseModel):
 class CommandAcceptedOut(BaseModel):
     accepted: Literal[True] = True
     command: CommandOut
+
+
+# ------------------------------------------------------------------ ingest (agents' push)
+
+MAX_INGEST_BATCHES = 720
+"""Instants in one push: an hour of 5 s collections (an agent catching up after an outage
+sends its buffer in pushes of at most this many)."""
+MAX_INGEST_SAMPLES = 50_000
+MAX_INGEST_INVENTORY = 1_000
+MAX_VALUE_MAGNITUDE = 1e18
+"""Larger readings are refused: a byte counter of an exabyte is no reading of this host."""
+
+MetricName = Annotated[StrictStr, Field(pattern=r"^[a-z_][a-z0-9_]{0,127}$")]
+IngestValue = StrictFloat | StrictInt | None
+
+
+class IngestBatchIn(BaseModel):
+    """The readings of one collection: entity -> metric -> value (null: read, no value)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ts_ms: StrictInt = Field(ge=0, le=MAX_TS_MS, description="The collection's instant.")
+    entities: dict[EntityPath, dict[MetricName, IngestValue]] = Field(
+        examples=[{"host/web1": {"cpu_utilization_ratio": 0.42, "load_average_1m": 1.3}}]
+    )
+
+
+class InventoryItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    entity: EntityPath
+    kind: StrictStr = Field(pattern=r"^[a-z_]{1,32}$", examples=["host", "gpu"])
+    attributes: dict[StrictStr, Any] = Field(default_factory=dict)
+
+
+class IngestIn(BaseModel):
+    """What an agent pushes: collections (oldest first) and, now and then, its inventory."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batches: list[IngestBatchIn] = Field(max_length=MAX_INGEST_BATCHES)
+    inventory: list[InventoryItemIn] = Field(default_factory=list, max_length=MAX_INGEST_INVENTORY)
+
+    @field_validator("batches")
+    @classmethod
+    def _bounded(cls, batches: list[IngestBatchIn]) -> list[IngestBatchIn]:
+        n = sum(len(metrics) for b in batches for metrics in b.entities.values())
+        if n > MAX_INGEST_SAMPLES:
+            raise ValueError(f"{n} readings in one push; send at most {MAX_INGEST_SAMPLES}")
+        for batch in batches:
+            for metrics in batch.entities.values():
+                for value in metrics.values():
+                    if value is not None and not abs(value) <= MAX_VALUE_MAGNITUDE:
+                        raise ValueError(
+                            f"a reading of {str(value)[:40]} is not a finite number within "
+                            f"±{MAX_VALUE_MAGNITUDE:g}"
+                        )
+        return batches
+
+
+class IngestOut(BaseModel):
+    accepted: int = Field(description="Readings handed to the pipeline.")
+    batches: int
+    series_created: int
+    inventory: int = Field(description="Inventory items written.")

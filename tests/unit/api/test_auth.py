@@ -51,6 +51,8 @@ CONTROLS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v1/alerts/ack", {"ids": ["{alert_id}"]}),
     ("POST", "/api/v1/twin/faults", {"kind": "fan_off", "entity": f"{S01}/fan2"}),
 ]
+INGESTS = ["/api/v1/ingest"]
+"""Agents' pushes: an `ingest` or `control` token (tests/unit/api/test_ingest.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +168,7 @@ def test_every_api_route_states_its_access(closed_room: Room) -> None:
                 response = closed_room.request(method, url, "read")
                 assert response.status_code == 403, f"{method} {path} obeys a read token"
             checked += 1
-    assert checked == len(READS) - 1 + len(CONTROLS)  # /metrics is not in the schema
+    assert checked == len(READS) - 1 + len(CONTROLS) + len(INGESTS)  # /metrics: no schema
 
 
 def test_a_remote_client_needs_a_token_even_with_open_loopback_reads(

@@ -7,6 +7,7 @@ from rackwatch.api.routes import (
     alerts,
     events,
     fans,
+    ingest,
     inventory,
     live,
     maintenance,
@@ -27,6 +28,7 @@ ROUTERS = [
     maintenance.router,
     fans.router,
     twin.router,
+    ingest.router,
 ]
 
 __all__ = ["ROUTERS"]
