@@ -1,0 +1,142 @@
+"""The agent's loop: collect every interval, write to the buffer, wake the pusher.
+
+Collections are stamped with the interval's instant on the wall clock (`:00`, `:05`, ... for
+5 s), like the twin's steps, so a collection pushed twice is the same instant twice and the
+server keeps one. A collection that ran past its interval skips the instants it missed
+(counted) rather than piling up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from rackwatch.agent.buffer import DiskBuffer
+from rackwatch.sources.readings import InventoryItem, Reading
+
+log = logging.getLogger(__name__)
+
+Entities = dict[str, dict[str, float | None]]
+"""entity -> metric -> value (None: the reading answered nothing)."""
+
+
+class Collector(Protocol):
+    def collect(self) -> list[Reading]: ...
+
+    def inventory(self) -> list[InventoryItem]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Collection:
+    ts_ms: int
+    readings: list[Reading]
+
+
+Listener = Callable[[Collection], None]
+
+
+def entities_of(readings: Sequence[Reading]) -> Entities:
+    """Readings grouped by entity, as the ingest body and the buffer carry them.
+
+    >>> entities_of([Reading("host/a", "uptime_seconds", 5.0), Reading("host/a", "x", math.nan)])
+    {'host/a': {'uptime_seconds': 5.0, 'x': None}}
+    """
+    out: Entities = {}
+    for r in readings:
+        if math.isinf(r.value):
+            continue
+        out.setdefault(r.entity, {})[r.metric] = None if math.isnan(r.value) else r.value
+    return out
+
+
+class AgentLoop:
+    """Collects from `collectors` every `interval_s` into `buffer`; `wake` is set after each
+    collection (the pusher waits on it) and each listener gets the collection."""
+
+    def __init__(
+        self,
+        collectors: Sequence[Collector],
+        *,
+        interval_s: float,
+        buffer: DiskBuffer | None,
+        wake: asyncio.Event | None = None,
+        inventory_every_s: float = 3600.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 0.1 <= interval_s <= 3600:
+            raise ValueError(f"the interval must be 0.1..3600 s, not {interval_s:g}")
+        self.collectors = list(collectors)
+        self.interval_s = interval_s
+        self.buffer = buffer
+        self.wake = wake
+        self.inventory_every_s = inventory_every_s
+        self.clock = clock
+        self.listeners: list[Listener] = []
+        self.inventory_listeners: list[Callable[[list[InventoryItem]], None]] = []
+        self.n_collections = 0
+        self.n_skipped = 0
+        self.n_errors = 0
+        self.last: Collection | None = None
+
+    def collect_once(self, ts_ms: int) -> Collection:
+        """One collection from every collector (a failing one is logged and left out)."""
+        readings: list[Reading] = []
+        for collector in self.collectors:
+            try:
+                readings.extend(collector.collect())
+            except Exception:
+                self.n_errors += 1
+                log.exception("collector %s failed", type(collector).__name__)
+        return Collection(ts_ms, readings)
+
+    def inventory(self) -> list[InventoryItem]:
+        items: list[InventoryItem] = []
+        for collector in self.collectors:
+            try:
+                items.extend(collector.inventory())
+            except Exception:
+                self.n_errors += 1
+                log.exception("inventory of %s failed", type(collector).__name__)
+        return items
+
+    async def run(self) -> None:
+        """Collect until cancelled."""
+        interval_ms = round(self.interval_s * 1000)
+        next_inventory = 0.0
+        next_ms = math.ceil(self.clock() * 1000 / interval_ms) * interval_ms
+        while True:
+            await asyncio.sleep(max(0.0, next_ms / 1000 - self.clock()))
+            if time.monotonic() >= next_inventory:
+                items = await asyncio.to_thread(self.inventory)
+                for inventory_listener in self.inventory_listeners:
+                    inventory_listener(items)
+                next_inventory = time.monotonic() + self.inventory_every_s
+            collection = await asyncio.to_thread(self.collect_once, next_ms)
+            await self._deliver(collection)
+            now_ms = self.clock() * 1000
+            following = next_ms + interval_ms
+            if now_ms >= following:  # the collection overran: skip the instants it missed
+                missed = int((now_ms - following) // interval_ms) + 1
+                self.n_skipped += missed
+                following += missed * interval_ms
+                log.warning("a collection took longer than the interval: skipped %d", missed)
+            next_ms = following
+
+    async def _deliver(self, collection: Collection) -> None:
+        self.n_collections += 1
+        self.last = collection
+        if self.buffer is not None:
+            entry = {"ts_ms": collection.ts_ms, "entities": entities_of(collection.readings)}
+            await asyncio.to_thread(self.buffer.append, entry)
+        if self.wake is not None:
+            self.wake.set()
+        for listener in self.listeners:
+            try:
+                listener(collection)
+            except Exception:
+                log.exception("a listener of the agent's collections failed")
