@@ -376,6 +376,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 scenario=twin.name,
                 ws_client_limit=settings.server.ws_client_limit,
                 ws_send_timeout_s=settings.server.ws_send_timeout_seconds,
+                ingest_series_limit=settings.server.ingest_series_limit,
                 bus_queue_depth=lambda: bus.pending,
                 alerts=alerts,
                 controller=controller,
