@@ -143,7 +143,11 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("disk_used_bytes", "bytes", _G, "Space used on a mounted file system."),
         MetricSpec("disk_free_bytes", "bytes", _G, "Space free on a mounted file system."),
         MetricSpec(
-            "disk_utilization_ratio", "ratio", _G, "Space used over the file system's size.", 0.001
+            "disk_utilization_ratio",
+            "ratio",
+            _G,
+            "Space used over the space usable (used + free, as df shows it), 0..1.",
+            0.001,
         ),
         MetricSpec(
             "disk_read_bytes_per_second", "bytes_per_second", _G, "Bytes read from the device."
