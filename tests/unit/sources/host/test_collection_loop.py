@@ -1,15 +1,13 @@
-"""The agent's loop: collections on the interval's instants, into the buffer, a failing
-collector isolated, the inventory handed on."""
+"""The collection loop: collections on the interval's instants, to every listener (a
+coroutine one too), a failing collector or listener isolated, the inventory handed on."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import math
-from pathlib import Path
 
-from rackwatch.agent.buffer import DiskBuffer
-from rackwatch.agent.runner import AgentLoop, Collection
+from rackwatch.sources.host.loop import Collection, CollectionLoop, entities_of
 from rackwatch.sources.readings import InventoryItem, Reading
 
 
@@ -36,13 +34,20 @@ class Broken:
         raise OSError("sensor gone")
 
 
-def test_collections_land_on_the_intervals_instants_in_the_buffer(tmp_path: Path) -> None:
-    buffer = DiskBuffer(tmp_path)
-    wake = asyncio.Event()
-    loop = AgentLoop([Counting(), Broken()], interval_s=0.1, buffer=buffer, wake=wake)
+def test_collections_land_on_the_intervals_instants_and_reach_every_listener() -> None:
+    loop = CollectionLoop([Counting(), Broken()], interval_s=0.1)
     seen: list[Collection] = []
+    awaited: list[int] = []
     inventories: list[list[InventoryItem]] = []
-    loop.listeners.append(seen.append)
+
+    async def slow_listener(collection: Collection) -> None:
+        await asyncio.sleep(0)
+        awaited.append(collection.ts_ms)
+
+    def broken_listener(_collection: Collection) -> None:
+        raise RuntimeError("a listener's bug")
+
+    loop.listeners += [seen.append, broken_listener, slow_listener]
     loop.inventory_listeners.append(inventories.append)
 
     async def scenario() -> None:
@@ -51,12 +56,11 @@ def test_collections_land_on_the_intervals_instants_in_the_buffer(tmp_path: Path
         task.cancel()
 
     asyncio.run(scenario())
-    assert 3 <= len(seen) <= 7 and wake.is_set()
+    assert 3 <= len(seen) <= 7
     stamps = [c.ts_ms for c in seen]
     assert all(t % 100 == 0 for t in stamps)  # the interval's instants
     assert all(b - a == 100 for a, b in itertools.pairwise(stamps))
+    assert awaited == stamps[: len(awaited)] and len(awaited) >= len(stamps) - 1  # awaited
     assert loop.n_errors >= len(seen)  # the broken collector, every time, logged not fatal
     assert inventories == [[{"entity": "host/a", "kind": "host"}]]  # once at start
-    pending = buffer.pending(100, 10_000)
-    assert pending is not None and [e["ts_ms"] for e in pending.entries] == stamps
-    assert pending.entries[0]["entities"] == {"host/a": {"uptime_seconds": 1.0, "x": None}}
+    assert entities_of(seen[0].readings) == {"host/a": {"uptime_seconds": 1.0, "x": None}}

@@ -1,22 +1,24 @@
-"""The agent's loop: collect every interval, write to the buffer, wake the pusher.
+"""Collecting on an interval: the loop behind `rackwatch agent` and `rackwatch run`'s own host.
 
-Collections are stamped with the interval's instant on the wall clock (`:00`, `:05`, ... for
-5 s), like the twin's steps, so a collection pushed twice is the same instant twice and the
-server keeps one. A collection that ran past its interval skips the instants it missed
-(counted) rather than piling up.
+Every interval the collectors are read (in a worker thread) and each listener gets the
+`Collection`: the agent writes it to its buffer and serves it on `--listen`, `rackwatch run`
+publishes it on its bus. Collections are stamped with the interval's instant on the wall
+clock (`:00`, `:05`, ... for 5 s), like the twin's steps, so a collection pushed twice is the
+same instant twice and the server keeps one. A collection that ran past its interval skips
+the instants it missed (counted) rather than piling up.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from rackwatch.agent.buffer import DiskBuffer
 from rackwatch.sources.readings import InventoryItem, Reading
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,8 @@ class Collection:
     readings: list[Reading]
 
 
-Listener = Callable[[Collection], None]
+Listener = Callable[[Collection], Awaitable[None] | None]
+"""Gets each collection; may be a coroutine function (awaited before the next listener)."""
 
 
 def entities_of(readings: Sequence[Reading]) -> Entities:
@@ -54,17 +57,15 @@ def entities_of(readings: Sequence[Reading]) -> Entities:
     return out
 
 
-class AgentLoop:
-    """Collects from `collectors` every `interval_s` into `buffer`; `wake` is set after each
-    collection (the pusher waits on it) and each listener gets the collection."""
+class CollectionLoop:
+    """Collects from `collectors` every `interval_s` and hands each collection to the
+    listeners, and the inventory (at start, then every `inventory_every_s`) to theirs."""
 
     def __init__(
         self,
         collectors: Sequence[Collector],
         *,
         interval_s: float,
-        buffer: DiskBuffer | None,
-        wake: asyncio.Event | None = None,
         inventory_every_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -72,8 +73,6 @@ class AgentLoop:
             raise ValueError(f"the interval must be 0.1..3600 s, not {interval_s:g}")
         self.collectors = list(collectors)
         self.interval_s = interval_s
-        self.buffer = buffer
-        self.wake = wake
         self.inventory_every_s = inventory_every_s
         self.clock = clock
         self.listeners: list[Listener] = []
@@ -130,13 +129,10 @@ class AgentLoop:
     async def _deliver(self, collection: Collection) -> None:
         self.n_collections += 1
         self.last = collection
-        if self.buffer is not None:
-            entry = {"ts_ms": collection.ts_ms, "entities": entities_of(collection.readings)}
-            await asyncio.to_thread(self.buffer.append, entry)
-        if self.wake is not None:
-            self.wake.set()
         for listener in self.listeners:
             try:
-                listener(collection)
+                outcome = listener(collection)
+                if inspect.isawaitable(outcome):
+                    await outcome
             except Exception:
-                log.exception("a listener of the agent's collections failed")
+                log.exception("a listener of the collections failed")
