@@ -115,6 +115,15 @@ def _padded_counts(chunk: Chunk, n_series: int) -> I64:
     return out
 
 
+def _padded_starts(chunk: Chunk, n_series: int) -> I64:
+    """Where each of `n_series` series' rows start in the chunk (its end for the series that
+    came after the chunk was made)."""
+    out = np.full(n_series, len(chunk), np.int64)
+    k = min(n_series, len(chunk.starts) - 1)
+    out[:k] = chunk.starts[:k]
+    return out
+
+
 def _gather(
     chunks: list[Chunk],
     series_order: npt.NDArray[np.intp],
@@ -126,7 +135,8 @@ def _gather(
     in `series_order`, chunks in order. One copy, made of contiguous pieces, into views of
     `into` when given."""
     n_chunks = len(chunks)
-    starts = np.stack([c.starts[:-1] for c in chunks])  # chunks x series
+    # chunks x series; a chunk made before a series was registered has no rows of it
+    starts = np.stack([_padded_starts(c, lo.shape[1]) for c in chunks])
     # Pieces in output order: series-major, then chunk; empty ones dropped.
     a = (starts + lo)[:, series_order].T.reshape(-1)
     b = (starts + hi)[:, series_order].T.reshape(-1)

@@ -249,6 +249,23 @@ def test_series_added_later_are_persisted(tmp_path):
     store.close()
 
 
+def test_a_source_that_starts_later_is_flushed_with_the_first_ones(tmp_path):
+    """An agent's host registers its series while the twin's are in the head: flushes (and
+    the last one at close) take both, whole runs and the rest."""
+    reg, ids = registry_with(1)
+    store = open_store(tmp_path, reg, consolidate_rows=1000)  # a head chunk per write
+    store.write(grid(ids, 0, 3000))
+    host = np.asarray([reg.intern("host/web1", "uptime_seconds")], np.int32)
+    store.write(grid(np.concatenate([ids, host]), 3000, 3000))
+    store.flush()
+    store.write(grid(np.concatenate([ids, host]), 6000, 100))
+    store.close()
+    store = open_store(tmp_path, SeriesRegistry())
+    assert raw_count(store) == 3 * 6100 + 3100
+    assert len(store.query(Query(T0, T0 + 30 * DAY_MS, entity="host/**", tier="raw"))) == 3100
+    store.close()
+
+
 def test_stats_and_sizes(tmp_path):
     reg, ids = registry_with(2)
     store = open_store(tmp_path, reg, flush_rows=6 * 2048)

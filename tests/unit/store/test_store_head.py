@@ -98,3 +98,21 @@ def test_merge_and_select():
     ts, series, _ = select_rows(chunks, np.array([False, True]), 20_000, 60_000)
     assert set(series.tolist()) == {1}
     assert sorted(ts.tolist()) == list(range(20_000, 60_000, 5000))
+
+
+def test_series_registered_after_older_chunks_split_and_merge_with_them():
+    """A source that starts later (an agent's host) adds series while older chunks, made
+    with fewer, are still in the head."""
+    head = Head()
+    before = grid(3000, [0, 1])
+    after = grid(3000, [0, 1, 2, 3], t0=3000 * 5000)
+    head.add(make_chunk(before.ts, before.series, before.value, 2))
+    head.add(make_chunk(after.ts, after.series, after.value, 4))
+    (_, series, _), kept = head.split(np.array([3, 2, 1, 0]))
+    taken = dict(zip(*np.unique(series, return_counts=True), strict=True))
+    assert taken == {0: 4096, 1: 4096, 2: 2048, 3: 2048}
+    assert kept.counts.tolist() == [6000 - 4096, 6000 - 4096, 3000 - 2048, 3000 - 2048]
+    (all_ts, _, _), rest = head.split(np.arange(4), group=None)
+    assert len(all_ts) == 2 * 6000 + 2 * 3000 and len(rest) == 0
+    merged = merge(head.chunks)
+    assert sorted_by_series_ts(merged) and merged.counts.tolist() == [6000, 6000, 3000, 3000]
