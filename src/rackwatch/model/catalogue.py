@@ -202,7 +202,13 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("gpu_temperature_celsius", "celsius", _G, "GPU core temperature.", 1.0),
         MetricSpec("gpu_power_watts", "watts", _G, "Power drawn by the GPU board.", 0.001),
         MetricSpec("gpu_power_limit_watts", "watts", _G, "Power limit the GPU is held to.", 0.001),
-        MetricSpec("gpu_fan_ratio", "ratio", _G, "GPU fan speed over its maximum, 0..1.", 0.01),
+        MetricSpec(
+            "gpu_fan_ratio",
+            "ratio",
+            _G,
+            "GPU fan speed over its nominal maximum (NVIDIA allows a little above 1).",
+            0.01,
+        ),
     )
 }
 
