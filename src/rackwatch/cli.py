@@ -356,6 +356,82 @@ def run(
     )
 
 
+@cli.command()
+def agent(
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="The rackwatch server to push to, e.g. http://10.0.0.5:8000.", metavar="URL"
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RACKWATCH_AGENT_TOKEN",
+            help="An ingest token from `rackwatch token create --scope ingest` on the server "
+            "(better in the environment than on the command line).",
+            metavar="TOKEN",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="This host's name in rackwatch \\[default: the hostname].",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    interval: Annotated[
+        float,
+        typer.Option(help="Seconds between collections.", min=0.5, max=3600, metavar="S"),
+    ] = 5.0,
+    buffer: Annotated[
+        Path,
+        typer.Option(
+            help="Where collections wait until the server takes them (bounded, 64 MiB).",
+            metavar="DIR",
+        ),
+    ] = Path("rackwatch-agent-buffer"),
+) -> None:
+    """Watch this machine (CPU, memory, disks, network, sensors) and push it to a rackwatch
+    server; what the server does not take yet waits on disk. Ctrl-C stops."""
+    from rackwatch.agent.service import Agent, AgentConfig
+
+    if server is None:
+        raise typer.BadParameter(
+            "say where to push: --server http://<server>:8000", param_hint="--server"
+        )
+    if not server.startswith(("http://", "https://")):
+        raise typer.BadParameter(f"{server!r} is not an http(s) URL", param_hint="--server")
+    try:
+        the_agent = Agent(
+            AgentConfig(
+                server=server, token=token, name=name, interval_s=interval, buffer_dir=buffer
+            )
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--token") from None
+    console.print(
+        f"rackwatch agent {__version__}: [bold]host/{the_agent.name}[/] every {interval:g} s, "
+        f"pushing to {server} (buffer {buffer}). Press Ctrl-C to stop."
+    )
+    asyncio.run(_run_agent(the_agent))
+    pusher = the_agent.pusher
+    if pusher is not None and the_agent.buffer is not None:
+        console.print(
+            f"stopped: {the_agent.loop.n_collections} collections, {pusher.stats.sent} pushed, "
+            f"{the_agent.buffer.n_pending} waiting in {buffer} for the next start"
+        )
+
+
+async def _run_agent(the_agent: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await the_agent.run(stop)
+
+
 def _check_can_serve(host: str, port: int) -> None:
     """Refuse at once when the address cannot be served (a port in use, an unknown host),
     before the data directory, a token or a store is created."""

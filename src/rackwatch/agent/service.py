@@ -1,0 +1,97 @@
+"""`rackwatch agent` put together: collect this host every interval; push to a server through
+the disk buffer, and/or serve the host's monitoring protocol on `--listen`.
+
+Both modes run on one event loop and take the same collections: with `--server` each one is
+written to the buffer and the pusher is woken; with `--listen` each one is sent to the
+connected clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from rackwatch.agent.buffer import DiskBuffer
+from rackwatch.agent.push import Pusher
+from rackwatch.sources.host.gpu import GpuCollector
+from rackwatch.sources.host.loop import Collection, CollectionLoop, Collector, entities_of
+from rackwatch.sources.host.system import HostCollector
+from rackwatch.sources.readings import segment
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    server: str | None
+    """The rackwatch server to push to (`http://host:8000`); None: do not push."""
+    token: str | None
+    name: str | None
+    """The host's name in entity paths (`host/<name>`); None: this machine's hostname."""
+    interval_s: float = 5.0
+    buffer_dir: Path = Path("rackwatch-agent-buffer")
+    buffer_max_bytes: int = 64 * 2**20
+
+
+def host_name(name: str | None) -> str:
+    """The entity segment for this host: `name`, or the machine's hostname."""
+    return segment(name or socket.gethostname(), fallback="localhost")
+
+
+def host_collectors(name: str) -> list[Collector]:
+    """The collectors of this machine: the host itself, and its NVIDIA GPUs where it has any
+    (none: the GPU collector answers nothing, cheaply)."""
+    host = HostCollector(name)
+    return [host, GpuCollector(host.entity)]
+
+
+class Agent:
+    """The parts of one agent, built and connected, not started."""
+
+    def __init__(self, config: AgentConfig, collectors: list[Collector] | None = None) -> None:
+        if config.server is not None and not config.token:
+            raise ValueError(
+                "pushing to a server needs a token: create one on the server with "
+                "`rackwatch token create --scope ingest`, then pass --token (or set "
+                "RACKWATCH_AGENT_TOKEN)"
+            )
+        self.config = config
+        self.name = host_name(config.name)
+        self.loop = CollectionLoop(
+            collectors if collectors is not None else host_collectors(self.name),
+            interval_s=config.interval_s,
+        )
+        self.wake = asyncio.Event()
+        self.buffer: DiskBuffer | None = None
+        self.pusher: Pusher | None = None
+        if config.server is not None and config.token:
+            self.buffer = DiskBuffer(config.buffer_dir, max_bytes=config.buffer_max_bytes)
+            self.pusher = Pusher(config.server, config.token, self.buffer)
+            self.loop.listeners.append(self._buffer)
+            self.loop.inventory_listeners.append(self.pusher.set_inventory)
+
+    async def _buffer(self, collection: Collection) -> None:
+        assert self.buffer is not None
+        entry = {"ts_ms": collection.ts_ms, "entities": entities_of(collection.readings)}
+        await asyncio.to_thread(self.buffer.append, entry)
+        self.wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Collect (and push) until `stop` is set."""
+        tasks = [asyncio.create_task(self.loop.run(), name="agent-collect")]
+        if self.pusher is not None:
+            tasks.append(asyncio.create_task(self.pusher.run(self.wake), name="agent-push"))
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if self.pusher is not None:
+                await self.pusher.aclose()
