@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from rackwatch.api import ApiContext, create_app
 from rackwatch.api.prometheus import watch_writer
 from rackwatch.api.server import serving
-from rackwatch.bus import MemoryBus
+from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.live import LiveState, feed
@@ -50,7 +50,10 @@ from rackwatch.settings import (
     WebhookNotifierSettings,
     build_alert_rules,
 )
+from rackwatch.sources.host.loop import Collection, CollectionLoop
+from rackwatch.sources.host.machine import host_collectors, host_name
 from rackwatch.sources.poller import PacedPoller
+from rackwatch.sources.readings import InventoryItem, to_batch
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
 from rackwatch.store.duckdb import (
@@ -155,11 +158,39 @@ def continue_after(store: DuckDBStore, twin: Twin) -> int | None:
 
 
 def inventory_records(twin: Twin) -> list[EntityRecord]:
+    return records_of(twin.inventory())
+
+
+def records_of(items: Sequence[InventoryItem]) -> list[EntityRecord]:
+    """Inventory items (`{"entity", "kind", <attributes>}`) as the store keeps them."""
     records = []
-    for item in twin.inventory():
+    for item in items:
         attributes = {k: v for k, v in item.items() if k not in ("entity", "kind")}
         records.append(EntityRecord(item["entity"], item["kind"], attributes))
     return records
+
+
+def build_host(
+    settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+) -> CollectionLoop | None:
+    """This machine as a source of `rackwatch run`: its collections on the bus
+    (`telemetry.host`), its inventory in the store; None when `[host] enabled` is off."""
+    if not settings.host.enabled:
+        return None
+    name = host_name(settings.host.name)
+    loop = CollectionLoop(host_collectors(name), interval_s=settings.host.interval_seconds)
+
+    async def publish(collection: Collection) -> None:
+        batch = to_batch(collection.readings, registry, collection.ts_ms)
+        if len(batch):
+            await bus.publish(subjects.telemetry("host"), batch)
+
+    async def keep_inventory(items: list[InventoryItem]) -> None:
+        await asyncio.to_thread(store.upsert_inventory, records_of(items))
+
+    loop.listeners.append(publish)
+    loop.inventory_listeners.append(keep_inventory)
+    return loop
 
 
 @dataclass
@@ -179,6 +210,8 @@ class Services:
     controller: FanController
     tokens: TokenStore
     retention: RetentionRunner
+    host: CollectionLoop | None = None
+    """This machine, collected beside the twin (None: `--no-host`)."""
     resumed_at_ms: int | None = None
     """Where the twin's clock starts when the data directory already held its data (after the
     last stored instant, so that nothing overlaps); None when it starts now."""
@@ -387,6 +420,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         )
         writer = StoreWriter(bus, store)
         watch_writer(api, writer)  # its counters in /metrics and GET /status
+        host = build_host(settings, registry, bus, store)
         return Services(
             settings=settings,
             registry=registry,
@@ -401,6 +435,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             controller=controller,
             tokens=tokens,
             retention=retention,
+            host=host,
             resumed_at_ms=resume,
         )
     except BaseException:
@@ -431,6 +466,9 @@ async def run_live(
         asyncio.create_task(services.poller.obey(), name="twin-commands"),
     ]
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
+    sources = []
+    if services.host is not None:
+        sources.append(asyncio.create_task(services.host.run(), name="this-host"))
     for part in (services.writer, services.alerts, services.controller):
         await part.ready.wait()
     await asyncio.sleep(0)  # let the other subscriptions open before the first publish
@@ -445,6 +483,9 @@ async def run_live(
             await services.poller.run(stop)
     finally:
         stop.set()
+        for source in sources:
+            source.cancel()
+        await asyncio.gather(*sources, return_exceptions=True)
         bus.close()
         outcomes = await asyncio.gather(*consumers, housekeeping, return_exceptions=True)
         await asyncio.to_thread(services.store.flush)

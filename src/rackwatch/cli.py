@@ -306,10 +306,19 @@ def run(
             metavar="PORT",
         ),
     ] = None,
+    no_host: Annotated[
+        bool,
+        typer.Option(
+            "--no-host",
+            help="Do not watch this machine beside the twin \\[default: it is watched, as "
+            "host/<hostname>].",
+            show_default=False,
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
-    """The main job: run the twin live, store everything, serve the dashboard, the API and
-    /metrics, show a live summary. Ctrl-C stops."""
+    """The main job: run the twin live and watch this machine, store everything, serve the
+    dashboard, the API and /metrics, show a live summary. Ctrl-C stops."""
     settings = _settings(
         config,
         data_dir=data_dir,
@@ -321,6 +330,7 @@ def run(
             "random_fault_mtbf_days": random_faults_mtbf,
         },
         server={"host": host, "port": port},
+        host={"enabled": False if no_host else None},
     )
     _check_can_serve(settings.server.host, settings.server.port)  # before anything is written
     from rackwatch import app

@@ -69,6 +69,16 @@ class ServerSettings(_Section):
     create more: a bound on what agents can make it keep (about 200 per host)."""
 
 
+class HostSettings(_Section):
+    """This machine, watched by `rackwatch run` beside the twin (the agent's collectors)."""
+
+    enabled: bool = True
+    """Off (`--no-host`): the twin only."""
+    name: str | None = Field(default=None, max_length=64)
+    """Its name in entity paths (`host/<name>`); default: the hostname."""
+    interval_seconds: float = Field(default=5.0, ge=0.5, le=3600)
+
+
 class ControlSettings(_Section):
     """The fan controller (docs/CONTROL.md)."""
 
@@ -392,6 +402,7 @@ class Settings(BaseSettings):
     twin: TwinSettings = TwinSettings()
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()
+    host: HostSettings = HostSettings()
     alerts: AlertSettings = AlertSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""

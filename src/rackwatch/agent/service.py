@@ -11,16 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from rackwatch.agent.buffer import DiskBuffer
 from rackwatch.agent.push import Pusher
-from rackwatch.sources.host.gpu import GpuCollector
 from rackwatch.sources.host.loop import Collection, CollectionLoop, Collector, entities_of
-from rackwatch.sources.host.system import HostCollector
-from rackwatch.sources.readings import segment
+from rackwatch.sources.host.machine import host_collectors, host_name
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +32,6 @@ class AgentConfig:
     interval_s: float = 5.0
     buffer_dir: Path = Path("rackwatch-agent-buffer")
     buffer_max_bytes: int = 64 * 2**20
-
-
-def host_name(name: str | None) -> str:
-    """The entity segment for this host: `name`, or the machine's hostname."""
-    return segment(name or socket.gethostname(), fallback="localhost")
-
-
-def host_collectors(name: str) -> list[Collector]:
-    """The collectors of this machine: the host itself, and its NVIDIA GPUs where it has any
-    (none: the GPU collector answers nothing, cheaply)."""
-    host = HostCollector(name)
-    return [host, GpuCollector(host.entity)]
 
 
 class Agent:

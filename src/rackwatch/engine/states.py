@@ -169,6 +169,9 @@ class DeviceStates:
         self._silent: npt.NDArray[np.bool_] = np.zeros(0, dtype=np.bool_)
         """Entities whose source is silent on the wall clock."""
         self._source_ids: dict[str, int] = {}
+        self._source_now: list[int] = []
+        """Per source, the newest sample it sent: its entities go stale on its clock, not on
+        another's (the twin may run ahead of, or behind, a real host's wall clock)."""
         self._silence_reason: dict[int, str] = {}
         self._devices: dict[str, _Device] = {}
         self._maintenance: dict[str, Maintenance] = {}
@@ -221,10 +224,12 @@ class DeviceStates:
         that source's, and if the source was silent they are derived again (`source_silent`).
         """
         self._sync()
-        sid = None if source is None else self._source_ids.setdefault(source, len(self._source_ids))
+        sid = None if source is None else self._source_id(source)
         if len(batch):
             newest = int(batch.ts.max())
             self.now_ms = newest if self.now_ms is None else max(self.now_ms, newest)
+            if sid is not None:
+                self._source_now[sid] = max(self._source_now[sid], newest)
             entity = self._entity_of_series[batch.series]
             rows = entity >= 0
             np.maximum.at(self._last_seen, entity[rows], batch.ts[rows])
@@ -233,7 +238,7 @@ class DeviceStates:
         if self.now_ms is None:
             return []
         seen = self._last_seen >= 0
-        stale = seen & (self.now_ms - self._last_seen >= self.unknown_after_ms)
+        stale = seen & (self._now_of_entities() - self._last_seen >= self.unknown_after_ms)
         first = seen & ~self._announced
         heard_again = np.zeros_like(seen)
         if sid is not None:
@@ -250,16 +255,35 @@ class DeviceStates:
             is_new = name not in self._devices
             if is_new:
                 self._devices[name] = _Device()
-            change = self._update(name, self.now_ms, quiet_ok=is_new)
+            change = self._update(name, self._now_of(i), quiet_ok=is_new)
             if change is not None:
                 changes.append(change)
         return changes
+
+    def _source_id(self, source: str) -> int:
+        sid = self._source_ids.setdefault(source, len(self._source_ids))
+        if sid == len(self._source_now):
+            self._source_now.append(-1)
+        return sid
+
+    def _now_of_entities(self) -> npt.NDArray[np.int64]:
+        """Each entity's clock: the newest sample of the source that sent its telemetry (the
+        newest of all where no source was named)."""
+        assert self.now_ms is not None
+        clocks = np.array([*self._source_now, self.now_ms], dtype=np.int64)
+        clocks[clocks < 0] = self.now_ms
+        return clocks[self._source_of]  # -1 (no source named): the last, the overall newest
+
+    def _now_of(self, index: int) -> int:
+        sid = int(self._source_of[index])
+        assert self.now_ms is not None
+        return self._source_now[sid] if sid >= 0 and self._source_now[sid] >= 0 else self.now_ms
 
     def source_silent(self, source: str, ts: int, reason: str) -> list[StateChange]:
         """Every entity last heard from `source` is UNKNOWN (`reason`) until the source sends
         again (`observe(batch, source)`); for a source gone silent on the wall clock."""
         self._sync()
-        sid = self._source_ids.setdefault(source, len(self._source_ids))
+        sid = self._source_id(source)
         self._silence_reason[sid] = reason
         silenced = (self._source_of == sid) & (self._last_seen >= 0) & ~self._silent
         self._silent |= silenced
@@ -354,13 +378,13 @@ class DeviceStates:
             why = f": {maintenance.reason}" if maintenance.reason else ""
             return DeviceState.MAINTENANCE, f"maintenance by {maintenance.by}{why}"
         index = self._index.get(entity)
-        last_seen = int(self._last_seen[index]) if index is not None else -1
-        if last_seen < 0:
+        if index is None or self._last_seen[index] < 0:
             return DeviceState.UNKNOWN, "no telemetry yet"
+        last_seen = int(self._last_seen[index])
         if self._silent[index]:
             return DeviceState.UNKNOWN, self._silence_reason[int(self._source_of[index])]
         if self._stale[index]:
-            age_s = ((self.now_ms or last_seen) - last_seen) / 1000
+            age_s = (self._now_of(index) - last_seen) / 1000
             return DeviceState.UNKNOWN, f"no telemetry for {age_s:.0f} s"
         if device.conditions:
             worst = max(device.conditions.values(), key=lambda c: (c.is_failure, c.severity))

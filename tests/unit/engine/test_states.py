@@ -165,6 +165,29 @@ def test_a_silent_source_makes_its_entities_unknown_until_it_sends_again() -> No
     ]
 
 
+def test_each_source_goes_stale_on_its_own_clock() -> None:
+    """The twin replaying a past day and a real host on today's wall clock: neither makes
+    the other's devices look silent; each goes UNKNOWN when its own clock moves on."""
+    reg = SeriesRegistry()
+    states = DeviceStates(reg, unknown_after_s=60)
+    day = 86_400
+    states.observe(seen(reg, 0), "twin")
+    host_now = 300 * day  # the host's clock is months ahead of the twin's
+    states.observe(batch(reg, host_now, ("host/db1", "uptime_seconds", 9)), "host")
+    states.observe(seen(reg, 5), "twin")
+    assert states.states() == {
+        SERVER: DeviceState.OK,
+        FAN: DeviceState.OK,
+        "host/db1": DeviceState.OK,
+    }
+    later = states.observe(batch(reg, 120, (SERVER, "power_watts", 200)), "twin")
+    assert [(c.entity, c.state) for c in later] == [(FAN, DeviceState.UNKNOWN)]  # twin time
+    assert states.details(FAN)["reason"] == "no telemetry for 115 s"  # type: ignore[index]
+    gone = states.observe(batch(reg, host_now + 90, ("host/db2", "uptime_seconds", 1)), "host")
+    assert [(c.entity, c.state) for c in gone] == [("host/db1", DeviceState.UNKNOWN)]
+    assert states.states()[SERVER] is DeviceState.OK
+
+
 def test_a_source_watch_reports_each_silence_once_and_waits_for_a_backlog() -> None:
     watch = SourceWatch(SilencePolicy(10.0))
     watch.heard("twin", 0.0, 5_000)

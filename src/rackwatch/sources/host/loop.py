@@ -17,12 +17,13 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from rackwatch.sources.readings import InventoryItem, Reading
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Entities = dict[str, dict[str, float | None]]
 """entity -> metric -> value (None: the reading answered nothing)."""
 
@@ -41,6 +42,7 @@ class Collection:
 
 Listener = Callable[[Collection], Awaitable[None] | None]
 """Gets each collection; may be a coroutine function (awaited before the next listener)."""
+InventoryListener = Callable[[list[InventoryItem]], Awaitable[None] | None]
 
 
 def entities_of(readings: Sequence[Reading]) -> Entities:
@@ -76,7 +78,7 @@ class CollectionLoop:
         self.inventory_every_s = inventory_every_s
         self.clock = clock
         self.listeners: list[Listener] = []
-        self.inventory_listeners: list[Callable[[list[InventoryItem]], None]] = []
+        self.inventory_listeners: list[InventoryListener] = []
         self.n_collections = 0
         self.n_skipped = 0
         self.n_errors = 0
@@ -113,7 +115,7 @@ class CollectionLoop:
             if time.monotonic() >= next_inventory:
                 items = await asyncio.to_thread(self.inventory)
                 for inventory_listener in self.inventory_listeners:
-                    inventory_listener(items)
+                    await _call(inventory_listener, items)
                 next_inventory = time.monotonic() + self.inventory_every_s
             collection = await asyncio.to_thread(self.collect_once, next_ms)
             await self._deliver(collection)
@@ -130,9 +132,15 @@ class CollectionLoop:
         self.n_collections += 1
         self.last = collection
         for listener in self.listeners:
-            try:
-                outcome = listener(collection)
-                if inspect.isawaitable(outcome):
-                    await outcome
-            except Exception:
-                log.exception("a listener of the collections failed")
+            await _call(listener, collection)
+
+
+async def _call(listener: Callable[[T], Awaitable[None] | None], arg: T) -> None:
+    """Call a listener, awaiting it if it is a coroutine function; a failure is logged and
+    goes no further (one broken listener does not stop the loop or the others)."""
+    try:
+        outcome = listener(arg)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception:
+        log.exception("a listener of the collections failed")
