@@ -402,30 +402,55 @@ def agent(
             metavar="DIR",
         ),
     ] = Path("rackwatch-agent-buffer"),
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            help="Also serve this host's monitoring WebSocket (docs/AGENT.md) on HOST:PORT, "
+            "e.g. 127.0.0.1:8765.",
+            metavar="HOST:PORT",
+        ),
+    ] = None,
 ) -> None:
-    """Watch this machine (CPU, memory, disks, network, sensors) and push it to a rackwatch
-    server; what the server does not take yet waits on disk. Ctrl-C stops."""
+    """Watch this machine (CPU, memory, disks, network, sensors, GPUs): push it to a rackwatch
+    server (what the server does not take yet waits on disk), and/or serve it live on a
+    WebSocket. Ctrl-C stops."""
+    from rackwatch.agent.protocol import parse_listen
     from rackwatch.agent.service import Agent, AgentConfig
 
-    if server is None:
-        raise typer.BadParameter(
-            "say where to push: --server http://<server>:8000", param_hint="--server"
-        )
-    if not server.startswith(("http://", "https://")):
+    if server is not None and not server.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{server!r} is not an http(s) URL", param_hint="--server")
+    try:
+        address = None if listen is None else parse_listen(listen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--listen") from None
     try:
         the_agent = Agent(
             AgentConfig(
-                server=server, token=token, name=name, interval_s=interval, buffer_dir=buffer
+                server=server,
+                token=token,
+                name=name,
+                interval_s=interval,
+                buffer_dir=buffer,
+                listen=address,
             )
         )
     except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--token") from None
+        raise typer.BadParameter(str(exc)) from None
+    doing = []
+    if server is not None:
+        doing.append(f"pushing to {server} (buffer {buffer})")
+    if address is not None:
+        doing.append(f"serving ws://{address[0]}:{address[1]}/")
     console.print(
         f"rackwatch agent {__version__}: [bold]host/{the_agent.name}[/] every {interval:g} s, "
-        f"pushing to {server} (buffer {buffer}). Press Ctrl-C to stop."
+        f"{' and '.join(doing)}. Press Ctrl-C to stop."
     )
-    asyncio.run(_run_agent(the_agent))
+    try:
+        asyncio.run(_run_agent(the_agent))
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot serve on {listen}: {exc}", param_hint="--listen"
+        ) from None
     pusher = the_agent.pusher
     if pusher is not None and the_agent.buffer is not None:
         console.print(

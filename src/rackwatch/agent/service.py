@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rackwatch.agent.buffer import DiskBuffer
+from rackwatch.agent.protocol import ProtocolServer
 from rackwatch.agent.push import Pusher
 from rackwatch.sources.host.loop import Collection, CollectionLoop, Collector, entities_of
 from rackwatch.sources.host.machine import host_collectors, host_name
@@ -32,12 +33,16 @@ class AgentConfig:
     interval_s: float = 5.0
     buffer_dir: Path = Path("rackwatch-agent-buffer")
     buffer_max_bytes: int = 64 * 2**20
+    listen: tuple[str, int] | None = None
+    """Serve the host monitoring protocol (`agent/protocol.py`) on (host, port); None: not."""
 
 
 class Agent:
     """The parts of one agent, built and connected, not started."""
 
     def __init__(self, config: AgentConfig, collectors: list[Collector] | None = None) -> None:
+        if config.server is None and config.listen is None:
+            raise ValueError("give --server (push to rackwatch), --listen (serve here), or both")
         if config.server is not None and not config.token:
             raise ValueError(
                 "pushing to a server needs a token: create one on the server with "
@@ -58,6 +63,10 @@ class Agent:
             self.pusher = Pusher(config.server, config.token, self.buffer)
             self.loop.listeners.append(self._buffer)
             self.loop.inventory_listeners.append(self.pusher.set_inventory)
+        self.protocol: ProtocolServer | None = None
+        if config.listen is not None:
+            self.protocol = ProtocolServer(*config.listen)
+            self.protocol.attach(self.loop)
 
     async def _buffer(self, collection: Collection) -> None:
         assert self.buffer is not None
@@ -66,7 +75,10 @@ class Agent:
         self.wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Collect (and push) until `stop` is set."""
+        """Collect (and push, and serve) until `stop` is set; OSError when `listen` cannot
+        be bound."""
+        if self.protocol is not None:
+            await self.protocol.start()
         tasks = [asyncio.create_task(self.loop.run(), name="agent-collect")]
         if self.pusher is not None:
             tasks.append(asyncio.create_task(self.pusher.run(self.wake), name="agent-push"))
@@ -80,3 +92,5 @@ class Agent:
                     await task
             if self.pusher is not None:
                 await self.pusher.aclose()
+            if self.protocol is not None:
+                await self.protocol.close()
