@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,8 @@ from rackwatch.sources.host.loop import Collection, CollectionLoop
 from rackwatch.sources.host.machine import host_collectors, host_name
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.readings import InventoryItem, to_batch
+from rackwatch.sources.scrape import Scraper, ScrapeTarget
+from rackwatch.sources.scrape_loop import ScrapeLoop
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
 from rackwatch.store.duckdb import (
@@ -170,6 +172,35 @@ def records_of(items: Sequence[InventoryItem]) -> list[EntityRecord]:
     return records
 
 
+def build_scrapes(
+    settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+) -> list[ScrapeLoop]:
+    """A loop per `[[scrape]]` target: its readings on the bus (`telemetry.scrape`), its
+    inventory item in the store. ConfigError for a target that cannot be scraped."""
+
+    async def keep_inventory(items: list[InventoryItem]) -> None:
+        await asyncio.to_thread(store.upsert_inventory, records_of(items))
+
+    loops = []
+    for section in settings.scrape:
+        try:
+            target = ScrapeTarget(
+                url=section.url,
+                name=section.name,
+                interval_s=section.interval_seconds,
+                timeout_s=section.timeout_seconds,
+                labels=section.labels,
+                entity_labels=None
+                if section.entity_labels is None
+                else tuple(section.entity_labels),
+                max_series=section.max_series,
+            )
+        except ValueError as exc:
+            raise ConfigError(f"[[scrape]] {section.url}: {exc}") from None
+        loops.append(ScrapeLoop(Scraper(target), registry, bus, on_inventory=keep_inventory))
+    return loops
+
+
 def build_host(
     settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
 ) -> CollectionLoop | None:
@@ -212,6 +243,8 @@ class Services:
     retention: RetentionRunner
     host: CollectionLoop | None = None
     """This machine, collected beside the twin (None: `--no-host`)."""
+    scrapes: list[ScrapeLoop] = field(default_factory=list)
+    """The Prometheus endpoints scraped (`[[scrape]]`, `--scrape`)."""
     resumed_at_ms: int | None = None
     """Where the twin's clock starts when the data directory already held its data (after the
     last stored instant, so that nothing overlaps); None when it starts now."""
@@ -421,6 +454,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         writer = StoreWriter(bus, store)
         watch_writer(api, writer)  # its counters in /metrics and GET /status
         host = build_host(settings, registry, bus, store)
+        scrapes = build_scrapes(settings, registry, bus, store)
         return Services(
             settings=settings,
             registry=registry,
@@ -436,6 +470,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             tokens=tokens,
             retention=retention,
             host=host,
+            scrapes=scrapes,
             resumed_at_ms=resume,
         )
     except BaseException:
@@ -469,6 +504,9 @@ async def run_live(
     sources = []
     if services.host is not None:
         sources.append(asyncio.create_task(services.host.run(), name="this-host"))
+    for scrape in services.scrapes:
+        name = f"scrape-{scrape.scraper.target.name}"
+        sources.append(asyncio.create_task(scrape.run(), name=name))
     for part in (services.writer, services.alerts, services.controller):
         await part.ready.wait()
     await asyncio.sleep(0)  # let the other subscriptions open before the first publish

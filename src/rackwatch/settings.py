@@ -79,6 +79,23 @@ class HostSettings(_Section):
     interval_seconds: float = Field(default=5.0, ge=0.5, le=3600)
 
 
+class ScrapeSettings(_Section):
+    """A Prometheus text endpoint `rackwatch run` scrapes (`[[scrape]]`, or `--scrape URL`):
+    an exporter (node_exporter, DCGM) or an application's `/metrics`."""
+
+    url: str
+    name: str = ""
+    """The entity prefix of its series (`app/orders`); default `scrape/<host>_<port>`."""
+    interval_seconds: float = Field(default=5.0, ge=1, le=3600)
+    timeout_seconds: float = Field(default=0.0, ge=0, le=3600)
+    """0: the interval, at most 10 s."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Static labels added to every sample."""
+    entity_labels: list[str] | None = None
+    """The labels that become entity path segments, in order (default: all, sorted)."""
+    max_series: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
 class ControlSettings(_Section):
     """The fan controller (docs/CONTROL.md)."""
 
@@ -403,6 +420,7 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     server: ServerSettings = ServerSettings()
     host: HostSettings = HostSettings()
+    scrape: list[ScrapeSettings] = Field(default_factory=list)
     alerts: AlertSettings = AlertSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""

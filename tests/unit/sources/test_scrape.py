@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
@@ -624,3 +625,66 @@ def test_parse_exposition_alone() -> None:
     assert capped_result.new_series == {("x", "a")} and capped_result.n_dropped_series == 1
     with pytest.raises(ValueError, match="line 2"):
         parse_exposition("a 1\nb{ 2\n", target)
+
+
+# ------------------------------------------------------------------ in rackwatch run
+
+
+def test_a_scrape_loop_publishes_each_scrape_as_one_batch_and_skips_failures(
+    exporter: Exporter,
+) -> None:
+    from rackwatch.bus import MemoryBus
+    from rackwatch.sources.scrape_loop import ScrapeLoop
+
+    ok = exporter.serve("/loop-ok", Route(b'jobs_done_total 7\nqueue_depth{queue="a"} 3\n'))
+    bad = exporter.serve("/loop-bad", Route(b"oops", status=500))
+    registry = SeriesRegistry()
+
+    async def main() -> tuple[list[tuple[str, object]], int, int]:
+        bus = MemoryBus()
+        published: list[tuple[str, object]] = []
+        async with bus.subscribe("telemetry.>") as sub:
+            good = ScrapeLoop(Scraper(ScrapeTarget(url=ok, name="app/jobs")), registry, bus)
+            failing = ScrapeLoop(Scraper(ScrapeTarget(url=bad, name="app/bad")), registry, bus)
+            n_good = await good.scrape_once()
+            n_bad = await failing.scrape_once()
+            bus.close()
+            published = [item async for item in sub]
+            await good.scraper.aclose()
+            await failing.scraper.aclose()
+        return published, n_good, n_bad
+
+    published, n_good, n_bad = asyncio.run(main())
+    assert (n_good, n_bad) == (2, 0)
+    ((subject, batch),) = published
+    assert subject == "telemetry.scrape"
+    keys = {registry.key(int(s)) for s in batch.series}  # type: ignore[attr-defined]
+    assert keys == {("app/jobs", "jobs_done_total"), ("app/jobs/queue-a", "queue_depth")}
+    assert len(set(batch.ts.tolist())) == 1  # type: ignore[attr-defined]  # one instant
+
+
+def test_scrape_settings_become_targets_and_a_bad_one_is_a_config_error(tmp_path: Path) -> None:
+    from rackwatch import app
+    from rackwatch.bus import MemoryBus
+    from rackwatch.errors import ConfigError
+    from rackwatch.settings import load_settings
+    from rackwatch.store.duckdb import DuckDBStore
+
+    registry = SeriesRegistry()
+    store = DuckDBStore(tmp_path / "store", registry)
+    try:
+        settings = load_settings(
+            data_dir=tmp_path,
+            scrape=[
+                {"url": "http://127.0.0.1:9100/metrics", "interval_seconds": 15},
+                {"url": "http://app:8080/actuator/prometheus", "name": "app/orders"},
+            ],
+        )
+        loops = app.build_scrapes(settings, registry, MemoryBus(), store)
+        targets = [(loop.scraper.target.name, loop.scraper.target.interval_s) for loop in loops]
+        assert targets == [("scrape/127.0.0.1_9100", 15.0), ("app/orders", 5.0)]
+        bad = load_settings(data_dir=tmp_path, scrape=[{"url": "ftp://x/metrics"}])
+        with pytest.raises(ConfigError, match="ftp://x/metrics"):
+            app.build_scrapes(bad, registry, MemoryBus(), store)
+    finally:
+        store.close()
