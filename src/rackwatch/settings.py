@@ -172,7 +172,7 @@ def default_alert_rules() -> list[AlertRuleSettings]:
     return [
         r(
             name="memory-used",
-            metric="memory_used_ratio",
+            metric="memory_utilization_ratio",
             warning=0.80,
             critical=0.90,
             hysteresis=0.02,
@@ -180,11 +180,38 @@ def default_alert_rules() -> list[AlertRuleSettings]:
         ),
         r(
             name="disk-used",
-            metric="disk_used_ratio",
+            metric="disk_utilization_ratio",
             warning=0.85,
             critical=0.95,
             hysteresis=0.01,
             summary="Disk usage high",
+        ),
+        r(
+            name="disk-free-low",
+            metric="disk_free_bytes",
+            op="<",
+            critical=1024**3,
+            hysteresis=64 * 1024**2,
+            summary="Less than 1 GiB free on the disk",
+        ),
+        r(
+            name="cpu-busy",
+            metric="cpu_utilization_ratio",
+            entity="host/*",
+            warning=0.90,
+            critical=0.98,
+            hysteresis=0.05,
+            for_seconds=300,
+            summary="Host CPU busy for 5 minutes",
+        ),
+        r(
+            name="gpu-temperature",
+            metric="gpu_temperature_celsius",
+            warning=83,
+            critical=90,
+            hysteresis=3,
+            for_seconds=30,
+            summary="GPU temperature high",
         ),
         r(
             name="cpu-temperature",

@@ -44,6 +44,14 @@ LABELS: dict[str, str] = {
     "it_power_watts": "IT power",
     "facility_power_watts": "Facility power",
     "pue_ratio": "PUE",
+    "memory_utilization_ratio": "Memory used",
+    "swap_utilization_ratio": "Swap used",
+    "disk_utilization_ratio": "Disk used",
+    "disk_free_bytes": "Disk free",
+    "gpu_utilization_ratio": "GPU utilisation",
+    "gpu_memory_utilization_ratio": "GPU memory used",
+    "gpu_temperature_celsius": "GPU temperature",
+    "gpu_power_watts": "GPU power",
 }
 """The dashboard's labels (format.js LABELS); other metrics are named from their name."""
 
@@ -51,7 +59,8 @@ _UNIT_SUFFIXES = ("_celsius", "_watts", "_ratio", "_rpm", "_cfm", "_bytes", "_se
 
 
 def label(metric: str) -> str:
-    """What people call the metric: `CPU temperature`; `Memory used` for memory_used_ratio."""
+    """What people call the metric: `CPU temperature`; `Memory used` for
+    memory_utilization_ratio."""
     found = LABELS.get(metric)
     if found is not None:
         return found

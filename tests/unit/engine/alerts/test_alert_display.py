@@ -79,7 +79,8 @@ def test_large_power_is_in_kilowatts_and_fan_levels_by_name() -> None:
 
 
 def test_what_the_catalogue_does_not_name_still_reads_well() -> None:
-    assert label("gpu_temperature_celsius") == "Gpu temperature"
+    assert label("node_load_average") == "Node load average"
+    assert label("gpu_temperature_celsius") == "GPU temperature"  # named in LABELS
     assert show("gpu_temperature_celsius", 81.26) == "81.3 °C"
     assert show("custom_thing", 1234.5) == "1,234" and show("custom_thing", 1.234) == "1.23"
     assert describe("fan_rpm", math.nan) == "Fan speed no reading"
