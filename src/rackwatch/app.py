@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from rackwatch.api import ApiContext, create_app
 from rackwatch.api.prometheus import watch_writer
+from rackwatch.api.routes.ingest import SOURCE as AGENT_SOURCE
 from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.alerts.engine import AlertEngine
@@ -49,12 +51,14 @@ from rackwatch.settings import (
     SlackNotifierSettings,
     WebhookNotifierSettings,
     build_alert_rules,
+    offline_after_s,
 )
 from rackwatch.sources.host.loop import Collection, CollectionLoop
 from rackwatch.sources.host.machine import host_collectors, host_name
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.readings import InventoryItem, to_batch
 from rackwatch.sources.scrape import Scraper, ScrapeTarget
+from rackwatch.sources.scrape_loop import SOURCE as SCRAPE_SOURCE
 from rackwatch.sources.scrape_loop import ScrapeLoop
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
@@ -172,33 +176,43 @@ def records_of(items: Sequence[InventoryItem]) -> list[EntityRecord]:
     return records
 
 
+def scrape_targets(settings: Settings) -> list[ScrapeTarget]:
+    """The `[[scrape]]` targets, checked (ConfigError for one that cannot be scraped)."""
+    targets = []
+    for section in settings.scrape:
+        try:
+            targets.append(
+                ScrapeTarget(
+                    url=section.url,
+                    name=section.name,
+                    interval_s=section.interval_seconds,
+                    timeout_s=section.timeout_seconds,
+                    labels=section.labels,
+                    entity_labels=None
+                    if section.entity_labels is None
+                    else tuple(section.entity_labels),
+                    max_series=section.max_series,
+                )
+            )
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            raise ConfigError(f"scrape target {section.url}: {problems}") from None
+    return targets
+
+
 def build_scrapes(
-    settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+    targets: Sequence[ScrapeTarget], registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
 ) -> list[ScrapeLoop]:
-    """A loop per `[[scrape]]` target: its readings on the bus (`telemetry.scrape`), its
-    inventory item in the store. ConfigError for a target that cannot be scraped."""
+    """A loop per target: its readings on the bus (`telemetry.scrape`), its inventory item in
+    the store."""
 
     async def keep_inventory(items: list[InventoryItem]) -> None:
         await asyncio.to_thread(store.upsert_inventory, records_of(items))
 
-    loops = []
-    for section in settings.scrape:
-        try:
-            target = ScrapeTarget(
-                url=section.url,
-                name=section.name,
-                interval_s=section.interval_seconds,
-                timeout_s=section.timeout_seconds,
-                labels=section.labels,
-                entity_labels=None
-                if section.entity_labels is None
-                else tuple(section.entity_labels),
-                max_series=section.max_series,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"[[scrape]] {section.url}: {exc}") from None
-        loops.append(ScrapeLoop(Scraper(target), registry, bus, on_inventory=keep_inventory))
-    return loops
+    return [
+        ScrapeLoop(Scraper(target), registry, bus, on_inventory=keep_inventory)
+        for target in targets
+    ]
 
 
 def build_host(
@@ -214,7 +228,7 @@ def build_host(
     async def publish(collection: Collection) -> None:
         batch = to_batch(collection.readings, registry, collection.ts_ms)
         if len(batch):
-            await bus.publish(subjects.telemetry("host"), batch)
+            await bus.publish(subjects.telemetry(HOST_SOURCE), batch)
 
     async def keep_inventory(items: list[InventoryItem]) -> None:
         await asyncio.to_thread(store.upsert_inventory, records_of(items))
@@ -234,11 +248,13 @@ class Services:
     bus: MemoryBus
     live: LiveState
     writer: StoreWriter
-    twin: Twin
-    poller: PacedPoller
+    twin: Twin | None
+    """The simulated room (None: `--no-twin`, real machines only)."""
+    poller: PacedPoller | None
     api: FastAPI
     alerts: AlertEngine
-    controller: FanController
+    controller: FanController | None
+    """Closed-loop fan control of the twin's fans (None without the twin)."""
     tokens: TokenStore
     retention: RetentionRunner
     host: CollectionLoop | None = None
@@ -364,9 +380,16 @@ def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegis
         idle_below_ratio=a.idle_below_ratio,
         history=a.history,
         silence=silence_policy(settings),
+        source_timeouts=dict.fromkeys(REAL_SOURCES, offline_after_s(settings)),
         spool=NotificationSpool(settings.data_dir / SPOOL_FILE, max_items=a.notifier_spool_max),
         drain_s=a.notifier_drain_seconds,
     )
+
+
+HOST_SOURCE = "host"
+REAL_SOURCES = (HOST_SOURCE, AGENT_SOURCE, SCRAPE_SOURCE)
+"""The sources of real machines: on the wall clock, offline after `[host]
+offline_after_seconds` whatever the twin's speed (the twin's silence timeout is divided by it)."""
 
 
 def silence_policy(settings: Settings) -> SilencePolicy:
@@ -413,24 +436,22 @@ def ensure_control_token(settings: Settings) -> Path | None:
 
 
 def build_services(settings: Settings, *, start_ms: int | None = None) -> Services:
+    targets = scrape_targets(settings)  # a wrong one is refused before anything is written
     registry = SeriesRegistry()
     store = open_store(settings, registry, live=True)
     try:
-        # The next step boundary: the poller publishes each step when the wall clock reaches
-        # its instant (a boundary already past would stamp every sample up to a step late).
-        first_ms = start_ms if start_ms is not None else _aligned_now_ms(5000, up=True)
-        twin = build_twin(settings, first_ms)
-        resume = continue_after(store, twin) if start_ms is None else None
-        if resume is not None and resume > twin.start_ms:  # the stored data runs ahead of now
-            twin = build_twin(settings, resume)
+        twin, resume = _start_twin(settings, store, start_ms)
         retention = RetentionRunner(store, settings.store.retention_interval_seconds)
-        store.upsert_inventory(inventory_records(twin))
         bus = MemoryBus()
-        source = TwinSource(twin, registry)
-        poller = PacedPoller(source, bus, step_s=twin.step_s, speed=settings.twin.speed)
+        poller = None
+        controller = None
+        if twin is not None:
+            store.upsert_inventory(inventory_records(twin))
+            source = TwinSource(twin, registry)
+            poller = PacedPoller(source, bus, step_s=twin.step_s, speed=settings.twin.speed)
+            controller = build_controller(settings, bus, registry, twin)
         live = LiveState(len(registry))
         alerts = build_alert_engine(settings, bus, registry)
-        controller = build_controller(settings, bus, registry, twin)
         tokens = TokenStore(settings.data_dir / TOKENS_FILE)
         api = create_app(
             ApiContext(
@@ -439,7 +460,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 live=live,
                 bus=bus,
                 feeds_live=False,  # run_pipeline keeps it
-                scenario=twin.name,
+                scenario=None if twin is None else twin.name,
                 ws_client_limit=settings.server.ws_client_limit,
                 ws_send_timeout_s=settings.server.ws_send_timeout_seconds,
                 ingest_series_limit=settings.server.ingest_series_limit,
@@ -449,12 +470,14 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 tokens=tokens,
                 open_reads_on_loopback=settings.server.open_reads_on_loopback,
                 retention=retention,
+                control_source=None if twin is None else "twin",
+                host_offline_after_s=offline_after_s(settings),
             )
         )
         writer = StoreWriter(bus, store)
         watch_writer(api, writer)  # its counters in /metrics and GET /status
         host = build_host(settings, registry, bus, store)
-        scrapes = build_scrapes(settings, registry, bus, store)
+        scrapes = build_scrapes(targets, registry, bus, store)
         return Services(
             settings=settings,
             registry=registry,
@@ -478,6 +501,23 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         raise
 
 
+def _start_twin(
+    settings: Settings, store: DuckDBStore, start_ms: int | None
+) -> tuple[Twin | None, int | None]:
+    """The twin of `rackwatch run` (None with `[twin] enabled` off) and, when the store
+    already held its data, the instant it continues from."""
+    if not settings.twin.enabled:
+        return None, None
+    # The next step boundary: the poller publishes each step when the wall clock reaches
+    # its instant (a boundary already past would stamp every sample up to a step late).
+    first_ms = start_ms if start_ms is not None else _aligned_now_ms(5000, up=True)
+    twin = build_twin(settings, first_ms)
+    resume = continue_after(store, twin) if start_ms is None else None
+    if resume is not None and resume > twin.start_ms:  # the stored data runs ahead of now
+        twin = build_twin(settings, resume)
+    return twin, resume
+
+
 async def run_live(
     services: Services,
     stop: asyncio.Event,
@@ -493,13 +533,19 @@ async def run_live(
     """
     bus = services.bus
 
-    consumers = [
-        asyncio.create_task(services.writer.run(), name="store-writer"),
-        asyncio.create_task(services.alerts.run(), name="alerts"),
-        asyncio.create_task(services.controller.run(), name="fan-controller"),
-        asyncio.create_task(feed(bus, services.live), name="live-state"),
-        asyncio.create_task(services.poller.obey(), name="twin-commands"),
+    # The order the tasks start in is the order they take each batch: the controller acts on
+    # a step before the live state shows it, as it always has.
+    parts = [
+        (services.writer.run(), "store-writer"),
+        (services.alerts.run(), "alerts"),
+        None if services.controller is None else (services.controller.run(), "fan-controller"),
+        (feed(bus, services.live), "live-state"),
+        None if services.poller is None else (services.poller.obey(), "twin-commands"),
     ]
+    consumers = [asyncio.create_task(job, name=name) for job, name in filter(None, parts)]
+    subscribed = [services.writer.ready, services.alerts.ready]
+    if services.controller is not None:
+        subscribed.append(services.controller.ready)
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
     sources = []
     if services.host is not None:
@@ -507,8 +553,8 @@ async def run_live(
     for scrape in services.scrapes:
         name = f"scrape-{scrape.scraper.target.name}"
         sources.append(asyncio.create_task(scrape.run(), name=name))
-    for part in (services.writer, services.alerts, services.controller):
-        await part.ready.wait()
+    for ready in subscribed:
+        await ready.wait()
     await asyncio.sleep(0)  # let the other subscriptions open before the first publish
     try:
         if serve_http:
@@ -516,9 +562,9 @@ async def run_live(
             async with serving(services.api, server.host, server.port) as url:
                 if on_serving is not None:
                     on_serving(url)
-                await services.poller.run(stop)
+                await _drive(services.poller, stop)
         else:
-            await services.poller.run(stop)
+            await _drive(services.poller, stop)
     finally:
         stop.set()
         for source in sources:
@@ -532,6 +578,14 @@ async def run_live(
                 outcome, asyncio.CancelledError
             ):
                 log.error("%s stopped with an error", task.get_name(), exc_info=outcome)
+
+
+async def _drive(poller: PacedPoller | None, stop: asyncio.Event) -> None:
+    """The twin's steps until `stop`; without a twin, the other sources run until `stop`."""
+    if poller is None:
+        await stop.wait()
+    else:
+        await poller.run(stop)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from rackwatch.errors import RackwatchError
 if TYPE_CHECKING:
     from rackwatch import app
     from rackwatch.model import SeriesKey
-    from rackwatch.readout.fetch import Request
+    from rackwatch.readout.fetch import OpenStore, Request
     from rackwatch.settings import Settings
     from rackwatch.store.base import Store
     from rackwatch.tokens import TokenStore
@@ -315,6 +315,24 @@ def run(
             show_default=False,
         ),
     ] = False,
+    no_twin: Annotated[
+        bool,
+        typer.Option(
+            "--no-twin",
+            help="Run without the simulated room: real machines only (this host, agents, scrapes).",
+            show_default=False,
+        ),
+    ] = False,
+    scrape: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also scrape this Prometheus text endpoint every 5 s, e.g. "
+            "http://127.0.0.1:9100/metrics (repeatable; more options in [[scrape]] of the "
+            "settings file).",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The main job: run the twin live and watch this machine, store everything, serve the
@@ -332,17 +350,28 @@ def run(
         server={"host": host, "port": port},
         host={"enabled": False if no_host else None},
     )
+    if no_twin:
+        settings = settings.model_copy(
+            update={"twin": settings.twin.model_copy(update={"enabled": False})}
+        )
+    if scrape:
+        from rackwatch.settings import ScrapeSettings
+
+        extra = [ScrapeSettings(url=url) for url in scrape]
+        settings = settings.model_copy(update={"scrape": [*settings.scrape, *extra]})
     _check_can_serve(settings.server.host, settings.server.port)  # before anything is written
     from rackwatch import app
     from rackwatch.readout import server_file
 
     services = app.build_services(settings)
     token_file = app.ensure_control_token(settings)
-    console.print(
-        f"rackwatch {__version__}: scenario [bold]{services.twin.name}[/] "
-        f"({services.twin.topology.n_servers} servers, {len(services.registry)} series) "
-        f"at {settings.twin.speed:g}x, storing in {app.store_path(settings.data_dir)}"
-    )
+    store_file = app.store_path(settings.data_dir)
+    console.print(f"rackwatch {__version__}: {_watching(services)}, storing in {store_file}")
+    if services.twin is None and services.host is None and not services.scrapes:
+        console.print(
+            "Nothing is collected here: agents push to this server "
+            "(`rackwatch agent --server URL --token T`, docs/AGENT.md)."
+        )
     if services.resumed_at_ms is not None:
         console.print(
             f"The data directory already holds this twin's data: the simulated clock "
@@ -509,6 +538,26 @@ async def _run_with_summary(services: app.Services) -> None:
     await runner
 
 
+def _watching(services: app.Services) -> str:
+    """What `rackwatch run` watches, in a line: the twin, this host, the scraped endpoints."""
+    parts = []
+    twin = services.twin
+    if twin is not None:
+        parts.append(
+            f"scenario [bold]{twin.name}[/] ({twin.topology.n_servers} servers, "
+            f"{len(twin.series_keys)} series) at {services.settings.twin.speed:g}x"
+        )
+    if services.host is not None:
+        from rackwatch.sources.host.machine import host_name
+
+        name = host_name(services.settings.host.name)
+        parts.append(f"this machine as [bold]host/{escape(name)}[/]")
+    if services.scrapes:
+        urls = ", ".join(escape(s.scraper.target.url) for s in services.scrapes)
+        parts.append(f"scraping {urls}")
+    return "; ".join(parts) if parts else "no twin, no local source"
+
+
 def _render(services: app.Services) -> Panel:
     from rackwatch.engine.summary import summarize
     from rackwatch.model import Severity
@@ -516,30 +565,32 @@ def _render(services: app.Services) -> Panel:
     room = summarize(services.live, services.registry)
     poller, writer = services.poller, services.writer
     head = Table.grid(padding=(0, 2))
-    sim = _utc(room.sim_time_ms) if room.sim_time_ms is not None else "starting…"
-    head.add_row(
-        "[bold]simulated time",
-        sim,
-        "[bold]speed",
-        f"{poller.speed:g}x"
-        + (f" (behind by {poller.lag_steps} steps)" if poller.lag_steps > 1 else ""),
-    )
+    if poller is not None:
+        sim = _utc(room.sim_time_ms) if room.sim_time_ms is not None else "starting…"
+        head.add_row(
+            "[bold]simulated time",
+            sim,
+            "[bold]speed",
+            f"{poller.speed:g}x"
+            + (f" (behind by {poller.lag_steps} steps)" if poller.lag_steps > 1 else ""),
+        )
     head.add_row(
         "[bold]samples stored", f"{writer.n_samples:,}", "[bold]events", str(writer.n_events)
     )
-    head.add_row(
-        "[bold]IT power",
-        _shown(room.it_power_watts / 1000, ".2f", " kW"),
-        "[bold]facility",
-        _shown(room.facility_power_watts / 1000, ".2f", " kW")
-        + "  PUE "
-        + _shown(room.pue_ratio, ".2f"),
-    )
+    if poller is not None:
+        head.add_row(
+            "[bold]IT power",
+            _shown(room.it_power_watts / 1000, ".2f", " kW"),
+            "[bold]facility",
+            _shown(room.facility_power_watts / 1000, ".2f", " kW")
+            + "  PUE "
+            + _shown(room.pue_ratio, ".2f"),
+        )
     head.add_row(
         "[bold]series reporting",
         f"{room.n_series_reporting}/{room.n_series}",
-        "[bold]CRAC supply",
-        _shown(room.crac_supply_temperature_celsius, ".1f", " °C"),
+        "[bold]CRAC supply" if poller is not None else "",
+        _shown(room.crac_supply_temperature_celsius, ".1f", " °C") if poller is not None else "",
     )
     alerts = services.alerts.active_alerts()
     critical = sum(a.severity >= Severity.CRITICAL for a in alerts)
@@ -549,6 +600,9 @@ def _render(services: app.Services) -> Panel:
         "",
         "",
     )
+    title = "rackwatch run · " + (services.twin.name if services.twin else "real machines")
+    if services.twin is None:
+        return Panel(Group(head, _retention_line(services)), title=title, expand=False)
     hot = Table("hottest servers", "CPU °C", box=None)
     warm, hot_c = _cpu_thresholds(services.settings)
     for server, celsius in room.hottest:
@@ -557,7 +611,7 @@ def _render(services: app.Services) -> Panel:
     fans = ", ".join(room.fans_stopped) or "none"
     return Panel(
         Group(head, hot, f"[bold]fans stopped:[/] {fans}", _retention_line(services)),
-        title=f"rackwatch run · {services.twin.name}",
+        title=title,
         expand=False,
     )
 
@@ -589,6 +643,25 @@ def _retention_line(services: app.Services) -> str:
     )
 
 
+EntityOpt = Annotated[
+    str, typer.Option(help="Entity glob: `*` one level, `**` any.", metavar="GLOB")
+]
+MetricOpt = Annotated[
+    list[str] | None,
+    typer.Option(help="Metric name or glob (repeatable).", show_default=False, metavar="NAME"),
+]
+ReadTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RACKWATCH_TOKEN",
+        metavar="TOKEN",
+        help="Token for a running server that wants one for reads \\[default: the data "
+        "directory's control-token.txt].",
+        show_default=False,
+    ),
+]
+
+
 class OutputFormat(enum.StrEnum):
     TABLE = "table"
     CSV = "csv"
@@ -597,13 +670,8 @@ class OutputFormat(enum.StrEnum):
 
 @cli.command()
 def query(
-    entity: Annotated[
-        str, typer.Option(help="Entity glob: `*` one level, `**` any.", metavar="GLOB")
-    ] = "**",
-    metric: Annotated[
-        list[str] | None,
-        typer.Option(help="Metric name or glob (repeatable).", show_default=False, metavar="NAME"),
-    ] = None,
+    entity: EntityOpt = "**",
+    metric: MetricOpt = None,
     since: Annotated[
         str,
         typer.Option(help="How far back from the newest sample: 30m, 6h, 7d.", metavar="DURATION"),
@@ -626,16 +694,7 @@ def query(
             metavar="table|csv|json",
         ),
     ] = OutputFormat.TABLE,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RACKWATCH_TOKEN",
-            metavar="TOKEN",
-            help="Token for a running server that wants one for reads \\[default: the data "
-            "directory's control-token.txt].",
-            show_default=False,
-        ),
-    ] = None,
+    token: ReadTokenOpt = None,
     data_dir: DataDirOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -651,34 +710,13 @@ def query(
     "from_ms", "to_ms", "columns", "units", "rows": \\[{"timestamp", "ts_ms", "entity",
     "metric", <columns>}, …]}, NaN as null. Data goes to stdout, messages to stderr.
     """
-    from rackwatch import app
-    from rackwatch.model import SeriesRegistry
     from rackwatch.readout import formats
     from rackwatch.readout.fetch import NoSeries, ReadoutError, UnknownMetric, fetch_answer
-    from rackwatch.settings import load_settings
 
-    settings = load_settings(config, data_dir=data_dir)
     request = _query_request(entity, metric, since, step)
-    if not app.store_path(settings.data_dir).exists():
-        raise typer.BadParameter(
-            f"no store in {settings.data_dir}: run `rackwatch simulate --out "
-            f"{settings.data_dir}` or `rackwatch run` first",
-            param_hint="--data-dir",
-        )
-
-    def open_local() -> tuple[Store, Sequence[SeriesKey]]:
-        registry = SeriesRegistry()
-        return app.open_store(settings, registry), registry.keys()
-
-    def remote(url: str) -> None:
-        err.print(
-            f"read through the running server at {url} (it holds the store)",
-            markup=False,
-            soft_wrap=True,
-        )
-
+    stored, open_local = _stored(data_dir, config)
     try:
-        answer = fetch_answer(open_local, settings.data_dir, request, token, on_remote=remote)
+        answer = fetch_answer(open_local, stored, request, token, on_remote=_read_remotely)
     except UnknownMetric as exc:
         raise typer.BadParameter(str(exc), param_hint="--metric") from None
     except NoSeries as exc:
@@ -722,6 +760,166 @@ def _query_request(entity: str, metric: list[str] | None, since: str, step: str 
         step_ms=step_ms,
         raw=raw,
     )
+
+
+def _stored(data_dir: Path | None, config: Path | None) -> tuple[Path, OpenStore]:
+    """The data directory of the read-back commands and an opener of its store; a directory
+    without a store is refused (--data-dir)."""
+    from rackwatch import app
+    from rackwatch.model import SeriesRegistry
+    from rackwatch.settings import load_settings
+
+    settings = load_settings(config, data_dir=data_dir)
+    if not app.store_path(settings.data_dir).exists():
+        raise typer.BadParameter(
+            f"no store in {settings.data_dir}: run `rackwatch simulate --out "
+            f"{settings.data_dir}` or `rackwatch run` first",
+            param_hint="--data-dir",
+        )
+
+    def open_local() -> tuple[Store, Sequence[SeriesKey]]:
+        registry = SeriesRegistry()
+        return app.open_store(settings, registry), registry.keys()
+
+    return settings.data_dir, open_local
+
+
+def _read_remotely(url: str) -> None:
+    err.print(
+        f"read through the running server at {url} (it holds the store)",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@cli.command()
+def export(
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Start (UTC): 2026-01-01, 2026-01-01T06:00:00, epoch ms, or -7d (before now).",
+            metavar="TIME",
+            show_default=False,
+        ),
+    ],
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="End, excluded (as --from) \\[default: the newest sample, included].",
+            metavar="TIME",
+            show_default=False,
+        ),
+    ] = None,
+    entity: EntityOpt = "**",
+    metric: MetricOpt = None,
+    step: Annotated[
+        str,
+        typer.Option(
+            help="raw for the samples, or buckets: 1m, 1h (the rollup tiers), 5m, 90s…",
+            metavar="raw|DURATION",
+        ),
+    ] = "raw",
+    output_format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="jsonl (a file per UTC day) or parquet (store archive: a file per day).",
+            metavar="jsonl|parquet",
+        ),
+    ] = "jsonl",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Directory to write (created) \\[default: ./monitoring_data].",
+            show_default=False,
+            metavar="DIR",
+        ),
+    ] = None,
+    max_bytes: Annotated[
+        str | None,
+        typer.Option(
+            help="JSON lines: most bytes a file holds on disk (compressed, with --gzip); a "
+            "larger day goes on in parts .1, .2… (10M, 512K, 1G: 1024-based) \\[default: 10M].",
+            show_default=False,
+            metavar="N",
+        ),
+    ] = None,
+    use_gzip: Annotated[
+        bool | None,
+        typer.Option(
+            "--gzip/--no-gzip",
+            help="JSON lines: compress with gzip (.jsonl.gz) \\[default: no-gzip].",
+            show_default=False,
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Replace the files of the exported days already there."),
+    ] = False,
+    token: ReadTokenOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Write stored series to files: JSON lines, a file per UTC day, or Parquet.
+
+    JSON lines: monitoring_YYYYMMDD.jsonl (.jsonl.gz with --gzip), one object per row as in
+    `query --format json` ({"timestamp", "ts_ms", "entity", "metric", "value"}, or the
+    bucket columns), in time order; a day larger than --max-bytes goes on in
+    monitoring_YYYYMMDD.1.jsonl, .2.jsonl… Parquet: DIR/<tier>/YYYY-MM-DD.parquet. Files
+    appear whole, a day at a time; existing ones are never replaced without --force. While
+    `rackwatch run` holds the store, the rows come through its REST API.
+    """
+    import time
+
+    from rackwatch.readout import export as exporting
+    from rackwatch.readout.fetch import ReadoutError, UnknownMetric
+
+    request = _query_request(entity, metric, "1h", step)  # (--since is query's: unused)
+    try:
+        opts = exporting.options(out, output_format, use_gzip, max_bytes, force)
+        start_ms, to_ms = exporting.parse_range(from_, to, int(time.time() * 1000))
+    except exporting.ExportError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    stored, open_local = _stored(data_dir, config)
+    try:
+        source = exporting.open_source(
+            open_local, stored, request.entity, request.metrics, token, on_remote=_read_remotely
+        )
+        try:
+            plan = exporting.plan(source, start_ms, to_ms, request.step_ms, opts.output_format)
+            with Progress(
+                TextColumn("[bold]exporting"),
+                BarColumn(),
+                TextColumn("{task.completed:.1f}/{task.total} days"),
+                TextColumn("{task.fields[rows]:,} rows"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("export", total=len(plan.days), rows=0)
+
+                def progress(days: float, rows: int) -> None:
+                    bar.update(task, completed=days, rows=rows)
+
+                summary = exporting.export(source, plan, opts, on_progress=progress)
+        finally:
+            source.close()
+    except UnknownMetric as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metric") from None
+    except exporting.ExportError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    except (ReadoutError, OSError) as exc:  # NoSeries too: an export that writes nothing failed
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table.grid(padding=(0, 2))
+    for name, value in exporting.summary_rows(summary, opts.out_dir):
+        table.add_row(f"[bold]{name}", escape(value))
+    console.print(Panel(table, title="rackwatch export", expand=False))
 
 
 fans_cli = typer.Typer(help="Fan control: measure the auto policy's saving.", no_args_is_help=True)
@@ -861,5 +1059,5 @@ def main() -> None:
     try:
         cli()
     except RackwatchError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise SystemExit(2) from None

@@ -32,6 +32,8 @@ class _Section(BaseModel):
 
 
 class TwinSettings(_Section):
+    enabled: bool = True
+    """Off (`--no-twin`): `rackwatch run` watches real machines only."""
     scenario: str = "very-large"
     """A preset (small, medium, large, very-large) or a named test protocol."""
     seed: int = 0
@@ -77,6 +79,27 @@ class HostSettings(_Section):
     name: str | None = Field(default=None, max_length=64)
     """Its name in entity paths (`host/<name>`); default: the hostname."""
     interval_seconds: float = Field(default=5.0, ge=0.5, le=3600)
+    offline_after_seconds: float | None = Field(default=None, ge=1, le=86_400)
+    """Every real machine (this one, agents' hosts, scraped targets): offline (UNKNOWN) after
+    this many wall seconds without its telemetry, whatever the twin's speed. At least twice
+    `interval_seconds` (and every `[[scrape]]` interval), so that a late collection is not
+    an outage. Default: 60, or twice the longest of those intervals (`offline_after_s`)."""
+
+    @model_validator(mode="after")
+    def _valid_offline(self) -> HostSettings:
+        if self.offline_after_seconds is not None:
+            _check_offline_after(
+                self.offline_after_seconds, self.interval_seconds, "interval_seconds"
+            )
+        return self
+
+
+def _check_offline_after(offline_after_s: float, interval_s: float, what: str) -> None:
+    if offline_after_s < 2 * interval_s:
+        raise ValueError(
+            f"[host] offline_after_seconds ({offline_after_s:g}) must be at least twice {what} "
+            f"({interval_s:g}): a host would turn offline between two of its collections"
+        )
 
 
 class ScrapeSettings(_Section):
@@ -452,6 +475,16 @@ class Settings(BaseSettings):
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
 
+    @model_validator(mode="after")
+    def _scrapes_within_offline_after(self) -> Settings:
+        given = self.host.offline_after_seconds
+        if given is None:
+            return self  # the default outlasts them (`offline_after_s`)
+        for target in self.scrape:
+            what = f"the [[scrape]] interval_seconds of {target.url}"
+            _check_offline_after(given, target.interval_seconds, what)
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -490,7 +523,8 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         return from_file(**_drop_none(overrides))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}".removeprefix(": ")
+            for err in exc.errors()
         )
         where = f" (from {config}, RACKWATCH_* variables or options)" if config else ""
         raise ConfigError(f"invalid settings{where}: {problems}") from exc
@@ -509,6 +543,19 @@ def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- converters for the wiring ---------------------------------------------------------------
+
+
+DEFAULT_OFFLINE_AFTER_S = 60.0
+
+
+def offline_after_s(settings: Settings) -> float:
+    """`[host] offline_after_seconds`, or by default 60 s, or twice the longest collection
+    interval (this host's, a scrape's) when that is longer."""
+    given = settings.host.offline_after_seconds
+    if given is not None:
+        return given
+    intervals = [settings.host.interval_seconds, *(s.interval_seconds for s in settings.scrape)]
+    return max(DEFAULT_OFFLINE_AFTER_S, 2 * max(intervals))
 
 
 def build_alert_rules(alerts: AlertSettings) -> list[Rule]:

@@ -27,7 +27,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,33 +85,14 @@ def server_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("rackwatch-data")
 
 
-@pytest.fixture(scope="session")
-def live_server(server_data_dir: Path) -> Iterator[str]:
-    """`rackwatch run` on a free loopback port: the fan-fail twin at 20x, API and pages.
-
-    `RACKWATCH_TEST_URL` points the tests at a server already running instead (debugging).
-    """
-    existing = os.environ.get("RACKWATCH_TEST_URL")
-    if existing:
-        yield existing.rstrip("/")
-        return
+@contextlib.contextmanager
+def running_server(args: list[str], data_dir: Path) -> Iterator[str]:
+    """`rackwatch run <args>` with `data_dir` on a free loopback port, until the block ends;
+    its base URL once it answers /api/v1/status."""
     port = free_port()
-    data_dir = server_data_dir
     log_path = data_dir / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "rackwatch",
-        "run",
-        "--scenario",
-        "fan-fail",
-        "--speed",
-        "20",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
+    command = [sys.executable, "-m", "rackwatch", "run", *args]
+    command += ["--port", str(port), "--data-dir", str(data_dir)]
     base = f"http://127.0.0.1:{port}"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -137,6 +118,28 @@ def live_server(server_data_dir: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def live_server(server_data_dir: Path) -> Iterator[str]:
+    """`rackwatch run` on a free loopback port: the fan-fail twin at 20x, API and pages.
+
+    `RACKWATCH_TEST_URL` points the tests at a server already running instead (debugging).
+    """
+    existing = os.environ.get("RACKWATCH_TEST_URL")
+    if existing:
+        yield existing.rstrip("/")
+        return
+    with running_server(["--scenario", "fan-fail", "--speed", "20"], server_data_dir) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def start_server() -> Iterator[Callable[[list[str], Path], str]]:
+    """`start_server(args, data_dir)`: one more `rackwatch run`, with settings of its own
+    (`--config`...); its base URL. Every one is stopped when the session ends."""
+    with contextlib.ExitStack() as stack:
+        yield lambda args, data_dir: stack.enter_context(running_server(args, data_dir))
 
 
 def create_token(data_dir: Path, scope: str) -> str:
@@ -168,6 +171,12 @@ def _token(request: pytest.FixtureRequest, data_dir: Path, scope: str) -> str:
 def control_token(request: pytest.FixtureRequest, server_data_dir: Path) -> str:
     """The secret of a `control` token the server accepts."""
     return _token(request, server_data_dir, "control")
+
+
+@pytest.fixture(scope="session")
+def new_token() -> Callable[[Path, str], str]:
+    """`new_token(data_dir, scope)`: a token of that scope for the server of `data_dir`."""
+    return create_token
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,14 @@ port, never as a service) scraped twice by `rackwatch.sources.scrape.Scraper`.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,3 +123,46 @@ def test_node_exporter_scraped_twice(node_exporter: str) -> None:
     (item,) = scraper.inventory()
     assert item["kind"] == "scrape_target" and item["url"] == node_exporter
     assert item["n_series"] == len(registry)
+
+
+def test_run_without_twin_scrapes_the_url_it_is_given(node_exporter: str, tmp_path: Path) -> None:
+    """`rackwatch run --no-twin --scrape URL`, as a user starts it: no simulated room, this
+    machine and the exporter stored and listed, and Ctrl-C stops it cleanly."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/v1"
+    command = [sys.executable, "-m", "rackwatch", "run", "--no-twin", "--scrape", node_exporter]
+    command += ["--port", str(port), "--data-dir", str(tmp_path / "data")]
+    with open(tmp_path / "run.log", "wb") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        kinds: set[str] = set()
+        while not {"host", "scrape_target"} <= kinds:
+            assert proc.poll() is None, (tmp_path / "run.log").read_text()
+            assert time.monotonic() < deadline, f"inventory holds only {kinds}"
+            time.sleep(0.3)
+            with contextlib.suppress(httpx.HTTPError):
+                inventory = httpx.get(f"{url}/inventory", timeout=5).json()
+                kinds = {e["kind"] for e in inventory["entities"]}
+        assert not kinds & {"room", "server", "fan", "crac"}, kinds  # no twin
+        status = httpx.get(f"{url}/status", timeout=5).json()
+        assert status["scenario"] is None
+        (target,) = [e for e in inventory["entities"] if e["kind"] == "scrape_target"]
+        assert target["attributes"]["url"] == node_exporter
+        load = httpx.get(
+            f"{url}/series",
+            params={"entity": target["path"], "metric": "node_load1", "from": "-5m"},
+            timeout=5,
+        ).json()
+        (series,) = load["series"]
+        assert series["value"] and all(0 <= v < 10_000 for v in series["value"])
+        # no fan to control without the twin: the control API says so
+        assert httpx.get(f"{url}/fans", timeout=5).status_code != 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+    log_text = (tmp_path / "run.log").read_text()
+    assert code == 0, log_text
+    words = " ".join(log_text.split())  # the console wraps at 80 columns off a terminal
+    assert f"scraping {node_exporter}, storing in" in words
+    assert "this machine as host/" in words

@@ -13,6 +13,7 @@ from rackwatch import app
 from rackwatch.bus import subjects
 from rackwatch.model import Command, EventKind, SeriesRegistry
 from rackwatch.settings import load_settings
+from rackwatch.sources.readings import Reading, to_batch
 from rackwatch.store.base import Query
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -54,7 +55,10 @@ def test_simulate_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_run_live_stores_everything_published_and_obeys_commands(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, twin={"scenario": "small", "speed": 3000.0})
+    # Without this machine's collector, whose samples the writer would count too.
+    settings = load_settings(
+        data_dir=tmp_path, twin={"scenario": "small", "speed": 3000.0}, host={"enabled": False}
+    )
     services = app.build_services(settings, start_ms=START_MS)
     fan = "c01/r01/s01/fan1"
 
@@ -99,3 +103,45 @@ def test_bad_scenario_is_refused_before_anything_is_written(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="unknown twin scenario"):
         app.simulate(settings, duration_s=60, out=tmp_path / "d", start_ms=START_MS)
     assert not (tmp_path / "d").exists()
+
+
+def test_run_live_without_the_twin_stores_what_real_sources_publish(tmp_path: Path) -> None:
+    settings = load_settings(data_dir=tmp_path, twin={"enabled": False}, host={"enabled": False})
+    services = app.build_services(settings)
+    assert services.twin is None and services.poller is None and services.controller is None
+    batch = to_batch([Reading("host/box", "load1", 0.5)], services.registry, START_MS)
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        runner = asyncio.create_task(app.run_live(services, stop))
+        while not services.writer.ready.is_set():
+            await asyncio.sleep(0.01)
+        await services.bus.publish(subjects.telemetry("agent"), batch)
+        while services.live.n_samples < 1:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await runner
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 30))
+        assert services.writer.n_samples == 1
+        stored = services.store.query(Query(START_MS, START_MS + 1, entity="host/**"))
+        assert stored["value"].tolist() == [0.5]
+        assert services.store.inventory() == []  # no simulated room
+    finally:
+        services.close()
+
+
+def test_real_machines_go_offline_after_their_own_timeout_whatever_the_twins_speed(
+    tmp_path: Path,
+) -> None:
+    """The twin at 20x is silent after 5 wall seconds; this host, agents and scrapes, which
+    report every few seconds of the wall clock, after `[host] offline_after_seconds`."""
+    settings = load_settings(
+        data_dir=tmp_path, twin={"speed": 20}, host={"offline_after_seconds": 45}
+    )
+    engine = app.build_alert_engine(settings, app.MemoryBus(), SeriesRegistry())
+    assert engine.watch is not None
+    timeouts = {s: engine.watch.policy_of(s).timeout_s for s in ("twin", "host", "agent", "scrape")}
+    assert timeouts == {"twin": 5.0, "host": 45.0, "agent": 45.0, "scrape": 45.0}
+    assert {engine.watch.policy_of(s).speed for s in app.REAL_SOURCES} == {1.0}

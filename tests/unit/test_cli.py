@@ -120,6 +120,25 @@ def test_bad_config_file_is_one_clear_line(tmp_path: Path) -> None:
     assert "twin.speed" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_run_refuses_a_scrape_url_it_cannot_scrape_before_writing_anything(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    options = ["--no-twin", "--data-dir", str(data), "--port", "0"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rackwatch", "run", "--scrape", "ftp://[x]/metrics", *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 2
+    assert "error: scrape target ftp://[x]/metrics: not a URL" in proc.stderr  # [x] not markup
+    assert "Traceback" not in proc.stderr
+    assert not data.exists()
+
+
 @pytest.mark.slow
 def test_run_stops_cleanly_on_ctrl_c_with_everything_written(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "120"}

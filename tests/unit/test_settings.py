@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from rackwatch.errors import ConfigError
-from rackwatch.settings import load_settings
+from rackwatch.settings import load_settings, offline_after_s
 
 
 def test_precedence_file_then_env_then_options(
@@ -35,3 +35,24 @@ def test_bad_config_names_the_problem(tmp_path: Path, text: str, message: str) -
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_offline_after_defaults_to_a_minute_and_must_outlast_two_collections(
+    tmp_path: Path,
+) -> None:
+    assert offline_after_s(load_settings()) == 60.0
+    slow_scrape = {"url": "http://127.0.0.1:9100/metrics", "interval_seconds": 45}
+    assert offline_after_s(load_settings(scrape=[slow_scrape])) == 90.0  # not between two
+    config = tmp_path / "rackwatch.toml"
+    config.write_text("[host]\noffline_after_seconds = 9\n")
+    with pytest.raises(ConfigError, match=r"host: .*at least twice interval_seconds \(5\)"):
+        load_settings(config)
+    config.write_text(
+        '[host]\noffline_after_seconds = 30\n[[scrape]]\nurl = "http://127.0.0.1:9100/metrics"\n'
+        "interval_seconds = 20\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"options\): Value error, \[host\] offline_after_seconds \(30\) .* http://127",
+    ):
+        load_settings(config)

@@ -74,6 +74,9 @@ class ApiContext:
     """Retention runs of `rackwatch run` (reported by GET /status); None: not running."""
     control_source: str | None = "twin"
     """Source whose commands the control API may send (fault injection is twin-only)."""
+    host_offline_after_s: float = 60.0
+    """`[host] offline_after_seconds`: a real machine silent this long is offline (GET
+    /hosts says it; the alert engine makes it UNKNOWN)."""
     _selections: dict[tuple[str, tuple[str, ...] | None, int], Ids] = field(
         default_factory=dict, repr=False
     )

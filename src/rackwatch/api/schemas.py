@@ -314,6 +314,58 @@ class StatesOut(BaseModel):
     entities: dict[str, StateOut]
 
 
+class HostDiskOut(BaseModel):
+    entity: str = Field(examples=["host/gpu1/disk-root"])
+    mountpoint: str = Field(examples=["/"])
+    used_bytes: float | None
+    total_bytes: float | None = Field(description="The inventory's size, else used + free.")
+    utilization_ratio: float | None = Field(description="Used over used + free, as df shows.")
+
+
+class HostGpuOut(BaseModel):
+    entity: str = Field(examples=["host/gpu1/gpu0"])
+    index: int | None
+    name: str | None = Field(description="The model, from the inventory.")
+    utilization_ratio: float | None
+    memory_used_bytes: float | None
+    memory_total_bytes: float | None = Field(description="The inventory's, else used + free.")
+    memory_utilization_ratio: float | None
+
+
+class HostOut(BaseModel):
+    """One real machine; a value is null when the host has not sent it (or it answered
+    nothing)."""
+
+    entity: str = Field(examples=["host/gpu1"])
+    name: str = Field(examples=["gpu1"])
+    online: bool = Field(
+        description="False once it has sent nothing for `offline_after_s` (also in maintenance), "
+        "or never sent anything since the server started."
+    )
+    state: StateOut | None = Field(description="As GET /states (null without alerting).")
+    last_seen_ms: int | None = Field(description="Its newest sample, any part.")
+    os: str | None
+    addresses: list[str] = Field(description="IPv4 first; the first is the one to show.")
+    uptime_seconds: float | None
+    cpu_utilization_ratio: float | None
+    load_average_1m: float | None
+    memory_used_bytes: float | None
+    memory_total_bytes: float | None = Field(description="The inventory's, else used + available.")
+    memory_utilization_ratio: float | None
+    network_receive_bytes_per_second: float | None = Field(description="All interfaces.")
+    network_transmit_bytes_per_second: float | None = Field(description="All interfaces.")
+    disks: list[HostDiskOut]
+    gpus: list[HostGpuOut] = Field(description="By index.")
+
+
+class HostsOut(BaseModel):
+    now_ms: int = Field(description="The server's wall clock (hosts report on it).")
+    offline_after_s: float = Field(
+        description="`[host] offline_after_seconds` (or its default): silent this long, offline."
+    )
+    hosts: list[HostOut] = Field(description="By path.")
+
+
 class MaintenanceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -5,7 +5,8 @@
 1. MAINTENANCE: the entity or one of its ancestors was put in maintenance (a server's fans go
    with it); alerts are still recorded but not notified;
 2. UNKNOWN: no telemetry yet, none for `unknown_after_s` (measured against the newest
-   sample timestamp seen: simulated time), or its source has gone silent on the wall clock
+   sample timestamp its source sent: simulated time for the twin; a source may have a timeout
+   of its own, `unknown_after_s_of`), or its source has gone silent on the wall clock
    (`source_silent`, from a `SourceWatch`: every source stopped, so simulated time stopped);
 3. FAILED: an active condition marked as a failure (a fan stopped while commanded on, a dead
    disk: the alert rules with `is_failure`);
@@ -23,6 +24,7 @@ samples' clock, which stops when the source stops; the watch runs on the wall cl
 (the caller passes its time, so it stays pure). The timeout is in wall seconds: for a source
 that runs at `speed` x real time, `SilencePolicy.for_speed` scales a timeout in source
 seconds down by the speed, with a wall-clock floor so that a busy event loop is no outage.
+A source may have a policy of its own (real machines run at speed 1 whatever the twin's).
 
 `rollup_states` gives what a device shows: the worst of its own state and its parts' (a
 server whose fan FAILED shows FAILED, from the fan), with the open alerts under it counted;
@@ -148,12 +150,17 @@ class DeviceStates:
         registry: SeriesRegistry,
         *,
         unknown_after_s: float = 60.0,
+        unknown_after_s_of: Mapping[str, float] | None = None,
         tracked: Sequence[str] = ("**",),
     ) -> None:
-        if unknown_after_s <= 0:
+        """`unknown_after_s_of`: a timeout of its own for a source's entities (real machines,
+        `[host] offline_after_seconds`), in place of `unknown_after_s`."""
+        after_of = dict(unknown_after_s_of or {})
+        if unknown_after_s <= 0 or any(s <= 0 for s in after_of.values()):
             raise ValueError("unknown_after_s must be > 0")
         self.registry = registry
         self.unknown_after_ms = round(unknown_after_s * 1000)
+        self._after_ms_of = {source: round(s * 1000) for source, s in after_of.items()}
         self.tracked = tuple(tracked)
         self.now_ms: int | None = None
         self._n_series = 0
@@ -172,6 +179,8 @@ class DeviceStates:
         self._source_now: list[int] = []
         """Per source, the newest sample it sent: its entities go stale on its clock, not on
         another's (the twin may run ahead of, or behind, a real host's wall clock)."""
+        self._source_after_ms: list[int] = []
+        """Per source, how long its entities may be silent before they are UNKNOWN."""
         self._silence_reason: dict[int, str] = {}
         self._devices: dict[str, _Device] = {}
         self._maintenance: dict[str, Maintenance] = {}
@@ -201,6 +210,15 @@ class DeviceStates:
                 "since_ts_ms": maintenance.since_ts,
             },
         }
+
+    def is_reporting(self, entity: str) -> bool | None:
+        """Whether `entity` sends telemetry: heard from, not silent for its timeout on its
+        source's clock, its source not silent on the wall clock; maintenance aside (a host in
+        maintenance may still be offline). None: never heard from."""
+        index = self._index.get(entity)
+        if index is None or index >= len(self._last_seen) or self._last_seen[index] < 0:
+            return None
+        return not (self._stale[index] or self._silent[index])
 
     def maintenance_of(self, entity: str) -> Maintenance | None:
         """The maintenance covering `entity` (its own or an ancestor's), if any."""
@@ -238,7 +256,7 @@ class DeviceStates:
         if self.now_ms is None:
             return []
         seen = self._last_seen >= 0
-        stale = seen & (self._now_of_entities() - self._last_seen >= self.unknown_after_ms)
+        stale = seen & (self._now_of_entities() - self._last_seen >= self._after_of_entities())
         first = seen & ~self._announced
         heard_again = np.zeros_like(seen)
         if sid is not None:
@@ -264,6 +282,7 @@ class DeviceStates:
         sid = self._source_ids.setdefault(source, len(self._source_ids))
         if sid == len(self._source_now):
             self._source_now.append(-1)
+            self._source_after_ms.append(self._after_ms_of.get(source, self.unknown_after_ms))
         return sid
 
     def _now_of_entities(self) -> npt.NDArray[np.int64]:
@@ -273,6 +292,11 @@ class DeviceStates:
         clocks = np.array([*self._source_now, self.now_ms], dtype=np.int64)
         clocks[clocks < 0] = self.now_ms
         return clocks[self._source_of]  # -1 (no source named): the last, the overall newest
+
+    def _after_of_entities(self) -> npt.NDArray[np.int64]:
+        """Each entity's timeout (ms): its source's own, else `unknown_after_ms`."""
+        after = np.array([*self._source_after_ms, self.unknown_after_ms], dtype=np.int64)
+        return after[self._source_of]
 
     def _now_of(self, index: int) -> int:
         sid = int(self._source_of[index])
@@ -635,8 +659,9 @@ class _Heard:
 
 
 class SourceWatch:
-    """Which telemetry sources have sent nothing for `policy.timeout_s` wall seconds. Pure:
-    the caller passes the wall time (seconds of a monotonic clock) and acts on the changes.
+    """Which telemetry sources have sent nothing for their policy's `timeout_s` wall seconds.
+    Pure: the caller passes the wall time (seconds of a monotonic clock) and acts on the
+    changes.
 
     >>> watch = SourceWatch(SilencePolicy(30, speed=2.0))
     >>> watch.expect("twin", wall_s=0.0)
@@ -653,9 +678,18 @@ class SourceWatch:
     (False, 105000, 31.0)
     """
 
-    def __init__(self, policy: SilencePolicy) -> None:
+    def __init__(
+        self, policy: SilencePolicy, overrides: Mapping[str, SilencePolicy] | None = None
+    ) -> None:
+        """`overrides`: a policy of its own for some sources (the real machines' sources run
+        on the wall clock, whatever the twin's speed); the others follow `policy`, whose
+        clock and sleep serve them all."""
         self.policy = policy
+        self.overrides = dict(overrides or {})
         self._sources: dict[str, _Heard] = {}
+
+    def policy_of(self, source: str) -> SilencePolicy:
+        return self.overrides.get(source, self.policy)
 
     def expect(self, source: str, wall_s: float) -> None:
         """Watch `source` from `wall_s` on, before it has sent anything."""
@@ -676,7 +710,7 @@ class SourceWatch:
                 ts if ts is not None else 0,
                 wall_s - known.wall_s,
                 known.last_ms,
-                self.policy.timeout_s,
+                self.policy_of(source).timeout_s,
             )
         known.wall_s, known.is_silent = wall_s, False
         if newest_ms is not None:
@@ -688,16 +722,17 @@ class SourceWatch:
         `fallback_ms` dates the silence of a source that never sent a sample."""
         changes = []
         for source, known in self._sources.items():
-            if known.is_silent or wall_s - known.since_s < self.policy.timeout_s:
+            policy = self.policy_of(source)
+            if known.is_silent or wall_s - known.since_s < policy.timeout_s:
                 continue
             silent_s = wall_s - known.wall_s
             known.is_silent = True
             if known.last_ms is None:
                 ts = fallback_ms
             else:
-                ts = known.last_ms + round(silent_s * self.policy.speed * 1000)
+                ts = known.last_ms + round(silent_s * policy.speed * 1000)
             changes.append(
-                SourceChange(source, True, ts, silent_s, known.last_ms, self.policy.timeout_s)
+                SourceChange(source, True, ts, silent_s, known.last_ms, policy.timeout_s)
             )
         return changes
 
@@ -710,8 +745,16 @@ class SourceWatch:
 
     def next_deadline(self) -> float | None:
         """The wall time at which the next source would go silent (None: all are silent)."""
-        waiting = [k.since_s for k in self._sources.values() if not k.is_silent]
-        return min(waiting) + self.policy.timeout_s if waiting else None
+        waiting = [
+            known.since_s + self.policy_of(source).timeout_s
+            for source, known in self._sources.items()
+            if not known.is_silent
+        ]
+        return min(waiting) if waiting else None
+
+    def shortest_timeout_s(self) -> float:
+        """The shortest timeout of any policy, heard from or not."""
+        return min([self.policy.timeout_s, *(p.timeout_s for p in self.overrides.values())])
 
     def is_silent(self, source: str) -> bool:
         known = self._sources.get(source)
@@ -727,10 +770,13 @@ class SourceWatch:
 
 async def sleep_until_silence(watch: SourceWatch) -> None:
     """Sleep (on the policy's clock) until a watched source may have gone silent: its
-    deadline, or one timeout while every source is already silent or none is watched."""
+    deadline, or one timeout while every source is already silent or none is watched. Never
+    longer than the shortest timeout of all the policies: a source first heard during the
+    sleep has no deadline before its end."""
     policy = watch.policy
+    cap = watch.shortest_timeout_s()
     deadline = watch.next_deadline()
     if deadline is None:
-        await policy.sleep(policy.timeout_s)
+        await policy.sleep(cap)
     else:
-        await policy.sleep(max(0.0, deadline - policy.monotonic()))
+        await policy.sleep(min(cap, max(0.0, deadline - policy.monotonic())))

@@ -5,15 +5,19 @@ The range is `since` back from the newest sample of the matched series (the stor
 rows; the server's live state), to that sample included. Without a step the rows are raw
 samples (unless the range reaches past the raw tier's retention: then the store answers from a
 rollup, and `--step raw` refuses); with one, buckets of it (see `store.base.choose_tier`).
+
+`read_through` (the store, or its server while it is in use) and `connect` serve `rackwatch
+export` too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import numpy as np
@@ -39,6 +43,7 @@ LOCK_WAIT_S = 5.0
 STATUS_TIMEOUT_S = 5.0
 SERIES_TIMEOUT_S = 120.0
 _INT_COLUMNS = ("count", "missing")
+T = TypeVar("T")
 
 
 class ReadoutError(RackwatchError):
@@ -115,8 +120,33 @@ def fetch_answer(
     on_remote: Callable[[str], None] | None = None,
 ) -> Answer:
     """The answer from the store, or from the server recorded in `data_dir` while the store
-    is in use by it (`on_remote` gets its URL). Waits up to LOCK_WAIT_S for a store in use by
-    another process to be freed, or for its server to answer; then says what to do."""
+    is in use by it (`on_remote` gets its URL); see `read_through`."""
+
+    def local(store: Store, keys: Sequence[SeriesKey]) -> Answer:
+        try:
+            return from_store(store, keys, request)
+        finally:
+            store.close()
+
+    def remote(url: str) -> Answer:
+        return from_server(url, request, lambda: read_token(token, data_dir))
+
+    return read_through(open_store, data_dir, local, remote, on_remote=on_remote)
+
+
+def read_through(
+    open_store: OpenStore,
+    data_dir: Path,
+    local: Callable[[Store, Sequence[SeriesKey]], T],
+    remote: Callable[[str], T],
+    *,
+    on_remote: Callable[[str], None] | None = None,
+    again: str = "query",
+) -> T:
+    """`local(store, keys)` on the store of `data_dir`, or `remote(url)` on the server recorded
+    there while the store is in use by it (`on_remote` gets its URL). Waits up to LOCK_WAIT_S
+    for a store in use by another process to be freed, or for its server to answer; then says
+    what to do (`again`: the command to run again). `local` owns the store it is given."""
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
         try:
@@ -128,7 +158,7 @@ def fetch_answer(
                 raise
             if server is not None:
                 try:
-                    answer = from_server(server.url, request, lambda: read_token(token, data_dir))
+                    answer = remote(server.url)
                 except ServerUnreachable:
                     if time.monotonic() >= deadline:
                         raise
@@ -141,14 +171,11 @@ def fetch_answer(
                     f"the store in {data_dir} is in use by another process, and no running "
                     f"server of `rackwatch run` is recorded for it ({data_dir}/"
                     f"{server_file.SERVER_FILE} is missing, or its process is gone): wait for "
-                    "that process to finish or stop it, then query again"
+                    f"that process to finish or stop it, then {again} again"
                 ) from None
             time.sleep(0.25)
             continue
-        try:
-            return from_store(store, keys, request)
-        finally:
-            store.close()
+        return local(store, keys)
 
 
 def read_token(given: str | None, data_dir: Path) -> str | None:
@@ -239,9 +266,26 @@ def from_server(
     they are retried with `token()`. A range bigger than one answer may hold is fetched in
     windows (aligned on the step, so that no bucket is split) and joined.
     """
+    api = connect(url, token, transport=transport)
+    with contextlib.closing(api.client):  # httpx refuses `with` on a client already used
+        try:
+            return _check_raw(request, _query_server(api, request))
+        except httpx.TransportError as exc:
+            raise ReadoutError(f"lost the server at {url} during the query: {exc}") from None
+
+
+def connect(
+    url: str,
+    token: Callable[[], str | None] = lambda: None,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> Api:
+    """A client of the rackwatch server at `url`, checked with GET /status (ServerUnreachable
+    when nothing answers). The caller closes `api.client`."""
     base = url.rstrip("/") + "/api/v1"
-    with httpx.Client(base_url=base, timeout=SERIES_TIMEOUT_S, transport=transport) as client:
-        api = _Api(client, url, token)
+    client = httpx.Client(base_url=base, timeout=SERIES_TIMEOUT_S, transport=transport)
+    api = Api(client, url, token)
+    try:
         try:
             status = api.get("/status", timeout=STATUS_TIMEOUT_S)
         except httpx.TransportError as exc:
@@ -251,21 +295,30 @@ def from_server(
             ) from None
         if not isinstance(status, dict) or "version" not in status:
             raise ReadoutError(f"{url} does not answer like a rackwatch server (GET /status)")
-        try:
-            return _check_raw(request, _query_server(api, request))
-        except httpx.TransportError as exc:
-            raise ReadoutError(f"lost the server at {url} during the query: {exc}") from None
+    except BaseException:
+        client.close()
+        raise
+    return api
 
 
-def _query_server(api: _Api, request: Request) -> Answer:
-    select: list[tuple[str, str]] = [("entity", request.entity)]
-    select += [("metric", m) for m in request.metrics or ()]
+def selection(entity: str, metrics: Sequence[str] | None) -> list[tuple[str, str]]:
+    """The query parameters that select series (entity glob, metric names or globs)."""
+    return [("entity", entity), *(("metric", m) for m in metrics or ())]
+
+
+def live_newest(api: Api, select: Sequence[tuple[str, str]]) -> list[int]:
+    """The newest sample's time of each selected series with one (GET /live)."""
     live = api.get("/live", select)
-    newest = [
+    return [
         int(sample["ts_ms"])
         for metrics in live.get("entities", {}).values()
         for sample in metrics.values()
     ]
+
+
+def _query_server(api: Api, request: Request) -> Answer:
+    select = selection(request.entity, request.metrics)
+    newest = live_newest(api, select)
     if not newest:
         raise _no_series(request)
     end = max(newest) + 1
@@ -280,7 +333,7 @@ def _query_server(api: _Api, request: Request) -> Answer:
     return join_windows(parts, start, end)
 
 
-class _Api:
+class Api:
     """GETs that return the JSON body; errors become ReadoutError with the server's detail."""
 
     def __init__(self, client: httpx.Client, url: str, token: Callable[[], str | None]) -> None:

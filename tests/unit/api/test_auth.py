@@ -38,6 +38,7 @@ READS = [
     "/api/v1/alerts",
     "/api/v1/alerts/history",
     "/api/v1/states",
+    "/api/v1/hosts",
     "/api/v1/fans",
     "/api/v1/twin/faults",
     "/metrics",

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from rackwatch.api import ApiContext, create_app
+from rackwatch.api.routes import ingest
 from rackwatch.api.routes.ingest import MAX_INGEST_BYTES
 from rackwatch.api.schemas import MAX_INGEST_SAMPLES
 from rackwatch.engine.live import LiveState
@@ -126,6 +127,27 @@ def test_a_push_sent_twice_is_stored_once(setup: Setup) -> None:
     setup.store.flush()
     result = setup.store.query(base.Query(NOW_MS - 1, NOW_MS + 1, entity="host/**"))
     assert len(result) == 1 and setup.store.stats().n_duplicates == 1
+
+
+def test_pushes_arriving_together_go_on_the_bus_as_one_batch(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ingest, "COALESCE_S", 1.0)  # ample, even on a busy machine
+    bodies = [push((NOW_MS, {f"host/web{i}": {"uptime_seconds": float(i)}})) for i in range(3)]
+
+    async def go() -> list[int]:
+        transport = httpx.ASGITransport(app=setup.app, client=("127.0.0.1", 40000))
+        headers = {"Authorization": f"Bearer {setup.ingest}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://rw") as http:
+            answers = await asyncio.gather(
+                *(http.post("/api/v1/ingest", json=body, headers=headers) for body in bodies)
+            )
+        return [answer.status_code for answer in answers]
+
+    assert asyncio.run(go()) == [202, 202, 202]  # each answered once its batch is published
+    assert [s for s, _ in setup.bus.batches] == ["telemetry.agent"]
+    rows = setup.published()
+    assert sorted(rows) == [(f"host/web{i}", "uptime_seconds", NOW_MS, float(i)) for i in range(3)]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from rackwatch.engine.states import (
@@ -14,6 +16,7 @@ from rackwatch.engine.states import (
     UsageStatus,
     UsageTracker,
     rollup_states,
+    sleep_until_silence,
 )
 from rackwatch.model import Batch, EventKind, SeriesRegistry, Severity
 
@@ -201,6 +204,63 @@ def test_a_source_watch_reports_each_silence_once_and_waits_for_a_backlog() -> N
     back = watch.heard("twin", 41.0, None)
     assert back is not None and back.event().kind == EventKind.SOURCE_RECOVERED
     assert back.ts == 5_000  # nothing newer heard: its last sample
+
+
+def test_real_machines_go_unknown_after_their_own_timeout_on_their_own_clock() -> None:
+    """`[host] offline_after_seconds`: an agent's host that stops while another agent goes
+    on is UNKNOWN after the real machines' timeout, not the twin's `unknown_after_s`."""
+    reg = SeriesRegistry()
+    states = DeviceStates(reg, unknown_after_s=60, unknown_after_s_of={"agent": 20})
+    states.observe(batch(reg, 0, ("host/gpu1", "uptime_seconds", 1)), "agent")
+    states.observe(batch(reg, 0, ("host/gpu2", "uptime_seconds", 1)), "agent")
+    states.observe(seen(reg, 0), "twin")
+    assert states.observe(batch(reg, 15, ("host/gpu2", "uptime_seconds", 2)), "agent") == []
+    gone = states.observe(batch(reg, 20, ("host/gpu2", "uptime_seconds", 3)), "agent")
+    assert [(c.entity, c.state) for c in gone] == [("host/gpu1", DeviceState.UNKNOWN)]
+    assert states.details("host/gpu1")["reason"] == "no telemetry for 20 s"  # type: ignore[index]
+    states.set_maintenance("host/gpu1", "ops", "new disk", 20_000)  # says nothing of silence
+    assert states.states()["host/gpu1"] is DeviceState.MAINTENANCE
+    assert [states.is_reporting(h) for h in ("host/gpu1", "host/gpu2", "host/x")] == [
+        False,
+        True,
+        None,
+    ]
+    # The twin's devices keep the default: 20 s of twin time is no silence for them.
+    assert states.observe(batch(reg, 20, (SERVER, "power_watts", 200)), "twin") == []
+    with pytest.raises(ValueError, match="unknown_after_s"):
+        DeviceStates(reg, unknown_after_s_of={"agent": 0})
+
+
+def test_a_source_with_its_own_policy_ignores_the_twins_speed() -> None:
+    """The twin at 20x is silent after 5 s of wall clock; a host collected every 5 s is not
+    (it would flap at every collection), only after its own timeout."""
+    watch = SourceWatch(SilencePolicy.for_speed(30, 20), {"host": SilencePolicy(60.0)})
+    watch.heard("twin", 0.0, 1_000)
+    watch.heard("host", 0.0, 2_000)
+    assert watch.next_deadline() == 5.0
+    [twin] = watch.check(5.0, fallback_ms=0)
+    assert (twin.source, twin.timeout_s) == ("twin", 5.0)
+    assert watch.next_deadline() == 60.0 and watch.check(59.9, fallback_ms=0) == []
+    [host] = watch.check(60.0, fallback_ms=0)
+    assert (host.source, host.ts, host.timeout_s) == ("host", 62_000, 60.0)  # speed 1
+    back = watch.heard("host", 61.0, 63_000)
+    assert back is not None and back.timeout_s == 60.0
+
+
+def test_the_watchdog_never_sleeps_past_the_shortest_timeout() -> None:
+    """Asleep until the twin's 30 s deadline, it would miss a host first heard meanwhile and
+    silent after 4 s: each sleep is at most the shortest timeout of all the policies."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    twin = SilencePolicy(30.0, monotonic=lambda: 0.0, sleep=sleep)
+    watch = SourceWatch(twin, {"agent": SilencePolicy(4.0)})
+    asyncio.run(sleep_until_silence(watch))  # nothing heard yet
+    watch.heard("twin", 0.0, 1_000)
+    asyncio.run(sleep_until_silence(watch))  # the twin's deadline is 30 s away
+    assert slept == [4.0, 4.0]
 
 
 def test_the_silence_timeout_follows_the_speed_with_a_floor() -> None:

@@ -680,11 +680,11 @@ def test_scrape_settings_become_targets_and_a_bad_one_is_a_config_error(tmp_path
                 {"url": "http://app:8080/actuator/prometheus", "name": "app/orders"},
             ],
         )
-        loops = app.build_scrapes(settings, registry, MemoryBus(), store)
+        loops = app.build_scrapes(app.scrape_targets(settings), registry, MemoryBus(), store)
         targets = [(loop.scraper.target.name, loop.scraper.target.interval_s) for loop in loops]
         assert targets == [("scrape/127.0.0.1_9100", 15.0), ("app/orders", 5.0)]
         bad = load_settings(data_dir=tmp_path, scrape=[{"url": "ftp://x/metrics"}])
-        with pytest.raises(ConfigError, match="ftp://x/metrics"):
-            app.build_scrapes(bad, registry, MemoryBus(), store)
+        with pytest.raises(ConfigError, match="scrape target ftp://x/metrics: scrape an http"):
+            app.scrape_targets(bad)
     finally:
         store.close()

@@ -31,11 +31,12 @@ injected `clock` only before any telemetry).
 
 The samples' clock stops when every source stops, so with a `silence` policy a watchdog on the
 wall clock (`states.SourceWatch`) stands beside it: a source that has sent nothing for
-`silence.timeout_s` wall seconds gets a `source.unavailable` event (and notification), and
-every entity it feeds becomes UNKNOWN; its next batch brings `source.recovered` and the states
-back. Only sources heard at least once are watched (before that, their devices are UNKNOWN
-anyway). At stop, the notifiers get `drain_s` seconds to deliver what is queued; the rest goes
-to the `spool` file, and the next start sends it.
+`silence.timeout_s` wall seconds (its own timeout in `source_timeouts`: the real machines'
+sources) gets a `source.unavailable` event (and notification), and every entity it feeds
+becomes UNKNOWN; its next batch brings `source.recovered` and the states back. Only sources
+heard at least once are watched (before that, their devices are UNKNOWN anyway). At stop, the
+notifiers get `drain_s` seconds to deliver what is queued; the rest goes to the `spool` file,
+and the next start sends it.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ import asyncio
 import contextlib
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,16 +107,23 @@ class AlertEngine:
         max_pending: int = 10_000,
         clock: Callable[[], float] = time.time,
         silence: SilencePolicy | None = None,
+        source_timeouts: Mapping[str, float] | None = None,
         spool: Path | NotificationSpool | None = None,
         drain_s: float = 5.0,
     ) -> None:
+        """`source_timeouts`: wall seconds after which a source that runs on the wall clock
+        (this host, agents, scrapes) counts as silent, and an entity it stopped sending
+        UNKNOWN; for those sources, in place of `silence` and `unknown_after_s`."""
         if cooldown_s < 0:
             raise ValueError("cooldown_s must be >= 0")
         self.bus = bus
         self.registry = registry
         self.evaluator = RuleEvaluator(rules, registry)
         self.book = AlertBook(cooldown_ms=round(cooldown_s * 1000), history=history)
-        self.devices = DeviceStates(registry, unknown_after_s=unknown_after_s, tracked=tracked)
+        timeouts = dict(source_timeouts or {})
+        self.devices = DeviceStates(
+            registry, unknown_after_s=unknown_after_s, unknown_after_s_of=timeouts, tracked=tracked
+        )
         self.usage_tracker = UsageTracker(
             registry, busy_at_ratio=busy_at_ratio, idle_below_ratio=idle_below_ratio
         )
@@ -123,7 +131,13 @@ class AlertEngine:
         if isinstance(spool, Path):
             spool = NotificationSpool(spool)
         self.dispatcher = Dispatcher(routes, spool=spool, drain_s=drain_s)
-        self.watch = None if silence is None else SourceWatch(silence)
+        self.watch = None
+        if silence is not None:
+            own = {
+                source: SilencePolicy(timeout_s, 1.0, silence.monotonic, silence.sleep)
+                for source, timeout_s in timeouts.items()
+            }
+            self.watch = SourceWatch(silence, own)
         """Wall-clock silence of each source heard (None: not watched)."""
         self.ready = asyncio.Event()
         self.n_batches = 0
@@ -206,7 +220,7 @@ class AlertEngine:
         self.n_batches += 1
         state_changes: list[StateChange] = list(self.devices.observe(batch, source))
         events: list[Event] = []
-        for tr in self.evaluator.evaluate(batch):
+        for tr in self.evaluator.evaluate(batch, source or ""):
             change = self.book.apply(tr, is_suppressed=self.devices.in_maintenance(tr.entity))
             if change is not None:
                 self._emit(change, events)
@@ -300,6 +314,10 @@ class AlertEngine:
 
     def state_details(self, entity: str) -> dict[str, Any] | None:
         return self.devices.details(entity)
+
+    def is_reporting(self, entity: str) -> bool | None:
+        """Whether `entity` sends telemetry now, in maintenance too (None: never heard)."""
+        return self.devices.is_reporting(entity)
 
     def usage(self) -> dict[str, UsageStatus]:
         return self.usage_tracker.usage()

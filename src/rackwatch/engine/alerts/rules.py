@@ -373,6 +373,8 @@ class _RuleState:
         self.level: npt.NDArray[np.int8] = np.zeros(0, dtype=np.int8)
         self.seen: Bools = np.zeros(0, dtype=np.bool_)
         self.last_seen: I64 = np.full(0, -1, dtype=np.int64)
+        self.last_source: I32 = np.full(0, -1, dtype=np.int32)
+        """Absent rules: the source that last sent each slot's metric (whose clock it ages on)."""
         self.den_latest = _Latest()
         self.guard_latest = _Latest()
         self.tail: tuple[I32, I64, F64] = (
@@ -420,16 +422,18 @@ class _RuleState:
             self.level = _grow(self.level, size, 0)
             self.seen = _grow(self.seen, size, False)
             self.last_seen = _grow(self.last_seen, size, -1)
+            self.last_source = _grow(self.last_source, size, -1)
             self.den_latest.grow(size)
             self.guard_latest.grow(size)
         return slot
 
     # --- evaluation -----------------------------------------------------------------------
 
-    def evaluate(self, batch: Batch, now_ms: int | None) -> list[Transition]:
+    def evaluate(self, batch: Batch, now_ms: int | None, source: int = 0) -> list[Transition]:
+        """`now_ms` is the clock of `source` (an index the evaluator gives each source)."""
         kind = self.rule.kind
         if kind is RuleKind.ABSENT:
-            return self._absent(batch, now_ms)
+            return self._absent(batch, now_ms, source)
         slot = self.main[batch.series]
         rows = np.flatnonzero(slot >= 0)
         s, t, v = slot[rows], batch.ts[rows], batch.value[rows]
@@ -491,14 +495,18 @@ class _RuleState:
         keep = ~old | next_recent
         return s[keep], t[keep], v[keep]
 
-    def _absent(self, batch: Batch, now_ms: int | None) -> list[Transition]:
+    def _absent(self, batch: Batch, now_ms: int | None, source: int) -> list[Transition]:
+        """Ages on the clock of the source that sends each entity: a twin replaying the past
+        and a host on the wall clock never make each other look silent. A source that stops
+        altogether is the silence watchdog's (its entities turn UNKNOWN)."""
         slot = self.main[batch.series]
         rows = np.flatnonzero(slot >= 0)
         if len(rows):
             np.maximum.at(self.last_seen, slot[rows], batch.ts[rows])
+            self.last_source[slot[rows]] = source
         if now_ms is None:
             return []
-        s = np.flatnonzero(self.last_seen >= 0).astype(np.int32)
+        s = np.flatnonzero((self.last_seen >= 0) & (self.last_source == source)).astype(np.int32)
         age_s = (now_ms - self.last_seen[s]) / 1000.0
         return self._scan(s, np.full(len(s), now_ms, dtype=np.int64), age_s, None)
 
@@ -605,11 +613,15 @@ class RuleEvaluator:
         self.registry = registry
         self.now_ms: int | None = None
         """Newest sample timestamp seen: the evaluator's "now" (simulated time)."""
+        self._clocks: dict[str, int] = {}
+        """Newest sample timestamp per source: the clock absence is measured on."""
+        self._source_ids: dict[str, int] = {}
         self._states = [_RuleState(rule) for rule in rules]
         self._n_series = 0
 
-    def evaluate(self, batch: Batch) -> list[Transition]:
-        """The level changes `batch` causes, in time order (rule order within one ts)."""
+    def evaluate(self, batch: Batch, source: str = "") -> list[Transition]:
+        """The level changes `batch` (from `source`) causes, in time order (rule order within
+        one ts)."""
         n = len(self.registry)
         if n > self._n_series:
             for state in self._states:
@@ -620,12 +632,15 @@ class RuleEvaluator:
                 "batch has series ids the registry does not know: intern them in the registry "
                 "shared with the evaluator before publishing"
             )
+        source_id = self._source_ids.setdefault(source, len(self._source_ids))
         if len(batch):
             newest = int(batch.ts.max())
             self.now_ms = newest if self.now_ms is None else max(self.now_ms, newest)
+            self._clocks[source] = max(self._clocks.get(source, newest), newest)
+        clock = self._clocks.get(source)
         transitions: list[Transition] = []
         for state in self._states:
-            transitions.extend(state.evaluate(batch, self.now_ms))
+            transitions.extend(state.evaluate(batch, clock, source_id))
         transitions.sort(key=lambda tr: tr.ts)
         return transitions
 

@@ -183,6 +183,30 @@ def test_absent_data_against_the_newest_timestamp_seen() -> None:
     assert out[0].rule.unit == "s"
 
 
+def test_absent_ages_each_entity_on_the_clock_of_its_own_source() -> None:
+    """A twin a day ahead of the wall clock never makes a host look silent; a host that stops
+    while another host of the same source goes on does."""
+    reg = SeriesRegistry()
+    ev = RuleEvaluator([Rule("absent", "*", kind=RuleKind.ABSENT, warning=30)], reg)
+    day = 86_400
+    assert (
+        ev.evaluate(rows(reg, (0, "host/a", "load1", 1), (0, "host/b", "load1", 1)), "agent") == []
+    )
+    assert ev.evaluate(rows(reg, (day, S1, CPU, 1)), "twin") == []  # the twin runs ahead
+    assert (
+        ev.evaluate(rows(reg, (20, "host/a", "load1", 1), (20, "host/b", "load1", 1)), "agent")
+        == []
+    )
+    assert ev.evaluate(rows(reg, (day + 60, S1, CPU, 1)), "twin") == []
+    # host/b stops; host/a's clock (its source's) moves on
+    assert changes(ev.evaluate(rows(reg, (55, "host/a", "load1", 1)), "agent")) == [
+        (55, "host/b", W)
+    ]
+    # the twin's own silent entity still ages on the twin's clock
+    assert ev.evaluate(rows(reg, (day + 60, S2, CPU, 1)), "twin") == []
+    assert changes(ev.evaluate(rows(reg, (day + 95, S1, CPU, 1)), "twin")) == [(day + 95, S2, W)]
+
+
 def test_absent_never_reports_an_entity_never_seen() -> None:
     reg = SeriesRegistry()
     reg.intern(S2, CPU)  # registered (e.g. from the store) but silent since start

@@ -243,6 +243,20 @@ export class LiveSocket extends EventTarget {
   }
 }
 
+// A page's stream, started and shown by its #conn indicator: `data({tsMs, data})` for each
+// message, `alerts(list)` for alert occurrences, `reconnected()` after a drop (read from REST
+// what the stream missed).
+export function startStream(filters, { data, alerts, reconnected }) {
+  const socket = new LiveSocket(filters);
+  bindIndicator(document.getElementById("conn"), socket);
+  socket.addEventListener("data", ({ detail }) => data(detail));
+  if (alerts) socket.addEventListener("alerts", ({ detail }) => alerts(detail.alerts));
+  socket.addEventListener("open", ({ detail }) => {
+    if (detail.reconnected && reconnected) reconnected();
+  });
+  return socket.start();
+}
+
 const STATE_TEXT = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…" };
 
 // Connection indicator: a dot plus a word, so the state is not told by colour alone.

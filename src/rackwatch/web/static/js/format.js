@@ -22,6 +22,19 @@ const LABELS = {
   it_power_watts: "IT power",
   facility_power_watts: "Facility power",
   pue_ratio: "PUE",
+  cpu_frequency_hertz: "CPU frequency",
+  load_average_1m: "Load (1 min)",
+  memory_used_bytes: "Memory used",
+  memory_utilization_ratio: "Memory in use",
+  swap_utilization_ratio: "Swap in use",
+  uptime_seconds: "Uptime",
+  disk_utilization_ratio: "Disk space in use",
+  network_receive_bytes_per_second: "Network in",
+  network_transmit_bytes_per_second: "Network out",
+  gpu_utilization_ratio: "GPU utilisation",
+  gpu_memory_used_bytes: "GPU memory used",
+  gpu_temperature_celsius: "GPU temperature",
+  gpu_power_watts: "GPU power",
 };
 
 export const FAN_LEVELS = ["off", "low", "medium", "high"];
@@ -76,17 +89,53 @@ export function formatValue(metric, value) {
   if (metric.endsWith("_cfm")) return `${fixed1.format(value)} CFM`;
   if (metric.endsWith("_rpm")) return `${int.format(value)} rpm`;
   if (metric.endsWith("_bytes")) return formatBytes(value);
+  if (metric.endsWith("_bytes_per_second")) return formatRate(value);
+  if (metric.endsWith("_hertz")) return formatHertz(value);
+  if (metric === "uptime_seconds") return formatDuration(value);
+  if (metric.endsWith("_count")) return int.format(value);
   return Math.abs(value) >= 100 ? int.format(value) : fixed2.format(value);
 }
 
-function formatBytes(bytes) {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+// Sizes 1024-based, as `free -h` and `df -h` show them; rates 1000-based, as link speeds are.
+const BINARY = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+const RATE = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
+
+// The power of `base` a value reads best in (0: the unit itself).
+function scaleOf(value, base, n) {
   let i = 0;
-  while (Math.abs(bytes) >= 1024 && i < units.length - 1) {
-    bytes /= 1024;
-    i += 1;
-  }
-  return `${i === 0 ? int.format(bytes) : fixed1.format(bytes)} ${units[i]}`;
+  for (let v = Math.abs(value); v >= base && i < n - 1; v /= base) i += 1;
+  return i;
+}
+
+function scaled(value, i, base) {
+  const v = value / base ** i;
+  return i === 0 || Math.abs(v) >= 100 ? int.format(v) : fixed1.format(v);
+}
+
+// 48.0 GiB, 512.0 MiB, 900 B.
+export function formatBytes(bytes) {
+  if (isMissing(bytes)) return DASH;
+  const i = scaleOf(bytes, 1024, BINARY.length);
+  return `${scaled(bytes, i, 1024)} ${BINARY[i]}`;
+}
+
+// "48.0 / 128.0 GiB": both in the unit of the total, so they compare at a glance.
+export function formatBytesOf(used, total) {
+  if (isMissing(total)) return formatBytes(used);
+  const i = scaleOf(total, 1024, BINARY.length);
+  const shown = isMissing(used) ? DASH : scaled(used, i, 1024);
+  return `${shown} / ${scaled(total, i, 1024)} ${BINARY[i]}`;
+}
+
+export function formatRate(bytesPerSecond) {
+  if (isMissing(bytesPerSecond)) return DASH;
+  const i = scaleOf(bytesPerSecond, 1000, RATE.length);
+  return `${scaled(bytesPerSecond, i, 1000)} ${RATE[i]}`;
+}
+
+export function formatHertz(hertz) {
+  if (isMissing(hertz)) return DASH;
+  return hertz >= 1e9 ? `${fixed2.format(hertz / 1e9)} GHz` : `${int.format(hertz / 1e6)} MHz`;
 }
 
 // Charts plot display units, so axis ticks land on round percentages rather than 0.05 steps.
@@ -107,6 +156,14 @@ export function formatTicks(metric, splits, incr) {
   else if (metric.endsWith("_cfm")) unit = " CFM";
   else if (metric.endsWith("_watts")) [scale, unit] = top >= 1000 ? [1000, " kW"] : [1, " W"];
   else if (metric.endsWith("_rpm") && top >= 1000) [scale, unit] = [1000, "k"];
+  else if (metric.endsWith("_hertz")) [scale, unit] = [1e9, " GHz"];
+  else if (metric.endsWith("_bytes")) {
+    const i = scaleOf(top, 1024, BINARY.length);
+    [scale, unit] = [1024 ** i, ` ${BINARY[i]}`];
+  } else if (metric.endsWith("_bytes_per_second")) {
+    const i = scaleOf(top, 1000, RATE.length);
+    [scale, unit] = [1000 ** i, ` ${RATE[i]}`];
+  }
   const digits = decimalsFor((incr || 1) / scale);
   return splits.map((v) => (isMissing(v) ? "" : `${fixed(digits).format(v / scale)}${unit}`));
 }
@@ -161,6 +218,11 @@ export function formatTimeTicks(splits, incr) {
     const hm = hmFmt.format(d);
     return d.getHours() === 0 && d.getMinutes() === 0 ? `${dayFmt.format(d)}\n${hm}` : hm;
   });
+}
+
+// "5 min ago", "3 d 4 h ago": how long since an instant of the wall clock.
+export function formatAgo(ms) {
+  return isMissing(ms) ? DASH : `${formatDuration(Math.max(0, ms) / 1000)} ago`;
 }
 
 export function formatDuration(seconds) {

@@ -8,12 +8,11 @@
 // is shown from what the server reports afterwards (GET /fans, GET /states, telemetry), never
 // assumed from the click.
 
-import { LiveSocket, bindIndicator, entityPath, getJSON, newestTs } from "./api.js";
+import { entityPath, getJSON, newestTs, startStream } from "./api.js";
 import { AlertsPanel, loadStates, normaliseState, rollupOf, stateChip } from "./alerts.js";
-import { CandleChart, TimeChart, bucketStarts, lineOf } from "./charts.js";
+import { CandleChart, bucketStarts } from "./charts.js";
 import { act, busy, mountTokenBox } from "./control.js";
-import { loadMarkers } from "./markers.js";
-import { RangePicker, describeStep, rangeFromUrl, view } from "./timerange.js";
+import { PageCharts } from "./pagecharts.js";
 import {
   FAN_LEVELS,
   formatDuration,
@@ -24,17 +23,12 @@ import {
   metricLabel,
   tempColor,
 } from "./format.js";
-import { EventFeed, serverOf, setClock } from "./ui.js";
+import { EventFeed, el, serverOf, setClock } from "./ui.js";
 
 const EVENTS_REFRESH_MS = 10_000;
 // Fan modes and device states change on operators' and the engine's decisions: poll them.
 const FANS_REFRESH_MS = 3_000;
 const STATES_REFRESH_MS = 4_000;
-// The stream is a thinned, newest-only view; the store is the record. Re-read it now and then so
-// the charts show every stored sample and every reported gap; bucketed ranges (no live points)
-// more often, so their newest bucket keeps up.
-const HISTORY_REFRESH_MS = 30_000;
-const BUCKETS_REFRESH_MS = 10_000;
 const KPI_METRICS = [
   "cpu_temperature_celsius",
   "inlet_temperature_celsius",
@@ -58,28 +52,17 @@ const latest = {}; // "entity|metric" -> newest value
 let newest = 0;
 let inventory = [];
 let fans = [];
-let charts = []; // [{chart, keys: ["entity|metric", ...]}]
+let charts = null; // the charts over the page's range (PageCharts)
 let candle = null;
 let candleToken = 0;
 let candleTimer = null;
 let fanStatus = {}; // fan path -> {mode, level, failed, failsafe} from GET /fans
 let states = {}; // path -> {state, sinceMs, reason, usage, rollup...} from GET /states
 let alertsPanel = null;
-let picker = null; // the time range (RangePicker)
-let historyToken = 0;
-let historyTimer = null;
-let markers = [];
 let feed = null;
 
 const key = (e, m) => `${e}|${m}`;
 const fanName = (path) => `Fan ${path.split("/").pop().replace(/^fan/, "")}`;
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function fail(message) {
   const page = document.getElementById("page");
@@ -469,20 +452,14 @@ function buildCharts() {
       { stepped: true, yRange: [-0.3, 3.3], ySplits: [0, 1, 2, 3] },
     ],
   ];
-  charts = specs.map(([id, metric, series, extra = {}]) => ({
-    keys: series.map(([e, m]) => key(e, m)),
-    chart: new TimeChart(document.getElementById(id), {
-      metric,
-      series: series.map(([, , label]) => ({ label })),
-      onZoom: (from, to) => picker.zoom(from, to),
-      ...extra,
-    }),
-  }));
+  for (const [id, metric, series, extra = {}] of specs) {
+    charts.add(document.getElementById(id), { metric, series, ...extra });
+  }
 }
 
 // The charts' range now: a preset ends at the newest sample (the data's clock).
 function currentView() {
-  return view(picker.range, newest || Date.now());
+  return charts.view();
 }
 
 // The readings now, and the data's clock, from /live.
@@ -493,57 +470,6 @@ async function loadLive() {
   }
   newest = Math.max(newest, newestTs(live));
   queueDraw();
-}
-
-// The charts' history over the range, from the tier the step picks; then markers and candles.
-async function loadHistory() {
-  const token = ++historyToken; // A newer range wins over a slower, older answer.
-  clearTimeout(historyTimer);
-  const v = currentView();
-  historyTimer = setTimeout(
-    () => loadHistory().catch((error) => console.warn("history:", error.message)),
-    v.live && v.step === null ? HISTORY_REFRESH_MS : BUCKETS_REFRESH_MS,
-  );
-  for (const { chart } of charts) chart.setWindow(v.from, v.to);
-  picker.show(describeStep(v.stepMs));
-  loadMarkersFor(v);
-  const answer = await getJSON("/series", {
-    entity: `${entity}/**`,
-    metric: [...KPI_METRICS, ...FAN_METRICS],
-    from: Math.floor(v.from),
-    to: Math.ceil(v.to) + 1,
-    step: v.step,
-  });
-  if (token !== historyToken) return;
-  const byKey = new Map();
-  for (const s of answer.series ?? []) byKey.set(key(s.entity, s.metric), lineOf(answer, s));
-  // Raw rows while the range follows the stream: live samples newer than the store's are kept.
-  const keepLive = v.live && v.step === null;
-  for (const { chart, keys } of charts) {
-    chart.setHistory(
-      keys.map((k) => byKey.get(k)),
-      { keepLive },
-    );
-  }
-  document.getElementById("charts").dataset.step = v.step ?? "raw";
-}
-
-// Faults and alerts of this server (and of what it sits in: its rack, the room's cooling).
-async function loadMarkersFor(v) {
-  try {
-    markers = await loadMarkers(v.from, v.to, entity);
-  } catch (error) {
-    console.warn("markers:", error.message);
-    return;
-  }
-  for (const { chart } of charts) chart.setMarkers(markers);
-  candle?.setMarkers(markers);
-}
-
-// A new range (preset, custom or zoom): every chart follows.
-function onRange() {
-  loadHistory().catch((error) => console.warn("history:", error.message));
-  loadCandles();
 }
 
 function buildCandleControls() {
@@ -765,7 +691,7 @@ async function injectFault(kind, spec, target, durationInput) {
     loadEvents();
     refreshStates();
     alertsPanel?.refresh();
-    loadMarkersFor(currentView());
+    charts.loadMarkers();
   }, 1_500);
 }
 
@@ -775,18 +701,8 @@ function onData({ tsMs, data }) {
     for (const [m, v] of Object.entries(metrics)) latest[key(e, m)] = v;
   }
   queueDraw();
+  if (!charts.push(tsMs, data) || !candle) return;
   const v = currentView();
-  if (!v.live) return; // A fixed range (custom, zoomed) does not move.
-  for (const { chart, keys } of charts) {
-    chart.setWindow(v.from, v.to);
-    if (v.step !== null) continue; // Buckets come from the store, re-read now and then.
-    const values = keys.map((k) => {
-      const [e, m] = k.split("|");
-      return data[e]?.[m]; // undefined: not in this message; null: the sensor answered nothing.
-    });
-    if (values.some((x) => x !== undefined)) chart.push(tsMs, values);
-  }
-  if (!candle) return;
   candle.setWindow(v.from, v.to);
   const { e, m } = candleChoice();
   if (data[e] && m in data[e]) candle.push(tsMs, data[e][m]);
@@ -826,10 +742,14 @@ async function main() {
       refreshFans();
     },
   });
-  picker = new RangePicker(document.getElementById("range-bar"), {
-    range: rangeFromUrl("1h"),
+  // Faults and alerts of this server, and of what it sits in (its rack, the room's cooling).
+  charts = new PageCharts({
+    entity,
+    rangeBar: document.getElementById("range-bar"),
+    section: document.getElementById("charts"),
     nowMs: () => newest || Date.now(),
-    onChange: onRange,
+    onRange: loadCandles,
+    onMarkers: (markers) => candle?.setMarkers(markers),
   });
   feed = new EventFeed(document.getElementById("events"), {
     toggleHost: document.getElementById("events-tools"),
@@ -839,29 +759,26 @@ async function main() {
   buildCharts();
   candle = new CandleChart(document.getElementById("candle-chart"), {
     metric: "cpu_temperature_celsius",
-    onZoom: (from, to) => picker.zoom(from, to),
+    onZoom: (from, to) => charts.picker.zoom(from, to),
   });
   buildCandleControls();
 
-  const socket = new LiveSocket({
-    entity: `${entity}/**`,
-    metrics: [...KPI_METRICS, ...FAN_METRICS],
-  });
-  bindIndicator(document.getElementById("conn"), socket);
-  socket.addEventListener("data", ({ detail }) => onData(detail));
-  socket.addEventListener("alerts", ({ detail }) => {
-    alertsPanel.ingest(detail.alerts);
-    loadEvents();
-  });
-  // After a drop, the store has what the stream missed: reload rather than leave a false gap.
-  socket.addEventListener("open", ({ detail }) => {
-    if (detail.reconnected) loadHistory().catch((error) => console.warn(error.message));
-  });
-  socket.start();
+  startStream(
+    { entity: `${entity}/**`, metrics: [...KPI_METRICS, ...FAN_METRICS] },
+    {
+      data: onData,
+      alerts: (alerts) => {
+        alertsPanel.ingest(alerts);
+        loadEvents();
+      },
+      // After a drop, the store has what the stream missed: reload rather than leave a gap.
+      reconnected: () => charts.reload(),
+    },
+  );
 
   await loadLive().catch((error) => console.warn("live:", error.message));
-  // It re-reads itself now and then (HISTORY_REFRESH_MS), also after a failure.
-  await loadHistory().catch((error) => console.warn("history:", error.message));
+  // It re-reads itself now and then, also after a failure.
+  await charts.reload();
   loadCandles();
   loadEvents();
   setInterval(loadEvents, EVENTS_REFRESH_MS);

@@ -1,7 +1,7 @@
-// Page furniture shared by the overview and the server page: the clock, the scenario chip and
-// the event feed.
+// Page furniture shared by the pages: the clock, the scenario chip, the event feed, a host's
+// online pill and meters, and two small helpers (`el`, `frameQueue`).
 
-import { formatDuration, formatTime, severityName } from "./format.js";
+import { formatAgo, formatDuration, formatTime, isMissing, severityName } from "./format.js";
 
 const KIND_TEXT = {
   "fault.injected": "Fault injected",
@@ -22,6 +22,52 @@ const KIND_TEXT = {
   "control.failsafe_cleared": "Fail-safe cleared",
   "control.mode_changed": "Fan mode changed",
 };
+
+export function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// `draw` at most once a frame however often it is asked for (a fast twin sends several
+// messages a second): returns the function that asks.
+export function frameQueue(draw) {
+  let queued = false;
+  return () => {
+    if (queued) return;
+    queued = true;
+    requestAnimationFrame(() => {
+      queued = false;
+      draw();
+    });
+  };
+}
+
+// A thin bar under a percentage: the figure says the value, the bar is a second cue (its
+// colour a third: at the default alert levels, 80 and 90 %).
+export function meter(ratio, label = "") {
+  const bar = el("span", "meter");
+  bar.setAttribute("aria-hidden", "true");
+  const fill = el("span", "meter-fill");
+  const known = !isMissing(ratio);
+  fill.style.width = `${known ? (Math.max(0, Math.min(1, ratio)) * 100).toFixed(1) : 0}%`;
+  if (known) fill.dataset.level = ratio >= 0.9 ? "crit" : ratio >= 0.8 ? "warn" : "ok";
+  bar.append(fill);
+  if (label) bar.title = label;
+  return bar;
+}
+
+// "online" or "offline" in a word (colour is a second cue), and when it was last heard.
+export function onlinePill(online) {
+  const pill = el("span", "host-status", online ? "online" : "offline");
+  pill.dataset.online = String(online);
+  return pill;
+}
+
+export function lastSeenText(lastSeenMs, nowMs) {
+  return lastSeenMs === null ? "never reported" : `last seen ${formatAgo(nowMs - lastSeenMs)}`;
+}
 
 // Shows the twin's time of the newest sample; it can run many times faster than the wall clock.
 export function setClock(tsMs) {
