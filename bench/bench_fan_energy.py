@@ -19,6 +19,7 @@ import time
 
 from rackwatch.engine.control import FanPolicy
 from rackwatch.engine.control.compare import POLICIES, compare_policies
+from rackwatch.settings import ControlSettings
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scenario", default="very-large")
     parser.add_argument("--hours", type=float, default=24.0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--target", type=float, default=65.0, help="CPU target, °C")
+    default_target = ControlSettings().target_celsius  # what `rackwatch run` holds
+    parser.add_argument("--target", type=float, default=default_target, help="CPU target, °C")
     parser.add_argument("--policies", nargs="+", choices=POLICIES, default=["auto", "always-high"])
     args = parser.parse_args(argv)
     print(f"python {sys.version.split()[0]}, step 5 s")

@@ -618,13 +618,13 @@ def _render(services: app.Services) -> Panel:
 
 def _cpu_thresholds(settings: Settings) -> tuple[float, float]:
     """The CPU temperature rule's warning and critical levels: the terminal colours a server
-    as the alerts will judge it (defaults 75 and 85 °C, as on the dashboard's scale)."""
+    as the alerts will judge it (defaults 80 and 90 °C, as on the dashboard's scale)."""
     for rule in settings.alerts.active_rules():
         if rule.metric == "cpu_temperature_celsius" and rule.kind == "threshold":
             warning = rule.warning if rule.warning is not None else math.inf
             critical = rule.critical if rule.critical is not None else math.inf
             return warning, critical
-    return 75.0, 85.0
+    return 80.0, 90.0
 
 
 def _shown(value: float, spec: str, unit: str = "") -> str:

@@ -122,7 +122,7 @@ class ScrapeSettings(_Section):
 class ControlSettings(_Section):
     """The fan controller (docs/CONTROL.md)."""
 
-    target_celsius: float = Field(default=65.0, gt=20, lt=85)
+    target_celsius: float = Field(default=70.0, gt=20, lt=85)
     """CPU temperature auto mode holds with the lowest fan level that can."""
     critical_celsius: float = Field(default=85.0, gt=30, le=110)
     """At this CPU temperature the fans go high at once."""
@@ -239,8 +239,8 @@ def default_alert_rules() -> list[AlertRuleSettings]:
         r(
             name="cpu-temperature",
             metric="cpu_temperature_celsius",
-            warning=75,
-            critical=85,
+            warning=80,
+            critical=90,
             hysteresis=3,
             summary="CPU temperature high",
         ),
@@ -249,7 +249,7 @@ def default_alert_rules() -> list[AlertRuleSettings]:
             kind="rate",
             metric="cpu_temperature_celsius",
             op=">",
-            warning=3,
+            warning=5,
             window_seconds=60,
             for_seconds=120,
             summary="CPU temperature rising fast",

@@ -136,7 +136,7 @@ class SensorNullParams(_SensorParams):
 
 class CracDegradationParams(FaultParams):
     kind = "crac_degradation"
-    capacity_ratio: float = Field(0.35, ge=0.05, le=1.0)
+    capacity_ratio: float = Field(0.3, ge=0.05, le=1.0)
     cop_ratio: float = Field(0.75, ge=0.1, le=1.0)
     airflow_ratio: float = Field(0.8, ge=0.1, le=1.0)
     ramp_s: float = Field(1800.0, ge=0.0, le=MAX_DURATION_S)
@@ -175,7 +175,7 @@ class TelemetryLossParams(FaultParams):
 
 class AirflowMisdistributionParams(FaultParams):
     kind = "airflow_misdistribution"
-    factor: float = Field(3.0, ge=0.0, le=100.0, description="Recirculation multiplier.")
+    factor: float = Field(5.0, ge=0.0, le=100.0, description="Recirculation multiplier.")
     duration_s: float | None = _duration(7200.0)
 
 

@@ -1,12 +1,17 @@
 """The room's physics over a block of steps: utilisation and fan levels in, true values out.
 
 Everything is algebraic per step except four first-order lags (CRAC supply, recirculation,
-CPU rise, chassis rise), each applied to its own steady-state signal; so a whole block is a few
-dozen array operations plus one loop over its steps (`physics.first_order_lag`).
+CPU heatsink rise, chassis rise), each applied to its own steady-state signal; so a whole block
+is a few dozen array operations plus one loop over its steps (`physics.first_order_lag`).
 
     inlet   = supply + recirculation                       (lagged, tau 600 s and 90 s)
-    cpu     = inlet + P_cpu·R(airflow)                     (rise lagged, tau 180 s)
+    cpu     = inlet + P_cpu·R_die + P_cpu·R_sink(airflow)  (heatsink part lagged, tau 180 s)
     chassis = inlet + 0.9·ΔT_exhaust(P, airflow)           (rise lagged, tau 300 s)
+
+A CPU answers a load step at once (die and heat spreader, half of its rise at design airflow:
+they settle within a few seconds, less than a 5 s step) and then over minutes (the heatsink,
+the other half); a stopped fan acts only through the slow heatsink part. The calibration (what
+each parameter is, its source, the ranges it gives) is in docs/TWIN.md.
 """
 
 from __future__ import annotations
@@ -29,17 +34,22 @@ class PlantParams:
     tau_supply_s: float = 600.0
     tau_recirculation_s: float = 90.0
     tau_cpu_s: float = 180.0
+    """Heatsink to air."""
+    die_share: float = 0.5
+    """Share of the CPU's rise at design airflow across the die and spreader: airflow-free and
+    immediate (a load step shows within one step)."""
     tau_chassis_s: float = 300.0
-    leak_base: float = 0.25
-    """Share of a rack's mean exhaust rise reaching a mid-height intake, balanced airflow."""
+    leak_base: float = 0.10
+    """Share of a rack's mean exhaust rise reaching a mid-height intake, balanced airflow: the top
+    of a rack breathes 1-3 °C warmer air than its bottom (a well-kept cold aisle)."""
     imbalance_gain: float = 2.0
     neighbour_weight: float = 0.15
     chassis_mix: float = 0.9
     """The chassis probe sees this share of the exhaust rise."""
     min_airflow_ratio: float = 0.1
     """Natural convection and chassis leaks when the fans stall, as a share of nominal."""
-    cpu_trip_c: float = 105.0
-    """Thermal trip: the package does not get hotter than this."""
+    cpu_throttle_c: float = 100.0
+    """Tjmax: the package throttles here and does not get hotter (Intel/AMD: 95-105 °C)."""
 
 
 class Plant:
@@ -135,7 +145,9 @@ class Plant:
             neighbours,
         )
         cpu_w = CPU_POWER_SHARE * (topo.idle_w + dynamic)
-        steady[:, n + 1 : 2 * n + 1] = ph.cpu_rise(cpu_w, topo.cpu_r_nominal, cfm, topo.nominal_cfm)
+        die, steady[:, n + 1 : 2 * n + 1] = ph.cpu_rise(
+            cpu_w, topo.cpu_r_nominal, cfm, topo.nominal_cfm, p.die_share
+        )
         steady[:, 2 * n + 1 :] = p.chassis_mix * exhaust
         lagged = ph.first_order_lag(
             steady, steady[0] if self.state is None else self.state, self.alpha
@@ -143,7 +155,9 @@ class Plant:
         self.state = lagged[-1].copy()
 
         inlet = lagged[:, 1 : n + 1] + lagged[:, :1]
-        cpu = np.minimum(inlet + lagged[:, n + 1 : 2 * n + 1], p.cpu_trip_c)
+        cpu = inlet + lagged[:, n + 1 : 2 * n + 1]
+        cpu += die
+        np.minimum(cpu, p.cpu_throttle_c, out=cpu)
         chassis = inlet + lagged[:, 2 * n + 1 :]
         disk = cond.peek("disk_ok")
         return {

@@ -72,7 +72,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "crac-degraded",
             "large",
-            "The CRAC loses 65 % of its capacity over 30 min from 1 h, for 4 h: every inlet and "
+            "The CRAC loses 70 % of its capacity over 30 min from 1 h, for 4 h: every inlet and "
             "CPU warms slowly together (a room issue, not a server issue); upper slots most.",
             (ScheduledFault("crac_degradation", "room/crac1", 3600.0),),
         ),

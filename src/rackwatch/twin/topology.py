@@ -32,6 +32,9 @@ DESIGN_LEVEL = 2
 """Fan level the heatsinks are rated at (medium): the default level and the nominal airflow."""
 CPU_POWER_SHARE = 0.6
 """Share of a server's IT power dissipated by its CPU package (the rest: memory, VRM, disks)."""
+CPU_RISE_AT_PEAK_C = (52.0, 60.0)
+"""CPU package temperature above the inlet air at peak power with the fans at the design level,
+drawn per server: a loaded CPU at 70-85 °C with a 20-25 °C inlet (docs/TWIN.md)."""
 CRAC_PATH = "room/crac1"
 ROOM_PATH = "room"
 STREAM_TOPOLOGY = 1
@@ -60,7 +63,9 @@ DEFAULT_PRESET = "very-large"
 class RoomSpec:
     """Room-level constants: CRAC sizing and efficiency, distribution losses."""
 
-    crac_setpoint_c: float = 18.0
+    crac_setpoint_c: float = 20.0
+    """Supply air: inlets 20-25 °C, inside ASHRAE's recommended 18-27 °C with room for the
+    recirculation at the top of the racks (docs/TWIN.md)."""
     crac_cop: float = 4.0
     crac_headroom: float = 1.25
     """CRAC capacity over the room's peak IT heat."""
@@ -245,7 +250,7 @@ def build_topology(
     fan_max_cfm = np.round(20.0 + 20.0 * fan_size, 1)
     fan_max_rpm = np.round(16000.0 - 7000.0 * fan_size, -1)
     nominal_cfm = FANS_PER_SERVER * LEVEL_SPEED[DESIGN_LEVEL] * fan_max_cfm[::FANS_PER_SERVER]
-    cpu_rise_at_peak = rng.uniform(38.0, 48.0, n)  # °C above inlet at peak, design airflow
+    cpu_rise_at_peak = rng.uniform(*CPU_RISE_AT_PEAK_C, n)  # °C above inlet, design airflow
     cpu_r_nominal = cpu_rise_at_peak / (CPU_POWER_SHARE * peak_w)
     height = (server_slot - 1) / (RACK_SLOTS - 1)
     position_weight = 0.3 + 1.2 * height**2

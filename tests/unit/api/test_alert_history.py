@@ -177,7 +177,7 @@ def test_history_lists_past_alerts_newest_fired_first_from_the_store(apps: Apps)
         T0 + 150_000,
     )
     assert (s01["value"], s01["unit"]) == (90.0, "celsius")  # raw, for machines
-    assert s01["message"].endswith("CPU temperature 90.0 °C (CRITICAL at or above 85.0 °C)")
+    assert s01["message"].endswith("CPU temperature 90.0 °C (CRITICAL at or above 90.0 °C)")
     s03 = by[("cpu-temperature", S[3])]
     assert s03["resolved_ts_ms"] == T0 + 240_000 and "resolved" in s03["message"]
     disk = by[("disk-failed", S[4])]

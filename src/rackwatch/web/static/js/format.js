@@ -238,14 +238,14 @@ export function formatDuration(seconds) {
 
 // Temperature colour scale for CPU temperatures. Light tones, so dark text on top of any of them
 // keeps a contrast ratio above 6:1; the legend on the overview is drawn from the same stops.
-// Orange and red sit at the default CPU temperature rule's warning and critical levels (75 and
-// 85 °C, docs/ALERTS.md), which the terminal of `rackwatch run` uses too.
+// Orange and red sit at the default CPU temperature rule's warning and critical levels (80 and
+// 90 °C, docs/ALERTS.md), which the terminal of `rackwatch run` uses too.
 export const TEMP_STOPS = [
   [30, [124, 196, 245]], // cool: blue
   [45, [132, 216, 150]], // normal: green
   [60, [240, 222, 110]], // warm: yellow
-  [75, [248, 168, 88]], // hot (warning): orange
-  [85, [244, 109, 90]], // critical: red
+  [80, [248, 168, 88]], // hot (warning): orange
+  [90, [244, 109, 90]], // critical: red
 ];
 
 export function tempColor(celsius) {
