@@ -28,6 +28,8 @@ from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
+from rackwatch.engine.intelligence import DEFAULT_SKIP, Intelligence, IntelligenceConfig
+from rackwatch.engine.intelligence import SOURCE as INTELLIGENCE_SOURCE
 from rackwatch.engine.live import LiveState, feed
 from rackwatch.engine.notifiers import (
     SPOOL_FILE,
@@ -36,6 +38,7 @@ from rackwatch.engine.notifiers import (
     Notifier,
     NotifierRoute,
 )
+from rackwatch.engine.predict import FanWearParams
 from rackwatch.engine.retention import RetentionRunner
 from rackwatch.engine.states import SilencePolicy
 from rackwatch.engine.writer import StoreWriter
@@ -264,6 +267,8 @@ class Services:
     resumed_at_ms: int | None = None
     """Where the twin's clock starts when the data directory already held its data (after the
     last stored instant, so that nothing overlaps); None when it starts now."""
+    intelligence: Intelligence | None = None
+    """Anomaly events, fan failure predictions, health (None: `[intelligence] enabled` off)."""
 
     def close(self) -> None:
         self.store.close()
@@ -383,9 +388,30 @@ def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegis
         source_timeouts=dict.fromkeys(REAL_SOURCES, offline_after_s(settings)),
         spool=NotificationSpool(settings.data_dir / SPOOL_FILE, max_items=a.notifier_spool_max),
         drain_s=a.notifier_drain_seconds,
+        derived_sources=(INTELLIGENCE_SOURCE,),
     )
 
 
+def build_intelligence(
+    settings: Settings, bus: MemoryBus, registry: SeriesRegistry, alerts: AlertEngine
+) -> Intelligence | None:
+    """The `[intelligence]` consumer (None when disabled): it reads the alert engine's open
+    alerts and device states for the health."""
+    i = settings.intelligence
+    if not i.enabled:
+        return None
+    config = IntelligenceConfig(
+        skip_metrics=DEFAULT_SKIP if i.skip_metrics is None else tuple(i.skip_metrics),
+        explain_window_s=i.explain_window_seconds,
+        fan_wear=FanWearParams(failure_ratio=i.fan_failure_ratio),
+        health_horizon_s=i.health_horizon_seconds,
+        health_interval_s=i.health_interval_seconds,
+    )
+    return Intelligence(bus, registry, config, alerts=alerts)
+
+
+SETTLE_S = 10.0
+"""At stop, how long the intelligence may take to score what it has received."""
 HOST_SOURCE = "host"
 REAL_SOURCES = (HOST_SOURCE, AGENT_SOURCE, SCRAPE_SOURCE)
 """The sources of real machines: on the wall clock, offline after `[host]
@@ -452,6 +478,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             controller = build_controller(settings, bus, registry, twin)
         live = LiveState(len(registry))
         alerts = build_alert_engine(settings, bus, registry)
+        intelligence = build_intelligence(settings, bus, registry, alerts)
         tokens = TokenStore(settings.data_dir / TOKENS_FILE)
         api = create_app(
             ApiContext(
@@ -472,6 +499,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 retention=retention,
                 control_source=None if twin is None else "twin",
                 host_offline_after_s=offline_after_s(settings),
+                intelligence=intelligence,
             )
         )
         writer = StoreWriter(bus, store)
@@ -495,6 +523,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             host=host,
             scrapes=scrapes,
             resumed_at_ms=resume,
+            intelligence=intelligence,
         )
     except BaseException:
         store.close()
@@ -532,6 +561,7 @@ async def run_live(
     then the pipeline drains.
     """
     bus = services.bus
+    intelligence = services.intelligence
 
     # The order the tasks start in is the order they take each batch: the controller acts on
     # a step before the live state shows it, as it always has.
@@ -541,11 +571,14 @@ async def run_live(
         None if services.controller is None else (services.controller.run(), "fan-controller"),
         (feed(bus, services.live), "live-state"),
         None if services.poller is None else (services.poller.obey(), "twin-commands"),
+        None if intelligence is None else (intelligence.run(), "intelligence"),
     ]
     consumers = [asyncio.create_task(job, name=name) for job, name in filter(None, parts)]
     subscribed = [services.writer.ready, services.alerts.ready]
     if services.controller is not None:
         subscribed.append(services.controller.ready)
+    if intelligence is not None:
+        subscribed.append(intelligence.ready)
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
     sources = []
     if services.host is not None:
@@ -570,6 +603,10 @@ async def run_live(
         for source in sources:
             source.cancel()
         await asyncio.gather(*sources, return_exceptions=True)
+        if any(t.get_name() == "intelligence" and not t.done() for t in consumers):
+            assert intelligence is not None
+            # its last events and health samples reach the store writer before the bus closes
+            await intelligence.settle(SETTLE_S)
         bus.close()
         outcomes = await asyncio.gather(*consumers, housekeeping, return_exceptions=True)
         await asyncio.to_thread(services.store.flush)

@@ -353,6 +353,26 @@ class AlertSettings(_Section):
         return [rule for rule in merged.values() if rule.enabled]
 
 
+class IntelligenceSettings(_Section):
+    """`[intelligence]`: anomaly events, fan failure predictions and health in `rackwatch
+    run` (docs/PREDICTION.md, "In rackwatch run")."""
+
+    enabled: bool = True
+    skip_metrics: list[str] | None = None
+    """Gauges not scored for anomalies; None: the defaults (uptime, load averages, process
+    and session counts, CPU frequency, disk and network rates). Counters, states and fan
+    levels are never scored."""
+    explain_window_seconds: float = Field(default=600.0, ge=0, le=86_400)
+    """An anomaly of a power, temperature, airflow or fan speed that starts this soon after
+    its device's load or fan level moved is explained by it and not reported (0: off)."""
+    health_interval_seconds: float = Field(default=60.0, ge=0, le=86_400)
+    """Sample time between the stored `health_score` samples (0: none are stored)."""
+    health_horizon_seconds: float = Field(default=3600.0, gt=0, le=30 * 86_400)
+    """How far ahead the predicted health looks."""
+    fan_failure_ratio: float = Field(default=0.40, gt=0, lt=1)
+    """A fan turning at or below this share of its healthy speed counts as failed."""
+
+
 class TimeWindowSettings(_Section):
     """Hours when a notifier is used, in a time zone; start > end crosses midnight."""
 
@@ -472,6 +492,7 @@ class Settings(BaseSettings):
     host: HostSettings = HostSettings()
     scrape: list[ScrapeSettings] = Field(default_factory=list)
     alerts: AlertSettings = AlertSettings()
+    intelligence: IntelligenceSettings = IntelligenceSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
 

@@ -146,6 +146,21 @@ def test_server_page_charts_fans_and_candles(
     tab.assert_no_errors()
 
 
+def test_server_page_shows_its_health_and_criticity(live_server: str, open_tab: Any) -> None:
+    tab = open_tab()
+    tab.page.goto(f"{live_server}/server.html?entity={SERVER}")
+    chip = tab.page.locator("#health-score")
+    chip.wait_for(state="visible", timeout=20_000)  # GET /health/now, every 10 s
+    assert chip.get_attribute("data-criticity") in ("low", "medium", "high", "critical")
+    assert re.fullmatch(r"\d{1,3}", chip.locator(".health-value").text_content())
+    assert chip.locator(".health-class").text_content() == chip.get_attribute("data-criticity")
+    assert re.match(
+        r"Health \d+\.\d / 100 \((low|medium|high|critical)\); in an hour",
+        (chip.get_attribute("title")),
+    )
+    tab.assert_no_errors()
+
+
 def test_event_feed_hides_info_and_links_faults_to_their_server(
     live_server: str, open_tab: Any
 ) -> None:

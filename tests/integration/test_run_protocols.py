@@ -103,6 +103,51 @@ def test_fan_fails_cpu_rises_alert_fires_other_fan_goes_high_state_shows(tmp_pat
         services.close()
 
 
+def test_a_stopped_fan_is_an_anomaly_and_its_health_falls(tmp_path: Path) -> None:
+    services = run_pipeline(tmp_path, "fan-fail", minutes=40)  # fan1 of s03 stops at 30 min
+    try:
+        fault_ms = START_MS + 30 * 60_000
+        started = events(services, EventKind.ANOMALY_STARTED, "c01/r01/s03/**")
+        assert started, "no anomaly on the server whose fan stopped"
+        first = min(started, key=lambda e: e.ts)
+        assert first.entity == "c01/r01/s03/fan1" and first.attributes["metric"] == "fan_rpm"
+        assert fault_ms <= first.ts <= fault_ms + 3 * 60_000
+        assert set(first.attributes) == {"metric", "score", "detector", "z", "start", "peak"}
+        before = [e for e in events(services, EventKind.ANOMALY_STARTED) if e.ts < fault_ms]
+        assert len(before) <= 2  # a quiet room: load and fan level moves are explained
+        predicted = events(services, EventKind.PREDICTION_FAN_FAILURE)
+        assert [(e.entity, e.attributes["eta_s"]) for e in predicted] == [("c01/r01/s03/fan1", 0.0)]
+        health = series(services, "c01/r01/s03", "health_score")
+        assert len(health) >= 35  # a sample a minute, in the store
+        assert health[:25].min() == 100.0 and health[-1] <= 50.0  # high: one of two fans is gone
+        assert series(services, "c01/r01/s03/fan1", "health_score")[-1] <= 25.0  # critical
+        assert series(services, "c01/r01/s01", "health_score")[-1] == 100.0
+    finally:
+        services.close()
+
+
+@pytest.mark.slow
+def test_a_wearing_fan_is_predicted_to_fail_long_before_it_stops(tmp_path: Path) -> None:
+    services = run_pipeline(tmp_path, "burst-fan-degradation", minutes=100)
+    try:
+        fan = "c01/r02/s05/fan2"  # -2 % every 30 min from 30 min: stops at 15.5 h
+        stops_ms = START_MS + int(15.5 * 3_600_000)
+        predicted = events(services, EventKind.PREDICTION_FAN_FAILURE)
+        assert predicted and {e.entity for e in predicted} == {fan}
+        first, last = predicted[0], predicted[-1]
+        assert first.ts <= START_MS + 90 * 60_000  # within an hour of the wear's start
+        assert first.attributes["eta_s"] > 10 * 3600  # so, more than 10 h ahead
+        low, high = last.attributes["failure_low_ms"], last.attributes["failure_high_ms"]
+        assert low <= stops_ms <= (high if high is not None else 2**62)
+        assert services.intelligence is not None
+        current = services.intelligence.snapshot.predictions[fan]
+        assert current.eta_s > 0 and current.low_s is not None
+        health = series(services, fan, "health_score")
+        assert health[-1] < 75.0 < health[:60].min()  # medium: predicted to fail within a day
+    finally:
+        services.close()
+
+
 def test_burst_raises_fan_levels_then_they_come_back_down(tmp_path: Path) -> None:
     def burst(services: app.Services, step: int) -> None:
         if step == 12 * 20:  # at 20 min, 90 % CPU for 10 min on every server of the room

@@ -83,7 +83,9 @@ def test_run_live_stores_everything_published_and_obeys_commands(tmp_path: Path)
 
     try:
         asyncio.run(scenario())
-        assert services.writer.n_samples == services.poller.n_samples > 0
+        assert services.intelligence is not None  # its health samples are stored too
+        derived = services.intelligence.n_health_samples
+        assert services.writer.n_samples == services.poller.n_samples + derived > derived > 0
         assert services.twin.fan_levels()[fan] == 3
         end = START_MS + services.poller.steps_done * 5000
         events = services.store.events(START_MS, end + 1)
@@ -128,6 +130,20 @@ def test_run_live_without_the_twin_stores_what_real_sources_publish(tmp_path: Pa
         stored = services.store.query(Query(START_MS, START_MS + 1, entity="host/**"))
         assert stored["value"].tolist() == [0.5]
         assert services.store.inventory() == []  # no simulated room
+        assert services.intelligence is not None  # it runs on real machines' telemetry too
+        assert services.intelligence.snapshot.stats.n_samples == 1
+    finally:
+        services.close()
+
+
+def test_the_intelligence_can_be_turned_off(tmp_path: Path) -> None:
+    settings = load_settings(
+        data_dir=tmp_path, twin={"enabled": False}, intelligence={"enabled": False}
+    )
+    services = app.build_services(settings)
+    try:
+        assert services.intelligence is None
+        assert services.alerts.derived_sources == {"intelligence"}
     finally:
         services.close()
 

@@ -2,7 +2,8 @@
 
 `ApiContext` holds plain parts and limits, never settings: `rackwatch.app` builds it from the
 settings, a test builds it from a temporary store. Routes take `CtxDep`, `StoreDep`, `HubDep`,
-`AlertsDep`, `ControllerDep` (and their access, `auth.ReadAccess` / `auth.ControlAccess`).
+`AlertsDep`, `ControllerDep`, `IntelligenceDep` (and their access, `auth.ReadAccess` /
+`auth.ControlAccess`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rackwatch.api.params import ParamError, is_glob
 from rackwatch.bus import Bus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController
+from rackwatch.engine.intelligence import Intelligence
 from rackwatch.engine.live import LiveState
 from rackwatch.engine.retention import RetentionRunner
 from rackwatch.model import METRICS, SeriesRegistry
@@ -77,6 +79,9 @@ class ApiContext:
     host_offline_after_s: float = 60.0
     """`[host] offline_after_seconds`: a real machine silent this long is offline (GET
     /hosts says it; the alert engine makes it UNKNOWN)."""
+    intelligence: Intelligence | None = None
+    """Open anomalies, fan predictions and health now (None: `[intelligence]` off; the
+    stored history still answers GET /health, /predictions and /anomalies)."""
     _selections: dict[tuple[str, tuple[str, ...] | None, int], Ids] = field(
         default_factory=dict, repr=False
     )
@@ -184,12 +189,31 @@ def get_controller(conn: HTTPConnection) -> FanController:
     return controller
 
 
+def get_intelligence(conn: HTTPConnection) -> Intelligence:
+    intelligence = get_ctx(conn).intelligence
+    if intelligence is None:
+        raise HTTPException(
+            503, "the intelligence is not running on this server ([intelligence] enabled = false)"
+        )
+    return intelligence
+
+
 CtxDep = Annotated[ApiContext, Depends(get_ctx)]
 AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
 """The alert engine; 503 when the server runs without one. Put it after the access check."""
 ControllerDep = Annotated[FanController, Depends(get_controller)]
 """The fan controller; 503 when the server runs without one."""
+IntelligenceDep = Annotated[Intelligence, Depends(get_intelligence)]
+"""The intelligence consumer; 503 when the server runs without one."""
 StoreDep = Annotated[Store, Depends(get_store)]
 HubDep = Annotated[Hub, Depends(get_hub)]
 
-__all__ = ["AlertsDep", "ApiContext", "ControllerDep", "CtxDep", "HubDep", "StoreDep"]
+__all__ = [
+    "AlertsDep",
+    "ApiContext",
+    "ControllerDep",
+    "CtxDep",
+    "HubDep",
+    "IntelligenceDep",
+    "StoreDep",
+]

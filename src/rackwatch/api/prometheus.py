@@ -5,14 +5,16 @@ test has its own): `SeriesCollector`, the newest value of every series, named `r
 its metric (`rackwatch_power_watts`: bare names such as `power_watts` clash with other
 exporters) and labelled by its entity path; `RackwatchCollector`, rackwatch's own counters
 (ingest, bus, WebSocket); `EngineCollector`, the engine's state (open alerts, device states,
-silent sources, notifier and store-writer counters) for Grafana and Alertmanager.
+silent sources, notifier and store-writer counters, health and time to failure) for Grafana
+and Alertmanager.
 prometheus_client's process collector adds CPU and memory. A label with nothing to say is left
 out, never exported empty. Samples carry no timestamp: the twin's simulated time may run ahead
 of the wall clock, and Prometheus would drop samples "from the future".
 
 The engine changes its state on the event loop while the exposition is encoded in a worker
 thread, so the route takes the engine's snapshot on the loop first (`MetricsRegistry.refresh`,
-cheap: lists and counters) and the thread only formats it.
+cheap: lists and counters; the health report is the intelligence's, computed in a thread and
+cached a few seconds) and the thread only formats it.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.fanout import Hub
 from rackwatch.engine.alerts.lifecycle import Alert
+from rackwatch.engine.intelligence import HealthReport
 from rackwatch.engine.states import DeviceState
 from rackwatch.errors import RackwatchError
 from rackwatch.model import METRICS, MetricKind
@@ -85,6 +88,8 @@ OWN_NAMES = frozenset(
         "store_write_errors",
         "store_dropped",
         "store_quarantined",
+        "health_score",
+        "time_to_failure_seconds",
     }
 )
 """rackwatch's own families, without the prefix: a telemetry metric of one of these names (or
@@ -304,9 +309,13 @@ class EngineSnapshot:
     """Watched source -> silent."""
     notifiers: dict[str, dict[str, int]] = field(default_factory=dict)
     writer: dict[str, int] | None = None
+    health: HealthReport | None = None
+    """The intelligence's health report (None: it does not run)."""
 
 
-def engine_snapshot(ctx: ApiContext, writer: WriterCounters | None) -> EngineSnapshot:
+def engine_snapshot(
+    ctx: ApiContext, writer: WriterCounters | None, health: HealthReport | None = None
+) -> EngineSnapshot:
     """Copy what the exposition needs; call it on the event loop."""
     engine = ctx.alerts
     return EngineSnapshot(
@@ -315,6 +324,7 @@ def engine_snapshot(ctx: ApiContext, writer: WriterCounters | None) -> EngineSna
         sources={} if engine is None else engine.sources(),
         notifiers={} if engine is None else engine.notifier_stats(),
         writer=None if writer is None else writer_counts(writer),
+        health=health,
     )
 
 
@@ -347,8 +357,8 @@ class EngineCollector:
         """Set by the wiring (`watch_writer`)."""
         self.snapshot = EngineSnapshot()
 
-    def refresh(self) -> None:
-        self.snapshot = engine_snapshot(self.ctx, self.writer)
+    def refresh(self, health: HealthReport | None = None) -> None:
+        self.snapshot = engine_snapshot(self.ctx, self.writer, health)
 
     def collect(self) -> Iterable[Metric]:
         snap = self.snapshot
@@ -367,6 +377,29 @@ class EngineCollector:
         if snap.writer is not None:
             for key, name, doc in _WRITER_COUNTERS:
                 yield CounterMetricFamily(PREFIX + name, doc, value=snap.writer[key])
+        if snap.health is not None:
+            yield from self._health(snap.health)
+
+    def _health(self, report: HealthReport) -> Iterable[Metric]:
+        score = GaugeMetricFamily(
+            PREFIX + "health_score",
+            "Health 0-100 of every device, rack, cluster and the room (100: nothing wrong; "
+            "criticity: low above 75, medium above 50, high above 25, critical).",
+        )
+        eta = GaugeMetricFamily(
+            PREFIX + "time_to_failure_seconds",
+            "Seconds until the next predicted failure of the entity or one of its members "
+            "(0: it has failed), labelled with the device and what fails; no series: none "
+            "predicted.",
+        )
+        for entity, h in sorted(report.entities.items()):
+            labels = self.path_labels(entity)
+            score.add_sample(score.name, labels, round(h.score, 1))
+            nf = h.next_failure
+            if nf is not None:
+                eta.add_sample(eta.name, {**labels, "device": nf.entity, "what": nf.what}, nf.eta_s)
+        yield score
+        yield eta
 
     def _alerts(self, alerts: list[Alert]) -> Metric:
         family = GaugeMetricFamily(
@@ -422,8 +455,8 @@ class MetricsRegistry(CollectorRegistry):
         super().__init__(auto_describe=False)
         self.engine = engine
 
-    def refresh(self) -> None:
-        self.engine.refresh()
+    def refresh(self, health: HealthReport | None = None) -> None:
+        self.engine.refresh(health)
 
 
 def build_registry(ctx: ApiContext, hub: Hub) -> MetricsRegistry:
@@ -451,7 +484,9 @@ async def metrics(request: Request) -> Response:
     """Prometheus exposition, in the format the scraper asks for (Accept header)."""
     registry: CollectorRegistry = request.app.state.metrics_registry
     if isinstance(registry, MetricsRegistry):
-        registry.refresh()  # on the loop, where the engine changes
+        intelligence = registry.engine.ctx.intelligence
+        health = None if intelligence is None else await intelligence.health()
+        registry.refresh(health)  # on the loop, where the engine changes
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     body = await run_in_threadpool(encoder, registry)
     return Response(body, media_type=content_type)

@@ -537,3 +537,106 @@ class IngestOut(BaseModel):
     batches: int
     series_created: int
     inventory: int = Field(description="Inventory items written.")
+
+
+# ------------------------------------------------------------------ health, predictions, anomalies
+
+CriticityName = Literal["low", "medium", "high", "critical"]
+
+
+class ReasonOut(BaseModel):
+    entity: str = Field(description="The device the reason is about (a member's, for a rack).")
+    kind: Literal["alert", "state", "anomaly", "forecast", "headroom"]
+    detail: str = Field(examples=["fan wear: failure predicted in 45 min (30 min-1.2 h)"])
+    penalty: float = Field(description="Points this reason alone takes off 100.")
+
+
+class NextFailureOut(BaseModel):
+    entity: str = Field(description="The device predicted to fail first (this one or a member).")
+    what: str = Field(examples=["fan wear"])
+    eta_s: float = Field(description="Seconds from now_ms; 0: it has failed.")
+    low_s: float | None = Field(description="The interval's low end (the date to plan by).")
+    high_s: float | None = Field(description="The interval's high end; null: unbounded.")
+    failure_ms: int
+
+
+class HealthNowOut(BaseModel):
+    score: float = Field(description="0-100, 100: nothing wrong.")
+    criticity: CriticityName = Field(description="Seed 002's class of the risk 100 - score.")
+    predicted_score: float = Field(description="The score expected `horizon_s` from now.")
+    predicted_criticity: CriticityName
+    next_failure: NextFailureOut | None
+    reasons: list[ReasonOut] = Field(description="Worst first, its own and its members'.")
+    n_members: int = Field(description="Entities rolled up into it (a rack's servers, PDU).")
+
+
+class HealthNowsOut(BaseModel):
+    now_ms: int = Field(description="The newest sample's instant the health is computed at.")
+    horizon_s: float
+    entities: dict[str, HealthNowOut]
+
+
+class HealthSeriesOut(BaseModel):
+    entity: str
+    ts: list[int] = Field(description="Sample times (raw) or bucket starts, ms.")
+    score: list[float | None] = Field(description="The score (raw), or the bucket's mean.")
+    low: list[float | None] | None = Field(None, description="Buckets only: the lowest score.")
+    worst_criticity: CriticityName | None = Field(
+        description="The class of the lowest score in the range (null: no sample)."
+    )
+
+
+class HealthRangeOut(BaseModel):
+    tier: Literal["raw", "1m", "1h"]
+    bucket_ms: int = Field(description="0 for raw samples (one a minute), else the bucket.")
+    from_ms: int
+    to_ms: int
+    entities: list[HealthSeriesOut]
+
+
+class PredictionOut(BaseModel):
+    entity: str = Field(examples=["c01/r02/s05/fan2"])
+    what: str = Field(examples=["fan wear"])
+    status: Literal["active", "failed", "cleared"] = Field(
+        description="active: failure predicted now; failed: it has happened (eta 0); cleared: "
+        "the prediction was withdrawn (the trend went away)."
+    )
+    made_ms: int = Field(description="When this forecast was made.")
+    first_made_ms: int = Field(description="The first prediction of this device in the range.")
+    n_updates: int = Field(description="Prediction events of this device in the range.")
+    eta_s: float | None = Field(description="Seconds from now_ms to the failure (null: cleared).")
+    low_s: float | None
+    high_s: float | None = Field(description="null: unbounded above (or cleared).")
+    failure_ms: int | None
+    failure_low_ms: int | None
+    failure_high_ms: int | None
+    ratio_now: float | None = Field(description="The fan's fitted speed over its healthy speed.")
+
+
+class PredictionsOut(BaseModel):
+    now_ms: int
+    from_ms: int
+    to_ms: int
+    predictions: list[PredictionOut] = Field(
+        description="One per device, active ones first (soonest failure first), then the rest."
+    )
+
+
+class AnomalyOut(BaseModel):
+    entity: str
+    metric: str
+    detector: str = Field(examples=["deviation", "level_shift", "stuck", "null_run"])
+    start_ms: int
+    end_ms: int | None = Field(description="null while it lasts.")
+    is_open: bool
+    score: float | None = Field(description="The newest score (open) or the score at its end.")
+    peak: float | None
+    z: float | None = Field(description="Standardized deviation at the start (null: NULL run).")
+
+
+class AnomaliesOut(BaseModel):
+    now_ms: int
+    n_open: int
+    anomalies: list[AnomalyOut] = Field(
+        description="Open ones first (newest start first), then ended ones (newest end first)."
+    )

@@ -209,6 +209,14 @@ METRICS: dict[str, MetricSpec] = {
             "GPU fan speed over its nominal maximum (NVIDIA allows a little above 1).",
             0.01,
         ),
+        # derived by rackwatch (engine/intelligence): every device, rack, cluster and the room
+        MetricSpec(
+            "health_score",
+            "score",
+            _G,
+            "Health 0-100 (100: nothing wrong), sampled every minute: docs/PREDICTION.md.",
+            0.1,
+        ),
     )
 }
 

@@ -121,6 +121,15 @@ class EventKind(enum.StrEnum):
     CONTROL_FAILSAFE_CLEARED = "control.failsafe_cleared"
     CONTROL_MODE_CHANGED = "control.mode_changed"
     """A fan handed to the operator (manual) or back to the controller (auto)."""
+    ANOMALY_STARTED = "anomaly.started"
+    """A series began to score as anomalous (attributes: metric, score, detector, z, start,
+    peak); `engine/intelligence`."""
+    ANOMALY_ENDED = "anomaly.ended"
+    """That anomaly ended (its `start` and `peak` score in the attributes)."""
+    PREDICTION_FAN_FAILURE = "prediction.fan_failure"
+    """A fan is predicted to fail: eta and interval (first prediction, or a material change)."""
+    PREDICTION_CLEARED = "prediction.cleared"
+    """A fan that had a prediction has none any more (its wear trend is gone)."""
 
 
 class CommandAction(enum.StrEnum):

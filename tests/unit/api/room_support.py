@@ -20,6 +20,7 @@ from rackwatch.api import ApiContext, create_app
 from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout
+from rackwatch.engine.intelligence import Intelligence
 from rackwatch.model import Command, Event
 from rackwatch.settings import AlertSettings, build_alert_rules
 from rackwatch.sources.poller import PacedPoller
@@ -152,10 +153,12 @@ def build_room(
     source = TwinSource(twin, filled.registry)
     alerts = AlertEngine(bus, filled.registry, build_alert_rules(AlertSettings()))
     controller = FanController(bus, FanLayout.from_inventory(twin.inventory()), filled.registry)
+    intelligence = Intelligence(bus, filled.registry, alerts=alerts)
     if feed_steps:
         batch, _events = source.read(feed_steps)
         alerts.process(batch)
         controller.view.update(batch)
+        intelligence.process(batch, "twin")
     context = ApiContext(
         store=filled.store,
         registry=filled.registry,
@@ -163,6 +166,7 @@ def build_room(
         bus=bus,
         alerts=ctx.pop("alerts", alerts),
         controller=ctx.pop("controller", controller),
+        intelligence=ctx.pop("intelligence", intelligence),
         tokens=ctx.pop("token_store", tokens.store),
         **ctx,
     )

@@ -41,6 +41,10 @@ READS = [
     "/api/v1/hosts",
     "/api/v1/fans",
     "/api/v1/twin/faults",
+    "/api/v1/health/now",
+    "/api/v1/health?entity=c01/r01/s01",
+    "/api/v1/predictions",
+    "/api/v1/anomalies",
     "/metrics",
 ]
 CONTROLS: list[tuple[str, str, dict[str, Any] | None]] = [

@@ -72,9 +72,11 @@ def test_run_live_serves_the_api_and_drains_everything_on_stop(tmp_path: Path) -
         assert status["ingest_samples_per_s"] > 0 and status["sim_time_ms"] >= START_MS
         assert "pue_ratio" in seen["live"]["entities"]["room"]  # type: ignore[index]
         assert seen["index"] == 200
-        assert services.writer.n_samples == services.poller.n_samples > 0
+        assert services.intelligence is not None  # and the health samples it derives
+        published = services.poller.n_samples + services.intelligence.n_health_samples
+        assert services.writer.n_samples == published > services.poller.n_samples > 0
         stored = services.store.query(Query(0, 2**62, tier="raw"))
-        assert len(stored) == services.poller.n_samples
+        assert len(stored) == published
     finally:
         services.close()
 

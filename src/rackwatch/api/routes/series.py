@@ -57,7 +57,7 @@ async def get_series(
         raise ParamError(f"from ({start}) must be before to ({end})")
     step_ms = parse_step(step) if step is not None else None
     n_series = len(ctx.select(entity, metrics))
-    rows = await _estimated_rows(ctx, n_series, start, end, step_ms)
+    rows = await estimated_rows(ctx, n_series, start, end, step_ms)
     if rows > ctx.max_points:
         raise ParamError(_too_many(rows, ctx.max_points, n_series))
     query = base.Query(start, end, entity=entity, metrics=metrics, step_ms=step_ms)
@@ -70,7 +70,7 @@ async def get_series(
     return StreamingResponse(parts, media_type="application/json")
 
 
-async def _estimated_rows(
+async def estimated_rows(
     ctx: ApiContext, n_series: int, start: int, end: int, step_ms: int | None
 ) -> int:
     """Rows the query may return: one per step (raw: per `raw_interval_ms`) over the part of

@@ -110,10 +110,14 @@ class AlertEngine:
         source_timeouts: Mapping[str, float] | None = None,
         spool: Path | NotificationSpool | None = None,
         drain_s: float = 5.0,
+        derived_sources: Sequence[str] = (),
     ) -> None:
         """`source_timeouts`: wall seconds after which a source that runs on the wall clock
         (this host, agents, scrapes) counts as silent, and an entity it stopped sending
-        UNKNOWN; for those sources, in place of `silence` and `unknown_after_s`."""
+        UNKNOWN; for those sources, in place of `silence` and `unknown_after_s`.
+        `derived_sources`: sources whose telemetry rackwatch computes itself (the health
+        samples of `telemetry.intelligence`): not a device speaking, so never evaluated,
+        never keeping an entity alive, never watched for silence."""
         if cooldown_s < 0:
             raise ValueError("cooldown_s must be >= 0")
         self.bus = bus
@@ -141,6 +145,7 @@ class AlertEngine:
         """Wall-clock silence of each source heard (None: not watched)."""
         self.ready = asyncio.Event()
         self.n_batches = 0
+        self.derived_sources = frozenset(derived_sources)
         self._max_pending = max_pending
         self._clock = clock
 
@@ -164,6 +169,8 @@ class AlertEngine:
                     prefix = f"{subjects.TELEMETRY}."
                     async for subject, batch in telemetry:
                         source = subject.removeprefix(prefix)
+                        if source in self.derived_sources:
+                            continue
                         events = self._heard(source, batch)
                         await self._publish(events + self.process(batch, source=source))
                 finally:

@@ -29,6 +29,8 @@ const EVENTS_REFRESH_MS = 10_000;
 // Fan modes and device states change on operators' and the engine's decisions: poll them.
 const FANS_REFRESH_MS = 3_000;
 const STATES_REFRESH_MS = 4_000;
+// The server computes health at most every 5 s; every 10 s is plenty for a score.
+const HEALTH_REFRESH_MS = 10_000;
 const KPI_METRICS = [
   "cpu_temperature_celsius",
   "inlet_temperature_celsius",
@@ -314,6 +316,37 @@ function drawReadings() {
     ),
   );
   setClock(newest);
+}
+
+// Health 0-100 and seed 002's criticity (GET /health/now): a chip beside the state, its reasons,
+// the predicted score and the next failure in its title. Hidden when the server runs without
+// the intelligence (503) or does not know this server yet.
+async function refreshHealth() {
+  const chip = document.getElementById("health-score");
+  let health = null;
+  try {
+    health = (await getJSON("/health/now", { entity })).entities?.[entity] ?? null;
+  } catch (error) {
+    console.warn("health:", error.message);
+  }
+  chip.hidden = health === null;
+  if (health === null) return;
+  chip.dataset.criticity = health.criticity;
+  chip.replaceChildren(
+    el("span", "health-label", "health"),
+    el("span", "health-value", health.score.toFixed(0)),
+    el("span", "health-class", health.criticity),
+  );
+  const lines = [
+    `Health ${health.score.toFixed(1)} / 100 (${health.criticity}); ` +
+      `in an hour ${health.predicted_score.toFixed(1)} (${health.predicted_criticity})`,
+    ...health.reasons.map((r) => `− ${r.penalty.toFixed(0)}: ${r.detail} (${r.entity})`),
+  ];
+  const next = health.next_failure;
+  if (next) {
+    lines.push(`Next failure: ${next.entity}, ${next.what}, in ${formatDuration(next.eta_s)}`);
+  }
+  chip.title = lines.join("\n");
 }
 
 // Active alerts on the server and its parts: GET /states's counts, else the alerts panel's.
@@ -786,6 +819,8 @@ async function main() {
   refreshStates();
   setInterval(refreshFans, FANS_REFRESH_MS);
   setInterval(refreshStates, STATES_REFRESH_MS);
+  refreshHealth();
+  setInterval(refreshHealth, HEALTH_REFRESH_MS);
   alertsPanel.start();
   setInterval(() => alertsPanel.tick(), 1_000);
   buildFaultPanel(server);

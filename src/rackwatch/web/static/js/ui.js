@@ -21,6 +21,10 @@ const KIND_TEXT = {
   "control.failsafe": "Fail-safe",
   "control.failsafe_cleared": "Fail-safe cleared",
   "control.mode_changed": "Fan mode changed",
+  "anomaly.started": "Anomaly",
+  "anomaly.ended": "Anomaly ended",
+  "prediction.fan_failure": "Fan failure predicted",
+  "prediction.cleared": "Prediction withdrawn",
 };
 
 export function el(tag, className, text) {
@@ -94,6 +98,16 @@ export function serverOf(path, inventory) {
 function describe(event) {
   const a = event.attributes ?? {};
   const parts = [];
+  // An anomaly: which series, which detector, how strong; a prediction: when, within what.
+  if (a.metric && a.detector) {
+    parts.push(`${a.metric} ${String(a.detector).replaceAll("_", " ")}`);
+    if (Number.isFinite(a.peak)) parts.push(`peak score ${a.peak.toFixed(2)}`);
+  }
+  if (Number.isFinite(a.eta_s)) {
+    const high = Number.isFinite(a.high_s) ? formatDuration(a.high_s) : "?";
+    const within = Number.isFinite(a.low_s) ? ` (${formatDuration(a.low_s)} to ${high})` : "";
+    parts.push(a.eta_s === 0 ? "has failed" : `fails in ${formatDuration(a.eta_s)}${within}`);
+  }
   if (a.fault) parts.push(String(a.fault).replaceAll("_", " "));
   if (a.action) parts.push(String(a.action));
   if (a.params && typeof a.params === "object") {
