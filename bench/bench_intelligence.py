@@ -1,13 +1,15 @@
 """The intelligence consumer of `rackwatch run` at 20 and 2,000 servers: CPU per 5-s step
-(anomaly scores of every scored series, the explanations, fan wear), the health of every
-entity, and how long the event loop that drives the fans is held while it works.
+(anomaly scores of every scored series, the explanations, the physics residual and its drift
+tracker, fan wear, the diagnosis), samples per second, the memory it holds, the health of
+every entity, and how long the event loop that drives the fans is held while it works.
 
     python bench/bench_intelligence.py                 # both room sizes
     python bench/bench_intelligence.py --servers 2000
 
 The twin's batches are made first (the very-large preset: 20 servers per cluster, 1 or 100
 clusters), then fed one 5-s step at a time to `IntelligenceCore.process` after a warm-up of
-`WARMUP_STEPS` (the detectors' warm-up, and the fans' learning minute buckets). CPU time is the
+`WARMUP_STEPS` (the detectors' warm-up, and the fans' learning minute buckets), with a residual
+model fitted on those warm-up steps (as the retrainer would from the store). CPU time is the
 thread's own (`time.thread_time`). "Loop" runs the real consumer on a bus (scoring in a worker
 thread) while a 1 ms ticker on the same loop records how late it wakes: the ticker's worst
 lateness is how long the loop was held, i.e. what the fan controller would wait.
@@ -19,10 +21,12 @@ import argparse
 import asyncio
 import statistics
 import time
+import tracemalloc
 
 import numpy as np
 
 from rackwatch.bus import MemoryBus, subjects
+from rackwatch.engine.anomaly import ResidualModel
 from rackwatch.engine.intelligence import Intelligence, IntelligenceConfig, IntelligenceCore
 from rackwatch.engine.intelligence.healthview import health_now
 from rackwatch.model import Batch, SeriesRegistry
@@ -41,9 +45,26 @@ def batches(clusters: int, n: int) -> tuple[SeriesRegistry, list[Batch], int]:
     return registry, steps, source.twin.topology.n_servers
 
 
+def memory_held(registry: SeriesRegistry, steps: list[Batch], model: ResidualModel) -> int:
+    """Bytes a core holds after the run (traced separately: tracing slows the timed run)."""
+    tracemalloc.start()
+    core = IntelligenceCore(registry, IntelligenceConfig())
+    core.use_model(model, "bench", START_MS)
+    core.process(Batch.concat(steps[:WARMUP_STEPS]), "twin")
+    for batch in steps[WARMUP_STEPS:]:
+        core.process(batch, "twin")
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del core
+    return held
+
+
 def per_step(clusters: int) -> None:
     registry, steps, n_servers = batches(clusters, WARMUP_STEPS + LIVE_STEPS)
+    model = ResidualModel.fit(Batch.concat(steps[:WARMUP_STEPS]), registry)
+    held = memory_held(registry, steps, model)
     core = IntelligenceCore(registry, IntelligenceConfig())
+    core.use_model(model, "bench", START_MS)
     core.process(Batch.concat(steps[:WARMUP_STEPS]), "twin")
     cpu = []
     for batch in steps[WARMUP_STEPS:]:
@@ -55,10 +76,12 @@ def per_step(clusters: int) -> None:
     report = health_now(snap, [], {})
     health_cpu = time.thread_time() - began
     median, p95 = statistics.median(cpu), float(np.percentile(cpu, 95))
+    per_step_samples = len(steps[-1])
     print(
         f"{n_servers:5d} servers, {len(registry):6d} series: {median * 1e3:6.1f} ms CPU per "
         f"5-s step (p95 {p95 * 1e3:.1f}, max {max(cpu) * 1e3:.1f}) = "
-        f"{median / 5 * 100:.2f} % of one core; health of {len(report.entities)} entities "
+        f"{median / 5 * 100:.2f} % of one core, {per_step_samples / median:,.0f} samples/s; "
+        f"state {held / 2**20:.1f} MiB; health of {len(report.entities)} entities "
         f"{health_cpu * 1e3:.0f} ms CPU"
     )
 
@@ -70,6 +93,9 @@ def loop_held(clusters: int, *, in_thread: bool | None = True) -> None:
     bus = MemoryBus()
     config = IntelligenceConfig(in_thread=bool(in_thread))
     intelligence = Intelligence(bus, registry, config)
+    intelligence.use_model(
+        ResidualModel.fit(Batch.concat(steps[:WARMUP_STEPS]), registry), "bench", START_MS
+    )
     lateness: list[float] = []
 
     async def ticker(stop: asyncio.Event) -> None:

@@ -30,6 +30,8 @@ from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.intelligence import DEFAULT_SKIP, Intelligence, IntelligenceConfig
 from rackwatch.engine.intelligence import SOURCE as INTELLIGENCE_SOURCE
+from rackwatch.engine.intelligence.models import ModelStore
+from rackwatch.engine.intelligence.retrain import ModelUser, Retrainer
 from rackwatch.engine.live import LiveState, feed
 from rackwatch.engine.notifiers import (
     SPOOL_FILE,
@@ -269,6 +271,8 @@ class Services:
     last stored instant, so that nothing overlaps); None when it starts now."""
     intelligence: Intelligence | None = None
     """Anomaly events, fan failure predictions, health (None: `[intelligence] enabled` off)."""
+    retrainer: Retrainer | None = None
+    """Loads the last residual model and retrains it on schedule (None without intelligence)."""
 
     def close(self) -> None:
         self.store.close()
@@ -410,6 +414,21 @@ def build_intelligence(
     return Intelligence(bus, registry, config, alerts=alerts)
 
 
+MODELS_DIR = "models"
+"""Under the data directory: the residual model's versions (`ModelStore`)."""
+
+
+def build_retrainer(settings: Settings, store: DuckDBStore, user: ModelUser) -> Retrainer:
+    """The residual model's retraining (`[intelligence] retrain_hours` 0: only the last saved
+    model is loaded), its versions in `<data_dir>/models/`."""
+    i = settings.intelligence
+    models = ModelStore(settings.data_dir / MODELS_DIR, keep=i.keep_models)
+    interval_s = None if i.retrain_hours == 0 else i.retrain_hours * 3600
+    return Retrainer(
+        store, models, user, interval_s=interval_s, window_s=i.train_window_hours * 3600
+    )
+
+
 SETTLE_S = 10.0
 """At stop, how long the intelligence may take to score what it has received."""
 HOST_SOURCE = "host"
@@ -479,6 +498,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         live = LiveState(len(registry))
         alerts = build_alert_engine(settings, bus, registry)
         intelligence = build_intelligence(settings, bus, registry, alerts)
+        retrainer = None if intelligence is None else build_retrainer(settings, store, intelligence)
         tokens = TokenStore(settings.data_dir / TOKENS_FILE)
         api = create_app(
             ApiContext(
@@ -524,6 +544,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             scrapes=scrapes,
             resumed_at_ms=resume,
             intelligence=intelligence,
+            retrainer=retrainer,
         )
     except BaseException:
         store.close()
@@ -580,6 +601,11 @@ async def run_live(
     if intelligence is not None:
         subscribed.append(intelligence.ready)
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
+    retraining = (
+        None
+        if services.retrainer is None
+        else asyncio.create_task(services.retrainer.run(), name="retrainer")
+    )
     sources = []
     if services.host is not None:
         sources.append(asyncio.create_task(services.host.run(), name="this-host"))
@@ -602,7 +628,9 @@ async def run_live(
         stop.set()
         for source in sources:
             source.cancel()
-        await asyncio.gather(*sources, return_exceptions=True)
+        if retraining is not None:
+            retraining.cancel()  # waits a while for a fit in progress: before the store closes
+        await asyncio.gather(*sources, *filter(None, [retraining]), return_exceptions=True)
         if any(t.get_name() == "intelligence" and not t.done() for t in consumers):
             assert intelligence is not None
             # its last events and health samples reach the store writer before the bus closes

@@ -1049,6 +1049,100 @@ def fans_compare(
     console.print(report.format(), highlight=False, soft_wrap=True)
 
 
+@cli.command()
+def evaluate(
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            help="Random seeds, from 2000 (never used for tuning) \\[default: 3; 1 with --quick].",
+            min=1,
+            max=100,
+            show_default=False,
+            metavar="N",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option(help="Runs at once, each in its own process.", min=1, max=64, metavar="N")
+    ] = 2,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="A few short runs on the small room (for tests).")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of the tables.")
+    ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only the runs holding this fault kind, or `fault-free` (repeatable, or "
+            "comma-separated) \\[default: every run].",
+            show_default=False,
+            metavar="KIND",
+        ),
+    ] = None,
+) -> None:
+    """Measure detection, diagnosis and prediction on the twin: every seed-000 protocol on
+    every room size, fault-free rooms and every fault kind of the catalogue, over fresh seeds.
+
+    Prints per fault kind and overall: recall, precision, F1, false alarms per server-day,
+    detection latency, diagnosis accuracy, time-to-failure error and seed 000's KPIs, with
+    issue 10's targets marked met or not. It reports; it exits 0 whatever the figures
+    (docs/EVALUATION.md).
+    """
+    from rackwatch.engine.evaluation import evaluate as run_evaluation
+    from rackwatch.engine.evaluation.grid import FAULT_FREE, RunSpec
+    from rackwatch.engine.evaluation.report import as_json as to_json
+    from rackwatch.engine.evaluation.report import render
+    from rackwatch.engine.evaluation.runner import RunFailure, RunResult
+    from rackwatch.twin import FAULTS
+
+    kinds = None if only is None else [k.strip() for o in only for k in o.split(",") if k.strip()]
+    unknown = sorted(set(kinds or ()) - set(FAULTS) - {FAULT_FREE})
+    if unknown or kinds == []:
+        raise typer.BadParameter(
+            f"unknown fault kind {', '.join(unknown) or '(none given)'}: use "
+            f"{', '.join(sorted(FAULTS))} or {FAULT_FREE}",
+            param_hint="--only",
+        )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} simulated h"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("building the grid", total=1.0)
+
+        def started(specs: Sequence[RunSpec]) -> None:
+            total = sum(s.duration_s for s in specs) / 3600.0
+            bar.update(task, total=total, description=f"{len(specs)} runs")
+
+        def done(result: RunResult | RunFailure, n_done: int, n_runs: int) -> None:
+            bar.update(
+                task,
+                advance=result.spec.duration_s / 3600.0,
+                description=f"{n_done}/{n_runs} runs ({escape(result.spec.name)})",
+            )
+
+        evaluation = run_evaluation(
+            seeds or (1 if quick else 3),
+            jobs=jobs,
+            quick=quick,
+            only=kinds,
+            on_start=started,
+            on_done=done,
+        )
+    for failed in evaluation.failures:
+        err.print(f"[red]run {escape(failed.spec.name)} failed:[/]", highlight=False)
+        err.print(escape(failed.trace), highlight=False, soft_wrap=True)
+    if as_json:
+        typer.echo(to_json(evaluation.as_dict()))
+    else:  # a file or a pipe gets the tables whole, not cut to 80 columns
+        out = console if console.is_terminal else Console(width=max(console.width, 130))
+        out.print(render(evaluation))
+
+
 token_cli = typer.Typer(
     help="Create, list and revoke API tokens (stored hashed).", no_args_is_help=True
 )

@@ -293,6 +293,16 @@ def default_alert_rules() -> list[AlertRuleSettings]:
             summary="Fan stopped while commanded on",
         ),
         r(
+            name="fan-failure-predicted",
+            metric="time_to_failure_seconds",
+            op="<",
+            warning=24 * 3600,
+            critical=2 * 3600,
+            hysteresis=1800,
+            summary="Fan failure predicted: plan the fan's replacement; "
+            "move the load away before it fails",
+        ),
+        r(
             name="pdu-power-near-capacity",
             kind="ratio",
             metric="pdu_power_watts",
@@ -371,6 +381,22 @@ class IntelligenceSettings(_Section):
     """How far ahead the predicted health looks."""
     fan_failure_ratio: float = Field(default=0.40, gt=0, lt=1)
     """A fan turning at or below this share of its healthy speed counts as failed."""
+    retrain_hours: float = Field(default=3.0, ge=0, le=168)
+    """Wall-clock hours between two fits of the residual model from the store (docs/ANOMALY.md,
+    "Learned models and retraining"); 0: never retrain (the last saved model is still used)."""
+    train_window_hours: float = Field(default=24.0, ge=1, le=168)
+    """Hours of raw samples each fit reads, back from the newest one stored (no more than
+    `[store] raw_retention_days` keeps)."""
+    keep_models: int = Field(default=10, ge=1, le=1000)
+    """Model versions kept in `<data_dir>/models/`; older ones are deleted."""
+
+    @model_validator(mode="after")
+    def _valid_retrain(self) -> IntelligenceSettings:
+        if 0 < self.retrain_hours < 0.1:
+            raise ValueError(
+                f"retrain_hours = {self.retrain_hours}: use 0 (off) or 0.1 to 168 hours"
+            )
+        return self
 
 
 class TimeWindowSettings(_Section):

@@ -449,3 +449,11 @@ def test_queries_from_threads_while_writing(harness):
 
 def test_implements_the_store_protocol(harness):
     assert isinstance(harness.open(), Store)
+
+
+def test_usage_says_what_stats_says_without_counting(loaded):
+    store, _, _ = loaded
+    usage, stats = store.usage(), store.stats()
+    assert usage.bytes_on_disk == stats.bytes_on_disk > 0
+    assert (usage.log_bytes, usage.n_head_rows) == (stats.log_bytes, stats.n_head_rows)
+    assert (usage.n_duplicates, usage.n_expired) == (stats.n_duplicates, stats.n_expired)

@@ -81,6 +81,15 @@ def parse_duration_ms(text: str, name: str = "duration") -> int:
     return int(value)
 
 
+def time_range(from_: str, to: str, *, now_ms: int) -> tuple[int, int]:
+    """`from` and `to` parsed (`parse_time`), `from` strictly before `to`."""
+    start = parse_time(from_, now_ms=now_ms, name="from")
+    end = parse_time(to, now_ms=now_ms, name="to")
+    if end <= start:
+        raise ParamError(f"from ({start}) must be before to ({end})")
+    return start, end
+
+
 def parse_time(text: str, *, now_ms: int, name: str = "time") -> int:
     """Epoch ms from an integer (ms), an ISO 8601 time (UTC when no zone is given), `now`, or
     `-<duration>` before now (`-6h`); within 1970..9999."""

@@ -144,6 +144,33 @@ class WriterStatusOut(BaseModel):
     quarantined: int = Field(description="Samples and events the store refused, set aside.")
 
 
+class LatencyOut(BaseModel):
+    median: float | None = Field(
+        description="Seconds from a labelled fault to its first detection."
+    )
+    p95: float | None
+    n_faults: int = Field(description="Labelled faults in the window (the twin's injections).")
+    n_detected: int
+
+
+class ModelOut(BaseModel):
+    version: str | None = Field(description="The learned residual model in use (null: none yet).")
+    trained_at: int | None = Field(description="When it was trained (ms).")
+    n_devices: int = 0
+
+
+class IntelligenceStatusOut(BaseModel):
+    """Seed 000's KPIs over the last 24 h of stored events (engine/evaluation/live.py)."""
+
+    window_s: float
+    anomalies_per_day: float | None
+    incidents_per_day: float | None
+    incidents_open: int
+    anomalies_open: int
+    detection_latency_s: LatencyOut
+    model: ModelOut
+
+
 class StatusOut(BaseModel):
     version: str
     started_at: str = Field(description="ISO 8601, UTC.")
@@ -165,6 +192,9 @@ class StatusOut(BaseModel):
     )
     writer: WriterStatusOut | None = Field(
         None, description="The store writer's counters (null when not running here)."
+    )
+    intelligence: IntelligenceStatusOut | None = Field(
+        None, description="Anomalies, incidents, detection latency, model (null: not running)."
     )
 
 
@@ -546,7 +576,7 @@ CriticityName = Literal["low", "medium", "high", "critical"]
 
 class ReasonOut(BaseModel):
     entity: str = Field(description="The device the reason is about (a member's, for a rack).")
-    kind: Literal["alert", "state", "anomaly", "forecast", "headroom"]
+    kind: Literal["alert", "state", "anomaly", "forecast", "headroom", "app"]
     detail: str = Field(examples=["fan wear: failure predicted in 45 min (30 min-1.2 h)"])
     penalty: float = Field(description="Points this reason alone takes off 100.")
 
@@ -560,6 +590,16 @@ class NextFailureOut(BaseModel):
     failure_ms: int
 
 
+class AppSignalOut(BaseModel):
+    value: float = Field(
+        description="Ratio 0..1 (cpu_usage, jvm_memory_usage), requests/s (request_count) or "
+        "seconds (response_time), from the application's newest scrape."
+    )
+    criticity: Literal["low", "medium", "high", "critical", "regular"] = Field(
+        description="Seed 002's class of the value (`regular`: a response time under 0.3 s)."
+    )
+
+
 class HealthNowOut(BaseModel):
     score: float = Field(description="0-100, 100: nothing wrong.")
     criticity: CriticityName = Field(description="Seed 002's class of the risk 100 - score.")
@@ -568,6 +608,12 @@ class HealthNowOut(BaseModel):
     next_failure: NextFailureOut | None
     reasons: list[ReasonOut] = Field(description="Worst first, its own and its members'.")
     n_members: int = Field(description="Entities rolled up into it (a rack's servers, PDU).")
+    app: dict[str, AppSignalOut] | None = Field(
+        None,
+        description="A scraped application's seed 002 signals (cpu_usage, jvm_memory_usage, "
+        "request_count, response_time: those its newest scrape gave); absent for other "
+        "entities.",
+    )
 
 
 class HealthNowsOut(BaseModel):
@@ -639,4 +685,45 @@ class AnomaliesOut(BaseModel):
     n_open: int
     anomalies: list[AnomalyOut] = Field(
         description="Open ones first (newest start first), then ended ones (newest end first)."
+    )
+
+
+class IncidentAnomalyOut(BaseModel):
+    entity: str
+    metric: str
+    detector: str = Field(examples=["deviation", "level_shift", "stuck", "null_run"])
+    start: int | None = Field(description="The anomaly's start (ms).")
+
+
+class IncidentOut(BaseModel):
+    id: str = Field(examples=["inc-1767227480000-c01/r01/s03"])
+    entity: str = Field(description="The scope's entity: the device, the rack, or `room`.")
+    scope: str = Field(examples=["server", "rack", "room"])
+    nature: str = Field(
+        examples=["real", "sensor"],
+        description="real: a thermal or power problem; sensor: the sensor itself is at fault.",
+    )
+    cause: str = Field(examples=["fan_failure", "cooling", "sensor_stuck", "unknown"])
+    action: str = Field(description="What to do about it.")
+    devices: list[str] = Field(description="The servers, hosts and PDUs affected, sorted.")
+    anomalies: list[IncidentAnomalyOut] = Field(description="The first 50 of its anomalies.")
+    n_anomalies: int
+    evidence: list[str]
+    start: int | None = Field(description="Its first anomaly's start (ms).")
+    end: int | None = Field(description="When it closed (ms); null while open.")
+    is_open: bool
+    opened_ts: int | None = Field(
+        description="The incident.opened event's time (null: older than the events read)."
+    )
+    updated_ts: int = Field(description="Its newest event's time: its last change.")
+    closed_ts: int | None = Field(description="The incident.closed event's time; null: open.")
+
+
+class IncidentsOut(BaseModel):
+    now_ms: int
+    from_ms: int
+    to_ms: int
+    n_open: int = Field(description="Open incidents among all that match (before `limit`).")
+    incidents: list[IncidentOut] = Field(
+        description="Open ones first (newest start first), then closed ones (newest close first)."
     )

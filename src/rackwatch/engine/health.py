@@ -14,7 +14,10 @@ counts, and the score never leaves [0, 100]:
   all look at the same device);
 - a predicted failure in eta: 70 * exp(-eta / 24 h): 67 at 1 h, 26 at 24 h, 3.5 at 3 days; a
   predicted crossing of a critical threshold (not a failure): 35 * exp(-eta / 24 h);
-- headroom, a value on its way from `start` to its `limit`: 25 * the share of the way used.
+- headroom, a value on its way from `start` to its `limit`: 25 * the share of the way used;
+- seed 002's application signals (a scraped application's CPU, JVM memory, request rate,
+  response time): each signal's class is a reason, medium 30, high 55, critical 80, for the
+  worst signal only (see `app_reasons`).
 
 With the defaults a warning alone gives 70 (medium), a critical alert 45 (high), a failure 20
 (critical), a fan predicted to fail within the hour 33 (high).
@@ -45,7 +48,8 @@ member, with the device and its interval.
 
 **Application metrics** (seed 002's Prometheus application): `app_metrics_from_prometheus`
 derives its four signals from two scrapes, `app_criticity` classes them with the seed's
-thresholds.
+thresholds, and `HealthInputs.app` (the newest values, which `rackwatch run`'s scrape loop
+publishes as `app_*` gauges) makes them reasons.
 
 >>> sick = HealthInputs(alerts=(AlertInput("fan-stopped", Severity.CRITICAL, True),))
 >>> report = health_report({"c01/r01/s01/fan1": sick, "c01/r01/s02": HealthInputs()})
@@ -72,6 +76,7 @@ from rackwatch.engine.predict.trend import Eta
 from rackwatch.engine.states import DeviceState
 from rackwatch.model import Severity
 from rackwatch.model import entity as entity_path
+from rackwatch.sources.scrape_loop import APP_SIGNAL_METRICS, app_signals
 
 F64 = npt.NDArray[np.float64]
 ROOM = "room"
@@ -180,13 +185,10 @@ class AppMetrics:
         return {str(k): app_criticity(k, v) for k, v in values.items() if v is not None}
 
 
-def _total(values: Mapping[str, float | Sequence[float]], *names: str) -> float | None:
-    """The named metric summed over its label sets (Prometheus' sum()), first name found."""
-    for name in names:
-        found = values.get(name)
-        if found is not None:
-            return float(found) if isinstance(found, int | float) else float(sum(found))
-    return None
+APP_METRIC_OF: dict[AppMetric, str] = {AppMetric(k): m for k, m in APP_SIGNAL_METRICS.items()}
+"""The gauge each signal is published as (`app_cpu_usage_ratio`...): the scrape loop's."""
+APP_SIGNAL_OF: dict[str, AppMetric] = {m: k for k, m in APP_METRIC_OF.items()}
+"""Gauge name -> the seed 002 signal it carries."""
 
 
 def app_metrics_from_prometheus(
@@ -196,8 +198,11 @@ def app_metrics_from_prometheus(
 ) -> AppMetrics:
     """Seed 002's signals from a scrape (metric name -> value, or the values of its label sets)
     and the one before it `interval_s` earlier (for the two rates, as Prometheus' irate).
+    The arithmetic is the scrape loop's (`sources.scrape_loop.app_signals`), which publishes
+    the same signals as `app_*` gauges.
 
-    A counter that went down (the application restarted) gives no rate this time.
+    A counter that went down (the application restarted) gives no rate this time; a value
+    that comes out negative or not finite is unknown (None).
 
     >>> now = {"process_cpu_usage": 0.31, "jvm_memory_used_bytes": [300.0, 100.0],
     ...        "jvm_memory_max_bytes": [1000.0, 600.0],
@@ -211,25 +216,7 @@ def app_metrics_from_prometheus(
     >>> [str(c) for c in m.criticity().values()]       # cpu, memory, requests, response time
     ['medium', 'medium', 'high', 'regular']
     """
-    count_names = ("http_server_requests_seconds_count", "http_server_requests_seconds_count_total")
-    sum_names = ("http_server_requests_seconds_sum", "http_server_requests_seconds_sum_total")
-    used = _total(current, "jvm_memory_used_bytes")
-    limit = _total(current, "jvm_memory_max_bytes")
-    memory = used / limit if used is not None and limit is not None and limit > 0 else None
-    rate = response = None
-    if previous is not None and interval_s is not None and interval_s > 0:
-        count, count_before = _total(current, *count_names), _total(previous, *count_names)
-        total, total_before = _total(current, *sum_names), _total(previous, *sum_names)
-        if count is not None and count_before is not None and count >= count_before:
-            rate = (count - count_before) / interval_s
-            if (
-                total is not None
-                and total_before is not None
-                and total >= total_before
-                and count > count_before
-            ):
-                response = (total - total_before) / (count - count_before)
-    return AppMetrics(_total(current, "process_cpu_usage"), memory, rate, response)
+    return AppMetrics(**app_signals(current, previous, interval_s))
 
 
 # --- inputs ----------------------------------------------------------------------------------
@@ -300,6 +287,9 @@ class HealthInputs:
     anomaly_scores: Mapping[str, float] | Sequence[float] | F64 = ()
     forecasts: Sequence[FailureForecast] = ()
     headroom: Sequence[Headroom] = ()
+    app: Mapping[str, float] = field(default_factory=dict)
+    """Seed 002's application signals (`AppMetric` name -> newest value) of a scraped
+    application: ratios 0..1, requests/s, seconds."""
 
 
 def forecasts_from_eta(
@@ -334,6 +324,10 @@ def _state_penalties() -> dict[DeviceState, float]:
     }
 
 
+def _app_penalties() -> dict[Criticity, float]:
+    return {Criticity.MEDIUM: 30.0, Criticity.HIGH: 55.0, Criticity.CRITICAL: 80.0}
+
+
 @dataclass(frozen=True, slots=True)
 class HealthParams:
     warning_penalty: float = 30.0
@@ -348,6 +342,8 @@ class HealthParams:
     forecast_tau_s: float = 86_400.0
     """Forecast penalties decay as exp(-eta / tau)."""
     headroom_penalty: float = 25.0
+    app_penalty: Mapping[Criticity, float] = field(default_factory=_app_penalties)
+    """Per seed 002 class of an application signal (low and regular: 0); worst signal only."""
     worst_weight: float = 0.6
     """Weight of the worst member in a parent's aggregate, the mean has the rest."""
     max_reasons: int = 5
@@ -372,6 +368,7 @@ class ReasonKind(enum.StrEnum):
     ANOMALY = "anomaly"
     FORECAST = "forecast"
     HEADROOM = "headroom"
+    APP = "app"
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,7 +440,15 @@ def own_reasons(
         *_anomaly_reasons(entity, inputs.anomaly_scores, params),
         *_forecast_reasons(entity, inputs.forecasts, params),
         *_headroom_reasons(entity, inputs.headroom, params),
+        *app_reasons(entity, inputs.app, params),
     ]
+
+
+def own_score(reasons: Sequence[Reason]) -> float:
+    """The score of an entity's own reasons: independent risks combined, except the
+    application signals, of which only the worst counts (`app_reasons`)."""
+    app = max((r.penalty for r in reasons if r.kind is ReasonKind.APP), default=0.0)
+    return _combine([r.penalty for r in reasons if r.kind is not ReasonKind.APP] + [app])
 
 
 def _condition_reasons(entity: str, inputs: HealthInputs, params: HealthParams) -> list[Reason]:
@@ -513,6 +518,45 @@ def _headroom_reasons(
                 Reason(entity, ReasonKind.HEADROOM, detail, params.headroom_penalty * used)
             )
     return reasons
+
+
+def app_reasons(
+    entity: str, app: Mapping[str, float], params: HealthParams = DEFAULT_HEALTH
+) -> list[Reason]:
+    """One reason per application signal whose seed 002 class is above low/regular, with the
+    class's penalty.
+
+    The penalties are the alerts': medium 30 as a warning, high 55 as a critical alert,
+    critical 80 as a failure, so that an application's health falls in the class of its worst
+    signal (70 medium, 45 high, 20 critical), as the seed classes it. Only the worst signal
+    counts in the score (`own_score`), as only the worst anomaly score does: the four signals
+    are one application's load seen four ways (more requests, more CPU, slower answers), not
+    independent risks, and an application busy on all of them at once (medium, medium,
+    medium) must not come out high.
+
+    >>> [(r.detail, r.penalty) for r in app_reasons("app/a", {"cpu_usage": 0.6,
+    ...  "request_count": 12.0, "response_time": 0.45})]
+    [('cpu_usage 60%: high (seed 002)', 55.0), ('response_time 0.450 s: critical (seed 002)', 80.0)]
+    """
+    reasons = []
+    for metric in AppMetric:
+        value = app.get(metric)
+        if value is None:
+            continue
+        criticity = app_criticity(metric, value)
+        penalty = params.app_penalty.get(criticity, 0.0)
+        if penalty > 0:
+            detail = f"{metric} {_app_value(metric, value)}: {criticity} (seed 002)"
+            reasons.append(Reason(entity, ReasonKind.APP, detail, penalty))
+    return reasons
+
+
+def _app_value(metric: AppMetric, value: float) -> str:
+    if metric is AppMetric.REQUEST_COUNT:
+        return f"{value:.1f}/s"
+    if metric is AppMetric.RESPONSE_TIME:
+        return f"{value:.3f} s"
+    return f"{value:.0%}"
 
 
 def _duration(seconds: float) -> str:
@@ -586,8 +630,8 @@ def _node_health(
 ) -> Health:
     own = own_reasons(path, inputs, params)
     own_later = own_reasons(path, advanced(inputs, horizon_s), params)
-    score = _combine([r.penalty for r in own])
-    predicted = _combine([r.penalty for r in own_later])
+    score = own_score(own)
+    predicted = own_score(own_later)
     reasons = list(own)
     next_failure = _own_next_failure(path, inputs)
     if members:

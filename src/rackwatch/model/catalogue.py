@@ -209,6 +209,35 @@ METRICS: dict[str, MetricSpec] = {
             "GPU fan speed over its nominal maximum (NVIDIA allows a little above 1).",
             0.01,
         ),
+        # a scraped application (sources/scrape_loop.py): seed 002's four signals
+        MetricSpec(
+            "app_cpu_usage_ratio",
+            "ratio",
+            _G,
+            "CPU used by the application's process (process_cpu_usage), 0..1: seed 002's "
+            "cpu_usage.",
+        ),
+        MetricSpec(
+            "app_jvm_memory_usage_ratio",
+            "ratio",
+            _G,
+            "JVM memory used over its maximum, each summed over the pools "
+            "(jvm_memory_used_bytes / jvm_memory_max_bytes): seed 002's jvm_memory_usage.",
+        ),
+        MetricSpec(
+            "app_request_rate_per_second",
+            "requests_per_second",
+            _G,
+            "Requests served per second, succeeded and failed, between the last two scrapes "
+            "(irate of http_server_requests_seconds_count): seed 002's request_count.",
+        ),
+        MetricSpec(
+            "app_response_time_seconds",
+            "seconds",
+            _G,
+            "Mean response time of the requests between the last two scrapes (irate of "
+            "http_server_requests_seconds_sum over _count): seed 002's response_time.",
+        ),
         # derived by rackwatch (engine/intelligence): every device, rack, cluster and the room
         MetricSpec(
             "health_score",
@@ -216,6 +245,20 @@ METRICS: dict[str, MetricSpec] = {
             _G,
             "Health 0-100 (100: nothing wrong), sampled every minute: docs/PREDICTION.md.",
             0.1,
+        ),
+        MetricSpec(
+            "anomaly_score",
+            "score",
+            _G,
+            "Highest score 0-1 of the device's open anomalies (0: none), sampled every minute.",
+            0.001,
+        ),
+        MetricSpec(
+            "time_to_failure_seconds",
+            "seconds",
+            _G,
+            "Predicted time until the fan fails (sampled every minute while a prediction holds).",
+            1.0,
         ),
     )
 }

@@ -130,6 +130,13 @@ class EventKind(enum.StrEnum):
     """A fan is predicted to fail: eta and interval (first prediction, or a material change)."""
     PREDICTION_CLEARED = "prediction.cleared"
     """A fan that had a prediction has none any more (its wear trend is gone)."""
+    INCIDENT_OPENED = "incident.opened"
+    """Anomalies (and predictions) with one diagnosed cause, grouped by scope: server, rack or
+    room (attributes: engine/diagnosis `Incident.attributes`)."""
+    INCIDENT_UPDATED = "incident.updated"
+    """The incident grew (more devices, a wider scope) or its diagnosis changed."""
+    INCIDENT_CLOSED = "incident.closed"
+    """Every anomaly of the incident ended (and stayed ended for its quiet period)."""
 
 
 class CommandAction(enum.StrEnum):

@@ -43,6 +43,10 @@ The mapping of a sample to a reading:
 - Cardinality: the first `max_series` (entity, metric) pairs a scraper has seen stay; a new
   pair beyond them is dropped and counted (`n_dropped_series`), every scrape it shows up in.
 - Timestamps in the exposition are ignored (see `parse_exposition`).
+- Seed 002's application metrics (`APP_INPUTS`: `process_cpu_usage`, `jvm_memory_*_bytes`,
+  `http_server_requests_seconds_count`/`_sum`) are also kept whole in
+  `ScrapeResult.app_inputs`, every label set's value, including those that collide or that
+  the series cap drops: `scrape_loop.py` sums them as Prometheus' `sum()` does.
 
 A line the parser refuses fails the whole scrape, as in Prometheus (the error names the line):
 samples read around a line that was not understood could belong to the wrong family.
@@ -94,6 +98,19 @@ DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 MAX_METRIC_LENGTH = 200
 LAST_LABELS = ("le", "quantile")
 """Labels that always come last in an entity: a histogram's bucket, a summary's quantile."""
+APP_INPUTS = frozenset(
+    {
+        "process_cpu_usage",
+        "jvm_memory_used_bytes",
+        "jvm_memory_max_bytes",
+        "http_server_requests_seconds_count",
+        "http_server_requests_seconds_count_total",  # the parser's name when typed a counter
+        "http_server_requests_seconds_sum",
+        "http_server_requests_seconds_sum_total",
+    }
+)
+"""Seed 002's application metrics (as rackwatch metric names), from which `scrape_loop.py`
+derives its four signals."""
 
 _ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
 """The classic text format (never protobuf, which the parser cannot read)."""
@@ -228,6 +245,9 @@ class ScrapeResult:
     n_bad_entities: int = 0
     new_series: set[tuple[str, str]] = field(default_factory=set)
     """(entity, metric) pairs not in `known` before, kept: the scraper adds them."""
+    app_inputs: dict[str, list[float]] = field(default_factory=dict)
+    """The values of the `APP_INPUTS` metrics, every label set (collisions and the series cap
+    aside), by metric."""
 
 
 class _Lines(io.StringIO):
@@ -266,6 +286,7 @@ def parse_exposition(
     readings = result.readings
     seen: set[tuple[str, str]] = set()
     new = result.new_series
+    app_inputs = result.app_inputs
     metrics: dict[str, str] = {}
     entity_of = _EntityMapper(target)
     for family in _families(text):
@@ -281,6 +302,8 @@ def parse_exposition(
             if math.isinf(value):
                 result.n_infinite += 1
                 continue
+            if metric in APP_INPUTS:
+                app_inputs.setdefault(metric, []).append(value)
             key = (entity_of(sample.labels), metric)
             if key in seen:
                 result.n_collisions += 1

@@ -13,6 +13,7 @@ from rackwatch.store.base import (
     Retention,
     Store,
     StoreStats,
+    StoreUsage,
     Tier,
     choose_tier,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Retention",
     "Store",
     "StoreStats",
+    "StoreUsage",
     "Tier",
     "choose_tier",
 ]

@@ -222,6 +222,18 @@ class StoreStats:
     """Samples dropped since the store was opened: older than what raw retention keeps."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoreUsage:
+    """What `StoreStats` says without counting rows: files and counters only, read without
+    the store's lock (for `/status`, which must answer while queries run)."""
+
+    bytes_on_disk: int
+    log_bytes: int
+    n_head_rows: int
+    n_duplicates: int
+    n_expired: int
+
+
 @runtime_checkable
 class Store(Protocol):
     """Time series at rest: raw samples, rollups, events and the inventory."""
@@ -260,5 +272,7 @@ class Store(Protocol):
     ) -> list[Path]: ...
 
     def stats(self) -> StoreStats: ...
+
+    def usage(self) -> StoreUsage: ...
 
     def close(self) -> None: ...

@@ -49,6 +49,7 @@ from rackwatch.store.base import (
     QueryResult,
     Retention,
     StoreStats,
+    StoreUsage,
     Tier,
     choose_tier,
     parse_tier,
@@ -989,6 +990,15 @@ class DuckDBStore:
     ) -> list[Path]:
         """Write the range to Parquet, one file per tier and UTC day (see archive.py)."""
         return archive.export_parquet(self, start_ms, end_ms, Path(out_dir), tiers)
+
+    def usage(self) -> StoreUsage:
+        return StoreUsage(
+            bytes_on_disk=store_disk_bytes(self.db_path),
+            log_bytes=sum(_size(f) for f in self.wal_dir.glob("*.wal")),
+            n_head_rows=self._head.n_rows,
+            n_duplicates=self.n_duplicates,
+            n_expired=self.n_expired,
+        )
 
     def stats(self) -> StoreStats:
         with self._lock:

@@ -44,6 +44,7 @@ READS = [
     "/api/v1/health/now",
     "/api/v1/health?entity=c01/r01/s01",
     "/api/v1/predictions",
+    "/api/v1/incidents",
     "/api/v1/anomalies",
     "/metrics",
 ]

@@ -13,7 +13,7 @@ The three history routes answer from the store, so they work without the consume
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
 
@@ -22,11 +22,18 @@ from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import ApiContext, CtxDep, IntelligenceDep
-from rackwatch.api.params import ParamError, check_entity_glob, excerpt, parse_step, parse_time
+from rackwatch.api.params import (
+    ParamError,
+    check_entity_glob,
+    excerpt,
+    parse_step,
+    time_range,
+)
 from rackwatch.api.routes.series import TIME_HELP, estimated_rows
 from rackwatch.api.schemas import (
     AnomaliesOut,
     AnomalyOut,
+    AppSignalOut,
     CriticityName,
     ErrorOut,
     HealthNowOut,
@@ -38,8 +45,8 @@ from rackwatch.api.schemas import (
     PredictionsOut,
     ReasonOut,
 )
-from rackwatch.engine.health import Health, criticity_of_health
-from rackwatch.engine.intelligence import HEALTH_METRIC, FanPrediction
+from rackwatch.engine.health import Health, app_criticity, criticity_of_health
+from rackwatch.engine.intelligence import HEALTH_METRIC, FanPrediction, Snapshot
 from rackwatch.model import Event, EventKind
 from rackwatch.model.entity import compile_pattern
 from rackwatch.store import base
@@ -57,11 +64,7 @@ ToQ = Annotated[str, Query(description=TIME_HELP)]
 
 def _range(ctx: ApiContext, from_: str, to: str) -> tuple[int, int, int]:
     now = ctx.now_ms()
-    start = parse_time(from_, now_ms=now, name="from")
-    end = parse_time(to, now_ms=now, name="to")
-    if end <= start:
-        raise ParamError(f"from ({start}) must be before to ({end})")
-    return now, start, end
+    return (now, *time_range(from_, to, now_ms=now))
 
 
 # --- now -----------------------------------------------------------------------------------
@@ -90,25 +93,32 @@ async def get_health_now(
     def encoded() -> bytes:
         # thousands of entities at 2,000 servers: built and encoded off the event loop
         snap = report.snapshot  # the clocks its etas count from
-        return (
-            HealthNowsOut(
-                now_ms=report.now_ms,
-                horizon_s=report.horizon_s,
-                entities={
-                    path: health_out(h, report.now_ms, snap.now_of)
-                    for path, h in sorted(report.entities.items())
-                    if pattern.match(path) and (not criticity or str(h.criticity) in criticity)
-                },
-            )
-            .model_dump_json()
-            .encode()
-        )
+        entities = {
+            path: health_out(h, report.now_ms, snap.now_of, _app_values(snap, path))
+            for path, h in sorted(report.entities.items())
+            if pattern.match(path) and (not criticity or str(h.criticity) in criticity)
+        }
+        # `app` only where there is one (a scraped application): the others' answers unchanged
+        no_app = {path: {"app"} for path, h in entities.items() if h.app is None}
+        answer = HealthNowsOut(now_ms=report.now_ms, horizon_s=report.horizon_s, entities=entities)
+        return answer.model_dump_json(exclude={"entities": no_app}).encode()
 
     return Response(await run_in_threadpool(encoded), media_type="application/json")
 
 
-def health_out(h: Health, now_ms: int, now_of: Callable[[str], int | None]) -> HealthNowOut:
-    """`now_of(device)`: the clock a device's forecast counts down on (its source's)."""
+def _app_values(snap: Snapshot, path: str) -> Mapping[str, float] | None:
+    found = snap.app_signals.get(path)
+    return None if found is None else found.values
+
+
+def health_out(
+    h: Health,
+    now_ms: int,
+    now_of: Callable[[str], int | None],
+    app: Mapping[str, float] | None = None,
+) -> HealthNowOut:
+    """`now_of(device)`: the clock a device's forecast counts down on (its source's); `app`:
+    the entity's seed 002 application signals, if any."""
     nf = h.next_failure
     return HealthNowOut(
         score=round(h.score, 1),
@@ -132,6 +142,14 @@ def health_out(h: Health, now_ms: int, now_of: Callable[[str], int | None]) -> H
             for r in h.reasons
         ],
         n_members=h.n_members,
+        app=None
+        if app is None
+        else {
+            signal: AppSignalOut(
+                value=round(value, 4), criticity=app_criticity(signal, value).value
+            )
+            for signal, value in app.items()
+        },
     )
 
 

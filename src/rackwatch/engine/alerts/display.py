@@ -52,6 +52,8 @@ LABELS: dict[str, str] = {
     "gpu_memory_utilization_ratio": "GPU memory used",
     "gpu_temperature_celsius": "GPU temperature",
     "gpu_power_watts": "GPU power",
+    "health_score": "Health",
+    "anomaly_score": "Anomaly score",
 }
 """The dashboard's labels (format.js LABELS); other metrics are named from their name."""
 
@@ -107,6 +109,8 @@ _BY_METRIC: dict[str, Callable[[float], str]] = {
     "fan_level": _level_name,
     "disk_ok": lambda v: "OK" if v >= 0.5 else "failed",
     "pue_ratio": lambda v: f"{v:.2f}",
+    "health_score": lambda v: f"{v:.0f}/100",
+    "anomaly_score": lambda v: f"{v:.2f}",
 }
 """Metrics shown their own way (as format.js formatValue does)."""
 

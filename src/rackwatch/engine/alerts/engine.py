@@ -23,11 +23,13 @@ For the API::
 
 Every change is published as an `Event` on `events.<kind>` (`alert.fired`, `alert.escalated`,
 `alert.acknowledged`, `alert.resolved`, `state.changed`, `usage.changed`), which the store
-writer keeps. The work per batch is `process(batch)`: synchronous, no I/O (rules, lifecycle,
-states); `run` only awaits the bus, and notifiers run on their own lanes (see
-notifiers/dispatch.py). Time is the samples' time: events carry the sample timestamps, and
-acknowledgements and maintenance are stamped with the newest sample timestamp seen (the
-injected `clock` only before any telemetry).
+writer keeps. The telemetry rackwatch derives itself (`derived_sources`: the intelligence's
+health, anomaly and time-to-failure samples) goes through the rules only: see `__init__`.
+The work per batch is `process(batch)`: synchronous, no I/O (rules, lifecycle, states); `run`
+only awaits the bus, and notifiers run on their own lanes (see notifiers/dispatch.py). Time
+is the samples' time: events carry the sample timestamps, and acknowledgements and
+maintenance are stamped with the newest sample timestamp seen (the injected `clock` only
+before any telemetry).
 
 The samples' clock stops when every source stops, so with a `silence` policy a watchdog on the
 wall clock (`states.SourceWatch`) stands beside it: a source that has sent nothing for
@@ -111,18 +113,26 @@ class AlertEngine:
         spool: Path | NotificationSpool | None = None,
         drain_s: float = 5.0,
         derived_sources: Sequence[str] = (),
+        derived_stale_after_s: float | None = 300.0,
     ) -> None:
         """`source_timeouts`: wall seconds after which a source that runs on the wall clock
         (this host, agents, scrapes) counts as silent, and an entity it stopped sending
         UNKNOWN; for those sources, in place of `silence` and `unknown_after_s`.
-        `derived_sources`: sources whose telemetry rackwatch computes itself (the health
-        samples of `telemetry.intelligence`): not a device speaking, so never evaluated,
-        never keeping an entity alive, never watched for silence."""
+        `derived_sources`: sources whose telemetry rackwatch computes itself
+        (`telemetry.intelligence`: `health_score`, `anomaly_score`,
+        `time_to_failure_seconds`). Their samples are evaluated by the threshold, ratio and
+        rate rules on those metrics, but they are not a device speaking: they never keep an
+        entity alive or move a clock, absent rules ignore them, they are not watched for
+        silence, they feed no usage, and their alerts set no device state (the health counts
+        device states: a health alert setting one would hold itself up).
+        `derived_stale_after_s`: a derived series that stops for this long while its entity's
+        other derived series go on was withdrawn (a fan's failure prediction), and the levels
+        it held clear (`RuleEvaluator`)."""
         if cooldown_s < 0:
             raise ValueError("cooldown_s must be >= 0")
         self.bus = bus
         self.registry = registry
-        self.evaluator = RuleEvaluator(rules, registry)
+        self.evaluator = RuleEvaluator(rules, registry, derived_stale_after_s=derived_stale_after_s)
         self.book = AlertBook(cooldown_ms=round(cooldown_s * 1000), history=history)
         timeouts = dict(source_timeouts or {})
         self.devices = DeviceStates(
@@ -169,9 +179,10 @@ class AlertEngine:
                     prefix = f"{subjects.TELEMETRY}."
                     async for subject, batch in telemetry:
                         source = subject.removeprefix(prefix)
-                        if source in self.derived_sources:
-                            continue
-                        events = self._heard(source, batch)
+                        # a derived source is not watched: its silence is no device's
+                        events = (
+                            [] if source in self.derived_sources else self._heard(source, batch)
+                        )
                         await self._publish(events + self.process(batch, source=source))
                 finally:
                     if watchdog is not None:
@@ -223,8 +234,11 @@ class AlertEngine:
     def process(self, batch: Batch, *, source: str | None = None) -> list[Event]:
         """Evaluate one batch: the events to publish, in time order. Notifications are
         queued on the dispatcher as a side effect (they go out once it is started).
-        `source` names where it came from (device states remember whose entities are whose)."""
+        `source` names where it came from (device states remember whose entities are whose;
+        a derived source's batch only goes through the rules: `_process_derived`)."""
         self.n_batches += 1
+        if source is not None and source in self.derived_sources:
+            return self._process_derived(batch, source)
         state_changes: list[StateChange] = list(self.devices.observe(batch, source))
         events: list[Event] = []
         for tr in self.evaluator.evaluate(batch, source or ""):
@@ -236,6 +250,20 @@ class AlertEngine:
                 state_changes.append(state)
         events.extend(change.event() for change in state_changes)
         events.extend(change.event() for change in self.usage_tracker.update(batch))
+        events.sort(key=lambda e: e.ts)
+        return events
+
+    def _process_derived(self, batch: Batch, source: str) -> list[Event]:
+        """Rules only: no device state observes it (an entity is not alive because rackwatch
+        computed something about it), no usage, and the alerts raise no device condition: a
+        device's state says what its own telemetry says, and the health score counts device
+        states (a health rule's alert lowering the health it watches would hold itself up).
+        Maintenance still suppresses the notifications."""
+        events: list[Event] = []
+        for tr in self.evaluator.evaluate(batch, source, derived=True):
+            change = self.book.apply(tr, is_suppressed=self.devices.in_maintenance(tr.entity))
+            if change is not None:
+                self._emit(change, events)
         events.sort(key=lambda e: e.ts)
         return events
 

@@ -21,6 +21,13 @@ is false the rule is cleared; while the guard was never seen the samples are ski
 A NaN sample (a sensor that answered NULL) says nothing: it neither fires, clears nor breaks a
 `for` run. Time is always the samples' timestamps.
 
+Samples rackwatch derives itself (`evaluate(batch, source, derived=True)`: the intelligence's
+health, anomaly and time-to-failure series, stamped with the clock of the device they describe)
+go through the threshold, ratio and rate rules but move no clock and are ignored by absent
+rules. They are restated while they hold, so one that stops while its entity's other derived
+series go on was withdrawn: after `derived_stale_after_s` (or the rule's `stale_after_s`) the
+levels it held clear.
+
 `RuleEvaluator.evaluate(batch)` returns the level changes (`Transition`s) in time order. Cost:
 each rule keeps NumPy arrays indexed by a per-rule "slot" (one per matching entity); a series'
 slot is looked up once when the series is first registered, a batch is mapped to slots with one
@@ -139,6 +146,11 @@ class Rule:
     is_failure: bool = False
     summary: str = ""
     """Short human title, e.g. "CPU temperature high"; the rule name when empty."""
+    stale_after_s: float | None = None
+    """A level clears (and a `for` run breaks) once the series has had no sample for this
+    long while its entity went on sending other series on the same source: the value was
+    withdrawn, not the source silenced. None: the evaluator's `derived_stale_after_s` for a
+    series of a derived source (`evaluate(..., derived=True)`), never for a device's."""
 
     def __post_init__(self) -> None:
         problem = self._problem()
@@ -169,9 +181,16 @@ class Rule:
             return "hysteresis and for_s must be >= 0 and window_s > 0"
         if (self.kind is RuleKind.RATIO) != (self.denominator is not None):
             return "a ratio rule needs a denominator metric, and only a ratio rule takes one"
+        if self.stale_after_s is not None and not (
+            math.isfinite(self.stale_after_s) and self.stale_after_s > 0
+        ):
+            return "stale_after_s must be a finite number of seconds > 0"
         if self.kind is RuleKind.ABSENT:
-            if self.op != ">=" or self.when is not None:
-                return "an absent rule takes no op and no guard: its thresholds are seconds"
+            if self.op != ">=" or self.when is not None or self.stale_after_s is not None:
+                return (
+                    "an absent rule takes no op, no guard and no stale_after_s: its thresholds "
+                    "are seconds"
+                )
         elif _GLOB_CHARS & set(self.metric):
             return f"metric {self.metric!r} must be one name (globs only for absent rules)"
         return None
@@ -210,12 +229,23 @@ class Rule:
         base = spec.unit if spec is not None else ""
         return f"{base}/min" if self.kind is RuleKind.RATE else base
 
-    def message(self, entity: str, level: Severity | None, value: float, threshold: float) -> str:
+    def message(
+        self,
+        entity: str,
+        level: Severity | None,
+        value: float,
+        threshold: float,
+        withdrawn_s: float | None = None,
+    ) -> str:
         """One line for people: what, where, how much, against what, in the dashboard's
         units and words (display.py): `CPU temperature high — c01/r01/s01: CPU temperature
         76.0 °C (WARNING at or above 75.0 °C)`, `Disk failed — c01/r01/s02: disk failed
-        (CRITICAL)`. The alert's `value` and `unit` stay in base units for machines."""
+        (CRITICAL)`. The alert's `value` and `unit` stay in base units for machines.
+        `withdrawn_s`: cleared because the series stopped (`stale_after_s`) that long ago."""
         title = self.summary or self.name
+        if level is None and withdrawn_s is not None:
+            what, gone = display.label(self.metric), display.duration(withdrawn_s)
+            return f"{title} — {entity}: resolved, {what} withdrawn (none for {gone})"
         said = self._said(value)
         if level is None:
             return f"{title} — {entity}: resolved, {said}"
@@ -271,10 +301,15 @@ class Transition:
     threshold: float
     is_first: bool = False
     """The entity's first evaluated sample for this rule (`previous` is then no level)."""
+    withdrawn_s: float | None = None
+    """Cleared because the series stopped this long ago (`Rule.stale_after_s`); `value` is
+    then its last reading."""
 
     @property
     def message(self) -> str:
-        return self.rule.message(self.entity, self.level, self.value, self.threshold)
+        return self.rule.message(
+            self.entity, self.level, self.value, self.threshold, self.withdrawn_s
+        )
 
 
 def _level(code: int) -> Severity | None:
@@ -355,11 +390,13 @@ class _Latest:
 class _RuleState:
     """One rule's matching entities (slots) and its per-slot state arrays."""
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, derived_stale_ms: int | None = None) -> None:
         self.rule = rule
         self.levels = rule.levels()
         self.for_ms = round(rule.for_s * 1000)
         self.window_ms = round(rule.window_s * 1000)
+        self.own_stale_ms = None if rule.stale_after_s is None else round(rule.stale_after_s * 1000)
+        self.derived_stale_ms = derived_stale_ms
         self.entities: list[str] = []
         self._slot_of_entity: dict[str, int] = {}
         self.main: I32 = np.full(0, -1, dtype=np.int32)
@@ -374,7 +411,20 @@ class _RuleState:
         self.seen: Bools = np.zeros(0, dtype=np.bool_)
         self.last_seen: I64 = np.full(0, -1, dtype=np.int64)
         self.last_source: I32 = np.full(0, -1, dtype=np.int32)
-        """Absent rules: the source that last sent each slot's metric (whose clock it ages on)."""
+        """Absent rules: the source that last sent each slot's metric (whose clock it ages on).
+        Rules that go stale: likewise, and `last_seen` is the metric's newest sample."""
+        self.stale_ms: I64 = np.full(0, -1, dtype=np.int64)
+        """Per slot, how long its series may stop before its level clears (-1: never)."""
+        self.stale_sources: set[int] = set()
+        """Sources that sent a series that may go stale (nothing to check for the others)."""
+        self.entity_now: I64 = np.full(0, -1, dtype=np.int64)
+        """Per slot, the newest sample of any series of its entity from `last_source`: the
+        clock its series goes stale on (a stopped source stops it: that is silence)."""
+        self.value_ts: I64 = np.full(0, -1, dtype=np.int64)
+        self.last_value: F64 = np.full(0, np.nan)
+        """The newest non-NaN value per slot (said when a withdrawn level clears)."""
+        self.slot_of_entity: I32 = np.full(0, -1, dtype=np.int32)
+        """Slot of each entity index of the evaluator (-1: not one of this rule's)."""
         self.den_latest = _Latest()
         self.guard_latest = _Latest()
         self.tail: tuple[I32, I64, F64] = (
@@ -386,12 +436,21 @@ class _RuleState:
 
     # --- series -> slots ------------------------------------------------------------------
 
-    def sync(self, registry: SeriesRegistry, start: int, stop: int) -> None:
-        """Map the series ids [start, stop) that this rule watches to slots."""
+    def sync(
+        self,
+        registry: SeriesRegistry,
+        start: int,
+        stop: int,
+        entity_of_series: I32,
+        n_entities: int,
+    ) -> None:
+        """Map the series ids [start, stop) that this rule watches to slots (`entity_of_series`:
+        the evaluator's index of each series' entity, `n_entities` of them)."""
         rule = self.rule
         self.main = _grow(self.main, stop, -1)
         self.den = _grow(self.den, stop, -1)
         self.guard = _grow(self.guard, stop, -1)
+        self.slot_of_entity = _grow(self.slot_of_entity, n_entities, -1)
         is_absent = rule.kind is RuleKind.ABSENT
         for sid in range(start, stop):
             entity, metric = registry.key(sid)
@@ -408,7 +467,8 @@ class _RuleState:
             else:
                 continue
             if entity_path.matches(entity, rule.entity):
-                table[sid] = self._slot(entity)
+                table[sid] = slot = self._slot(entity)
+                self.slot_of_entity[entity_of_series[sid]] = slot
 
     def _slot(self, entity: str) -> int:
         slot = self._slot_of_entity.get(entity)
@@ -423,24 +483,49 @@ class _RuleState:
             self.seen = _grow(self.seen, size, False)
             self.last_seen = _grow(self.last_seen, size, -1)
             self.last_source = _grow(self.last_source, size, -1)
+            self.stale_ms = _grow(self.stale_ms, size, -1)
+            self.entity_now = _grow(self.entity_now, size, -1)
+            self.value_ts = _grow(self.value_ts, size, -1)
+            self.last_value = _grow(self.last_value, size, np.nan)
             self.den_latest.grow(size)
             self.guard_latest.grow(size)
         return slot
 
     # --- evaluation -----------------------------------------------------------------------
 
-    def evaluate(self, batch: Batch, now_ms: int | None, source: int = 0) -> list[Transition]:
-        """`now_ms` is the clock of `source` (an index the evaluator gives each source)."""
+    def evaluate(
+        self,
+        batch: Batch,
+        now_ms: int | None,
+        source: int = 0,
+        *,
+        derived: bool = False,
+        entity_of_series: I32 | None = None,
+    ) -> list[Transition]:
+        """`now_ms` is the clock of `source` (an index the evaluator gives each source);
+        `derived`: the batch comes from a derived source (never for an absent rule);
+        `entity_of_series`: the evaluator's entity index of each series (for staleness)."""
         kind = self.rule.kind
         if kind is RuleKind.ABSENT:
             return self._absent(batch, now_ms, source)
         slot = self.main[batch.series]
         rows = np.flatnonzero(slot >= 0)
         s, t, v = slot[rows], batch.ts[rows], batch.value[rows]
+        may_go_stale = self._note(s, t, source, derived)
         if kind is RuleKind.RATIO:
             v = self._ratio(batch, s, t, v)
         elif kind is RuleKind.RATE:
             v = self._rate(s, t, v)
+        if may_go_stale:
+            known = ~np.isnan(v)
+            keep_newest(self.value_ts, self.last_value, s[known], t[known], v[known])
+        transitions = self._levels(batch, s, t, v)
+        if source in self.stale_sources and entity_of_series is not None:
+            transitions += self._withdrawn(batch, source, entity_of_series)
+        return transitions
+
+    def _levels(self, batch: Batch, s: I32, t: I64, v: F64) -> list[Transition]:
+        """The level changes of the signal's rows (slot, ts, value)."""
         forced_clear: Bools | None = None
         if self.rule.when is not None:
             g = self._guard_values(batch, s, t)
@@ -452,6 +537,58 @@ class _RuleState:
             keep |= forced_clear  # a false guard clears even without a usable value
             forced_clear = forced_clear[keep]
         return self._scan(s[keep], t[keep], v[keep], forced_clear)
+
+    def _note(self, s: I32, t: I64, source: int, derived: bool) -> bool:
+        """Remember when each slot's series was last sampled, where it may go stale (and
+        say whether it may)."""
+        stale_ms = self.own_stale_ms
+        if stale_ms is None and derived:
+            stale_ms = self.derived_stale_ms
+        if stale_ms is None or len(s) == 0:
+            return False
+        self.stale_sources.add(source)
+        np.maximum.at(self.last_seen, s, t)  # a NaN row too: the series is still there
+        np.maximum.at(self.entity_now, s, t)
+        self.last_source[s] = source
+        self.stale_ms[s] = stale_ms
+        return True
+
+    def _withdrawn(self, batch: Batch, source: int, entity_of_series: I32) -> list[Transition]:
+        """Clear the levels (and `for` runs) of series that stopped while their entity went
+        on sending on the same source: `stale_ms` after their last sample, on the clock of
+        the entity's other samples from that source. Noticed at the first batch past it."""
+        holding = (self.level > 0) | (self.pending >= 0).any(axis=0)
+        armed = holding & (self.stale_ms >= 0) & (self.last_source == source)
+        if not armed.any():
+            return []
+        peer = self.slot_of_entity[entity_of_series[batch.series]]
+        rows = np.flatnonzero(peer >= 0)
+        rows = rows[armed[peer[rows]]]
+        np.maximum.at(self.entity_now, peer[rows], batch.ts[rows])
+        gone = np.flatnonzero(armed & (self.entity_now - self.last_seen >= self.stale_ms))
+        transitions: list[Transition] = []
+        thresholds = dict(self.levels)
+        for i in gone.tolist():
+            old = _level(int(self.level[i]))
+            self.level[i] = 0
+            self.active[:, i] = False
+            self.pending[:, i] = -1
+            if old is None:  # a `for` run broken, no level to clear
+                continue
+            now = int(self.entity_now[i])
+            transitions.append(
+                Transition(
+                    self.rule,
+                    self.entities[i],
+                    now,
+                    None,
+                    old,
+                    float(self.last_value[i]),
+                    self.rule.clear_level(thresholds[old]),
+                    withdrawn_s=(now - int(self.last_seen[i])) / 1000.0,
+                )
+            )
+        return transitions
 
     def _rows_of(self, table: I32, batch: Batch) -> tuple[I32, I64, F64]:
         slot = table[batch.series]
@@ -602,13 +739,29 @@ class RuleEvaluator:
 
     Not thread-safe: one consumer feeds it. New series in the registry are picked up at the
     next `evaluate`.
+
+    `derived_stale_after_s`: how long a series of a derived source (`evaluate(...,
+    derived=True)`: the intelligence's `health_score`, `anomaly_score`,
+    `time_to_failure_seconds`) may stop before the levels it holds clear, where its rule sets
+    no `stale_after_s` (None: never). Derived values are restated every minute while they
+    hold, so a series that stops while its entity's other derived series go on was withdrawn.
     """
 
-    def __init__(self, rules: Sequence[Rule], registry: SeriesRegistry) -> None:
+    def __init__(
+        self,
+        rules: Sequence[Rule],
+        registry: SeriesRegistry,
+        *,
+        derived_stale_after_s: float | None = 300.0,
+    ) -> None:
         names = [rule.name for rule in rules]
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"alert rule names must be unique; repeated: {duplicates}")
+        if derived_stale_after_s is not None and not (
+            math.isfinite(derived_stale_after_s) and derived_stale_after_s > 0
+        ):
+            raise ValueError("derived_stale_after_s must be a finite number of seconds > 0")
         self.rules = list(rules)
         self.registry = registry
         self.now_ms: int | None = None
@@ -616,31 +769,63 @@ class RuleEvaluator:
         self._clocks: dict[str, int] = {}
         """Newest sample timestamp per source: the clock absence is measured on."""
         self._source_ids: dict[str, int] = {}
-        self._states = [_RuleState(rule) for rule in rules]
+        derived_ms = None if derived_stale_after_s is None else round(derived_stale_after_s * 1000)
+        self._states = [_RuleState(rule, derived_ms) for rule in rules]
         self._n_series = 0
+        self._entity_index: dict[str, int] = {}
+        self._entity_of_series: I32 = np.full(0, -1, dtype=np.int32)
+        """Index of each series' entity (the samples that keep a slot's clock going)."""
 
-    def evaluate(self, batch: Batch, source: str = "") -> list[Transition]:
-        """The level changes `batch` (from `source`) causes, in time order (rule order within
-        one ts)."""
+    def _sync(self) -> None:
         n = len(self.registry)
-        if n > self._n_series:
-            for state in self._states:
-                state.sync(self.registry, self._n_series, n)
-            self._n_series = n
+        if n <= self._n_series:
+            return
+        start = self._n_series
+        self._entity_of_series = _grow(self._entity_of_series, n, -1)
+        index = self._entity_index
+        for sid in range(start, n):
+            entity = self.registry.key(sid).entity
+            self._entity_of_series[sid] = index.setdefault(entity, len(index))
+        for state in self._states:
+            state.sync(self.registry, start, n, self._entity_of_series, len(index))
+        self._n_series = n
+
+    def evaluate(
+        self, batch: Batch, source: str = "", *, derived: bool = False
+    ) -> list[Transition]:
+        """The level changes `batch` (from `source`) causes, in time order (rule order within
+        one ts).
+
+        `derived`: `source` is rackwatch's own (the intelligence), its samples stamped with
+        the clock of the device they describe. They are evaluated by the threshold, ratio and
+        rate rules (a `for` run and a rate are measured between their own timestamps), never
+        by absent rules, and they move no clock: neither `now_ms` nor a source's, so nothing
+        ages on them (see `derived_stale_after_s` for what stops)."""
+        self._sync()
         if len(batch) and (batch.series.max() >= self._n_series or batch.series.min() < 0):
             raise ValueError(
                 "batch has series ids the registry does not know: intern them in the registry "
                 "shared with the evaluator before publishing"
             )
         source_id = self._source_ids.setdefault(source, len(self._source_ids))
-        if len(batch):
+        if len(batch) and not derived:
             newest = int(batch.ts.max())
             self.now_ms = newest if self.now_ms is None else max(self.now_ms, newest)
             self._clocks[source] = max(self._clocks.get(source, newest), newest)
         clock = self._clocks.get(source)
         transitions: list[Transition] = []
         for state in self._states:
-            transitions.extend(state.evaluate(batch, clock, source_id))
+            if derived and state.rule.kind is RuleKind.ABSENT:
+                continue
+            transitions.extend(
+                state.evaluate(
+                    batch,
+                    clock,
+                    source_id,
+                    derived=derived,
+                    entity_of_series=self._entity_of_series,
+                )
+            )
         transitions.sort(key=lambda tr: tr.ts)
         return transitions
 

@@ -31,8 +31,8 @@ to follow slow legitimate change (the later retraining schedule's job).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -196,6 +196,106 @@ class ResidualModel:
         bounded inputs clipped to the range the history covered."""
         inside = np.clip(features, self.low, self.high)
         return np.asarray(self.intercept[device] + np.sum(inside * self.coef[device], axis=1))
+
+    def to_arrays(self) -> dict[str, npt.NDArray[Any]]:
+        """The model as plain arrays of numbers and strings (nothing that needs pickle), for
+        `np.savez`: `entities`, `coef`, `intercept`, `sigma`, `n_rows`, `low`, `high`, and
+        each field of the spec as `spec_<name>`. `from_arrays` rebuilds it."""
+        arrays: dict[str, npt.NDArray[Any]] = {
+            "entities": np.array(self.entities, dtype=np.str_).reshape(len(self.entities)),
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "sigma": self.sigma,
+            "n_rows": self.n_rows,
+            "low": self.low,
+            "high": self.high,
+        }
+        for f in fields(ResidualSpec):
+            value = getattr(self.spec, f.name)
+            if isinstance(value, tuple):
+                arrays[_SPEC + f.name] = np.array(value, dtype=np.str_).reshape(len(value))
+            else:
+                arrays[_SPEC + f.name] = np.array(value)
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, npt.NDArray[Any]]) -> ResidualModel:
+        """Rebuild a model from `to_arrays`' arrays (e.g. `np.load(path, allow_pickle=False)`),
+        checked: every array present with its dtype and shape, the numbers finite, the sigmas
+        positive, the bounds ordered. Raises ValueError saying what is wrong (a file that was
+        truncated, edited or written by something else); extra arrays are ignored."""
+        spec = ResidualSpec(
+            **{f.name: _spec_field(arrays, f.name, f.default) for f in fields(ResidualSpec)}
+        )
+        entities_arr = _array(arrays, "entities", "U", 1)
+        entities = tuple(str(e) for e in entities_arr.tolist())
+        if len(set(entities)) != len(entities):
+            raise ValueError("model arrays: an entity appears twice in 'entities'")
+        n, p = len(entities), spec.n_features
+        coef = _floats(arrays, "coef", (n, p))
+        intercept = _floats(arrays, "intercept", (n,))
+        sigma = _floats(arrays, "sigma", (n,))
+        low = _floats(arrays, "low", (p,), infinite=True)
+        high = _floats(arrays, "high", (p,), infinite=True)
+        n_rows = _array(arrays, "n_rows", "iu", 1)
+        if n_rows.shape != (n,) or bool(np.any(n_rows < 0)):
+            raise ValueError(f"model arrays: 'n_rows' must be {n} counts >= 0")
+        if not bool(np.all(sigma > 0)):
+            raise ValueError("model arrays: every 'sigma' must be positive")
+        if not bool(np.all(low <= high)):
+            raise ValueError("model arrays: 'low' must not exceed 'high'")
+        return cls(spec, entities, coef, intercept, sigma, n_rows.astype(np.int64), low, high)
+
+
+_SPEC = "spec_"
+"""Prefix of the spec's fields among `ResidualModel.to_arrays`' arrays."""
+
+
+def _array(
+    arrays: Mapping[str, npt.NDArray[Any]], name: str, kinds: str, ndim: int
+) -> npt.NDArray[Any]:
+    """`arrays[name]`, checked to have a dtype of one of `kinds` and `ndim` dimensions."""
+    if name not in arrays:
+        raise ValueError(f"model arrays: {name!r} is missing")
+    arr = np.asarray(arrays[name])
+    if arr.dtype.kind not in kinds or arr.ndim != ndim:
+        raise ValueError(
+            f"model arrays: {name!r} is {arr.dtype} with {arr.ndim} dimension(s), "
+            f"expected kind {kinds!r} with {ndim}"
+        )
+    return arr
+
+
+def _floats(
+    arrays: Mapping[str, npt.NDArray[Any]],
+    name: str,
+    shape: tuple[int, ...],
+    *,
+    infinite: bool = False,
+) -> F64:
+    """`arrays[name]` as float64 of `shape`, finite (or, with `infinite`, at least not NaN)."""
+    arr = _array(arrays, name, "fiu", len(shape)).astype(np.float64)
+    if arr.shape != shape:
+        raise ValueError(f"model arrays: {name!r} has shape {arr.shape}, expected {shape}")
+    bad = np.isnan(arr) if infinite else ~np.isfinite(arr)
+    if bool(np.any(bad)):
+        raise ValueError(f"model arrays: {name!r} holds NaN or infinite values")
+    return arr
+
+
+def _spec_field(arrays: Mapping[str, npt.NDArray[Any]], name: str, default: object) -> Any:
+    """One field of a `ResidualSpec` from its array, of the type of the field's default."""
+    key = _SPEC + name
+    if isinstance(default, tuple):
+        return tuple(str(v) for v in _array(arrays, key, "U", 1).tolist())
+    if isinstance(default, str):
+        return str(_array(arrays, key, "U", 0)[()])
+    if isinstance(default, int):
+        return int(_array(arrays, key, "iu", 0)[()])
+    value = float(_array(arrays, key, "fiu", 0)[()])
+    if not np.isfinite(value):
+        raise ValueError(f"model arrays: {key!r} is not a finite number")
+    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,10 @@ fans.py        FanStage: fan_rpm / fan_level -> FanWearTracker -> prediction.fan
 healthview.py  health_now: alerts, states, anomalies and predictions -> health_report
 clocks.py      each source's own clock, and which source speaks for each entity
 snapshot.py    Snapshot, Stats: what the API reads, replaced whole after each batch
+models.py      ModelStore: the learned residual model's versions on disk
+retrain.py     Retrainer: fits the model from the store on a schedule, hands it over
+
+The diagnosis (incidents) is engine/diagnosis, run by the core after the stages above.
 """
 
 from rackwatch.engine.intelligence.anomalies import OpenAnomaly

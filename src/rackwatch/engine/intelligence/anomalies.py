@@ -22,6 +22,7 @@ from rackwatch.engine.anomaly import (
     AnomalyDetector,
     Detector,
     DetectorConfig,
+    ResidualScorer,
     Scores,
 )
 from rackwatch.engine.intelligence.roles import Moves, Role, SeriesRoles
@@ -64,6 +65,12 @@ class AnomalyStage:
         self.moves = Moves(explain_window_ms)
         self.load_move_score = load_move_score
         self.open: dict[int, OpenAnomaly] = {}
+        self.residual: ResidualScorer | None = None
+        """The learned physics model's scorer (None until a model is trained or loaded)."""
+        self.open_residual: dict[int, OpenAnomaly] = {}
+        """Residual anomalies, by their target series (a series can have one of each)."""
+
+        self._retired: list[OpenAnomaly] = []
         self.n_scored = 0
         """Samples scored since start."""
         self.n_explained = 0
@@ -81,16 +88,78 @@ class AnomalyStage:
             self._latest = _grown(self._latest, n, 0.0)
             self._last_command = _grown(self._last_command, n, np.nan)
         self._command_moves(batch)
+        events = self._residual(batch)
         taken = batch.take(roles.mask(batch.series, Role.SCORED, Role.LOAD))
         if not len(taken):
-            return []
+            return events
         scores = self.detector.score(taken)
         self.n_scored += len(scores)
         self._load_moves(scores)
-        events = [e for e in (self._change(c, scores) for c in scores.changes) if e is not None]
+        events += [e for e in (self._change(c, scores) for c in scores.changes) if e is not None]
         events += self._promote(scores)
         self._follow_scores(scores)
         return events
+
+    # --- the learned model -----------------------------------------------------------------
+
+    def use_residual(self, scorer: ResidualScorer) -> None:
+        """Score with `scorer` from the next batch on. Its anomalies open under the old model
+        end with the next batch: the new model starts from a clean state."""
+        self.residual = scorer
+        self._retired += self.open_residual.values()
+        self.open_residual = {}
+
+    def _residual(self, batch: Batch) -> list[Event]:
+        events: list[Event] = []
+        if self._retired and len(batch):
+            at = int(batch.ts.min())
+            for opened in self._retired:
+                events.append(
+                    self._event(opened, at, 0.0, opened.peak, EventKind.ANOMALY_ENDED, at)
+                )
+            self._retired = []
+        if self.residual is None or not len(batch):
+            return events
+        scores = self.residual.score(batch)
+        self.n_scored += len(scores)
+        for change in scores.changes:
+            sid = change.series
+            if change.is_start:
+                opened = OpenAnomaly(
+                    series=sid,
+                    entity=self.roles.entity[sid],
+                    metric=self.roles.metric[sid],
+                    detector=Detector.RESIDUAL.label,
+                    start_ms=change.ts,
+                    score=change.score,
+                    peak=change.score,
+                    z=_rounded(_z_at(scores, sid, change.ts), 2),
+                )
+                self.open_residual[sid] = opened
+                events.append(
+                    self._event(
+                        opened, change.ts, change.score, change.score, EventKind.ANOMALY_STARTED
+                    )
+                )
+                continue
+            found = self.open_residual.pop(sid, None)
+            if found is not None:
+                peak = max(found.peak, change.peak_score)
+                events.append(
+                    self._event(
+                        found, change.ts, change.score, peak, EventKind.ANOMALY_ENDED, change.ts
+                    )
+                )
+        for sid, found in list(self.open_residual.items()):
+            rows = np.flatnonzero(scores.series == sid)
+            if len(rows):
+                latest = float(scores.score[rows[-1]])
+                latest = latest if math.isfinite(latest) else found.score
+                self.open_residual[sid] = replace(found, score=latest, peak=max(found.peak, latest))
+        return events
+
+    def all_open(self) -> list[OpenAnomaly]:
+        return [*self.open.values(), *self.open_residual.values()]
 
     # --- drivers ----------------------------------------------------------------------------
 
@@ -245,8 +314,9 @@ class AnomalyStage:
         """Per entity, the newest score of each metric with an open anomaly (what the health
         counts: explained anomalies and load series are left out)."""
         found: dict[str, dict[str, float]] = {}
-        for a in self.open.values():
-            found.setdefault(a.entity, {})[a.metric] = a.score
+        for a in self.all_open():
+            scores = found.setdefault(a.entity, {})
+            scores[a.metric] = max(a.score, scores.get(a.metric, 0.0))
         return found
 
 

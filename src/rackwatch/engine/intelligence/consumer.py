@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,12 +40,13 @@ import numpy as np
 
 from rackwatch.bus import Bus, Subscription, subjects
 from rackwatch.engine.alerts.lifecycle import Alert
-from rackwatch.engine.anomaly import DetectorConfig
+from rackwatch.engine.anomaly import DetectorConfig, ResidualModel, ResidualScorer
+from rackwatch.engine.diagnosis import DiagnosisConfig, DiagnosisStage
 from rackwatch.engine.health import DEFAULT_HEALTH, HealthParams
 from rackwatch.engine.intelligence.anomalies import AnomalyStage
 from rackwatch.engine.intelligence.clocks import SourceClocks
 from rackwatch.engine.intelligence.fans import FanStage
-from rackwatch.engine.intelligence.healthview import HealthReport, health_now
+from rackwatch.engine.intelligence.healthview import AppSignalTable, HealthReport, health_now
 from rackwatch.engine.intelligence.roles import DEFAULT_SKIP, HEALTH_METRIC, SeriesRoles
 from rackwatch.engine.intelligence.snapshot import Snapshot, Stats
 from rackwatch.engine.predict import DEFAULT_FAN_WEAR, FanWearParams
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = "intelligence"
 """`telemetry.intelligence`: the health samples."""
+ANOMALY_METRIC = "anomaly_score"
+TTF_METRIC = "time_to_failure_seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,7 @@ class IntelligenceConfig:
     fan_wear: FanWearParams = DEFAULT_FAN_WEAR
     prediction_shift_s: float = 900.0
     prediction_shift_ratio: float = 0.25
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     health: HealthParams = DEFAULT_HEALTH
     health_horizon_s: float = 3600.0
     health_interval_s: float = 60.0
@@ -77,6 +82,15 @@ class IntelligenceConfig:
     """Most batches scored in one call when the consumer is behind."""
     in_thread: bool = True
     """Score in a worker thread (False: on the loop, for tests that want one thread)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInUse:
+    """The learned model the stream scores with (engine/intelligence/retrain.py)."""
+
+    version: str
+    trained_at_ms: int
+    n_devices: int
 
 
 class AlertView(Protocol):
@@ -104,7 +118,9 @@ class IntelligenceCore:
             shift_s=config.prediction_shift_s,
             shift_ratio=config.prediction_shift_ratio,
         )
+        self.diagnosis = DiagnosisStage(registry, self.roles.load_entities, config.diagnosis)
         self.clocks = SourceClocks(self.roles)
+        self.model: ModelInUse | None = None
         self._entities: frozenset[str] = frozenset()
         self._n_entity_series = 0
         self._stats = Stats()
@@ -115,7 +131,11 @@ class IntelligenceCore:
         if self.roles.follow():
             self._follow_entities()
         self.clocks.observe(batch, source)
+        if not hasattr(self, "app_signals"):  # seed 002's application signals (healthview.py)
+            self.app_signals = AppSignalTable(self.roles)
+        self.app_signals.observe(batch)
         events = self.anomalies.process(batch) + self.fans.process(batch)
+        events += self.diagnosis.process(batch, events)
         events.sort(key=lambda e: e.ts)
         cpu = time.thread_time() - began
         s = self._stats
@@ -136,6 +156,11 @@ class IntelligenceCore:
         """`process` for each (source, batch, messages in it), in order."""
         return [e for source, batch, n in batches for e in self.process(batch, source, n)]
 
+    def use_model(self, model: ResidualModel, version: str, trained_at_ms: int) -> None:
+        """Score CPU temperatures against `model` (the learned physics) from the next batch."""
+        self.anomalies.use_residual(ResidualScorer(model, self.registry))
+        self.model = ModelInUse(version, trained_at_ms, len(model.entities))
+
     def _follow_entities(self) -> None:
         roles = self.roles
         new = {
@@ -153,10 +178,15 @@ class IntelligenceCore:
             source_of=self.clocks.source_of,
             entities=self._entities,
             open_anomalies=tuple(
-                sorted(self.anomalies.open.values(), key=lambda a: (-a.start_ms, a.entity))
+                sorted(self.anomalies.all_open(), key=lambda a: (-a.start_ms, a.entity))
             ),
             anomaly_scores=self.anomalies.entity_scores(),
             predictions=dict(self.fans.predictions),
+            app_signals=self.app_signals.latest() if hasattr(self, "app_signals") else {},
+            incidents=tuple(
+                i.attributes()
+                for i in sorted(self.diagnosis.open_incidents(), key=lambda i: -i.start_ms)
+            ),
             stats=self._stats,
         )
 
@@ -189,6 +219,8 @@ class Intelligence:
         self._next_health_ms: dict[str, int] = {}
         self._health: tuple[float, HealthReport] | None = None
         self._health_lock = asyncio.Lock()
+        self._model: tuple[ResidualModel, str, int] | None = None
+        """A model handed over, applied by the worker before the next batch."""
 
     async def run(self) -> None:
         """Consume telemetry until the bus closes."""
@@ -216,6 +248,9 @@ class Intelligence:
     def process(self, batch: Batch, source: str = "") -> list[Event]:
         """Score one batch here and now (no bus, this thread): for tests and tools that feed
         the consumer directly. Returns the events `run` would publish."""
+        handed, self._model = self._model, None
+        if handed is not None:
+            self.core.use_model(*handed)
         events = self.core.process(batch, source)
         self.snapshot = self.core.snapshot()
         return events
@@ -276,8 +311,20 @@ class Intelligence:
             self._health = (time.monotonic(), report)
             return report
 
+    def use_model(self, model: ResidualModel, version: str, trained_at_ms: int) -> None:
+        """Hand a learned model over (from the retrainer, on the event loop): the worker
+        takes it before it scores the next batch, so no batch sees half a swap."""
+        self._model = (model, version, trained_at_ms)
+
+    @property
+    def model(self) -> ModelInUse | None:
+        return self.core.model
+
     def _score(self, work: Sequence[tuple[str, list[Batch], int]]) -> tuple[list[Event], Snapshot]:
         """The worker thread's part: every batch joined, scored, and the new snapshot."""
+        handed, self._model = self._model, None
+        if handed is not None:
+            self.core.use_model(*handed)
         events = self.core.process_many([(s, Batch.concat(bs), n) for s, bs, n in work])
         return events, self.core.snapshot()
 
@@ -313,9 +360,25 @@ class Intelligence:
             paths = sorted(p for p in report.entities if snap.source_of.get(p) == source)
             if not paths:
                 continue
-            ids = self.registry.intern_many((path, HEALTH_METRIC) for path in paths)
-            values = np.array([report.entities[p].score for p in paths], dtype=np.float64)
+            keys = [(path, HEALTH_METRIC) for path in paths]
+            values = [round(report.entities[p].score, 1) for p in paths]
+            # the devices' anomaly score (0: none open), and each predicted fan's time to
+            # failure on its own clock (none once withdrawn: the alert rule then clears)
+            devices = [p for p in paths if p in snap.entities]
+            keys += [(p, ANOMALY_METRIC) for p in devices]
+            values += [
+                round(max(snap.anomaly_scores.get(p, {}).values(), default=0.0), 3) for p in devices
+            ]
+            for fan, p in snap.predictions.items():
+                if snap.source_of.get(fan) == source and math.isfinite(p.eta_s) and p.eta_s > 0:
+                    keys.append((fan, TTF_METRIC))
+                    values.append(round(max(0.0, (p.failure_ms - now) / 1000.0), 0))
+            ids = self.registry.intern_many(keys)
             samples.append(
-                Batch.of(np.full(len(paths), now, dtype=np.int64), ids, np.round(values, 1))
+                Batch.of(
+                    np.full(len(keys), now, dtype=np.int64),
+                    ids,
+                    np.array(values, dtype=np.float64),
+                )
             )
         return samples

@@ -46,6 +46,7 @@ from rackwatch.model.entity import ancestors
 I8 = npt.NDArray[np.int8]
 
 HEALTH_METRIC = "health_score"
+DERIVED_METRICS = frozenset({HEALTH_METRIC, "anomaly_score", "time_to_failure_seconds"})
 """The series the intelligence publishes itself (never scored)."""
 LOAD_METRICS = frozenset({"cpu_utilization_ratio", "gpu_utilization_ratio"})
 COMMAND_METRICS = frozenset({"fan_level"})
@@ -109,7 +110,7 @@ def role_of(metric: str, skip: frozenset[str] = frozenset(DEFAULT_SKIP)) -> Role
     >>> [role_of(m).name for m in ("network_receive_bytes_total", "uptime_seconds", "jvm_x_sum")]
     ['IGNORED', 'IGNORED', 'IGNORED']
     """
-    if metric == HEALTH_METRIC or metric in skip:
+    if metric in DERIVED_METRICS or metric in skip:
         return Role.IGNORED
     if metric in COMMAND_METRICS:
         return Role.COMMAND

@@ -27,6 +27,17 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class AppSignals:
+    """A scraped application's seed 002 signals from its newest scrape that had any."""
+
+    ts_ms: int
+    """That scrape's instant."""
+    values: Mapping[str, float]
+    """Signal (`cpu_usage`, `jvm_memory_usage`, `request_count`, `response_time`) -> value;
+    a signal that scrape did not give (no request, no earlier scrape) is absent."""
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the API reads, replaced whole after each batch (no lock needed)."""
 
@@ -38,6 +49,10 @@ class Snapshot:
     open_anomalies: tuple[OpenAnomaly, ...] = ()
     anomaly_scores: dict[str, dict[str, float]] = field(default_factory=dict)
     predictions: dict[str, FanPrediction] = field(default_factory=dict)
+    app_signals: Mapping[str, AppSignals] = field(default_factory=dict)
+    """Entity (a scrape target's name) -> its application signals (healthview.AppSignalTable)."""
+    incidents: tuple[dict[str, object], ...] = ()
+    """The open incidents' attributes (engine/diagnosis/incident.py), newest first."""
     stats: Stats = Stats()
 
     @property

@@ -62,10 +62,19 @@ def test_events_and_health_samples_go_out_on_the_bus() -> None:
     assert samples and intelligence.n_health_samples == sum(len(b) for b in samples)
     keys = registry.keys()
     stamped: dict[str, set[int]] = {}
+    anomaly_scores: dict[str, list[float]] = {}
     for batch in samples:
         for ts, sid, value in zip(batch.ts, batch.series, batch.value, strict=True):
-            assert keys[sid].metric == HEALTH_METRIC and 0.0 <= value <= 100.0
-            stamped.setdefault(keys[sid].entity, set()).add(int(ts))
+            key = keys[sid]
+            if key.metric == "anomaly_score":
+                assert 0.0 <= value <= 1.0
+                anomaly_scores.setdefault(key.entity, []).append(float(value))
+                continue
+            assert key.metric == HEALTH_METRIC and 0.0 <= value <= 100.0
+            stamped.setdefault(key.entity, set()).add(int(ts))
+    assert max(anomaly_scores["c01/r01/s03/fan1"]) > 0.5  # its stop, while it lasted
+    assert max(anomaly_scores["c01/r01/s01"]) == 0.0
+    assert "c01/r01" not in anomaly_scores  # devices only, not racks
     twin_ts, host_ts = stamped["c01/r01/s03/fan1"], stamped["host/box"]
     assert min(twin_ts) >= START_MS and max(twin_ts) < START_MS + 35 * 60_000  # twin time
     assert min(host_ts) >= HOST_MS and "host" in stamped  # the wall clock of its own source

@@ -28,10 +28,13 @@ import {
 } from "./format.js";
 import { PageCharts } from "./pagecharts.js";
 import { EventFeed, el, frameQueue, lastSeenText, meter, onlinePill, setClock } from "./ui.js";
+import { IncidentsPanel } from "./intelligence.js";
 
 const EVENTS_REFRESH_MS = 10_000;
 const HOST_REFRESH_MS = 4_000;
 const INVENTORY_REFRESH_MS = 60_000;
+// Its open incidents (GET /incidents): devices link to their own pages, so no inventory needed.
+const INCIDENTS_REFRESH_MS = 10_000;
 
 const entity = new URLSearchParams(location.search).get("entity");
 const latest = new Map(); // "entity|metric" -> newest value
@@ -691,6 +694,14 @@ async function main() {
     },
   );
 
+  const incidents = new IncidentsPanel({
+    list: document.getElementById("incidents"),
+    count: document.getElementById("incidents-count"),
+    params: { entity, open: true },
+    empty: "No open incident on this host.",
+  });
+  // Filled before the charts are drawn, so that its cards do not move them afterwards.
+  await incidents.refresh();
   await charts.reload();
   loadEvents();
   setInterval(loadEvents, EVENTS_REFRESH_MS);
@@ -708,6 +719,7 @@ async function main() {
   setInterval(() => charts.slide(), 5_000);
   alertsPanel.start();
   setInterval(() => alertsPanel.tick(), 1_000);
+  setInterval(() => incidents.refresh(), INCIDENTS_REFRESH_MS);
 }
 
 main();

@@ -3,6 +3,9 @@
 // by CPU temperature and framed by device state, active alerts grouped by rule (acknowledge one
 // or many from here) and events (INFO hidden unless asked). Initial state from REST
 // (/inventory, /live, /states, /alerts, /events, /series); then the WebSocket keeps it live.
+// The intelligence (intelligence.js): health and criticity of the room, each cluster, rack and
+// server (/health/now), the incidents (/incidents), fan failure predictions (/predictions) and
+// the KPIs of /status's `intelligence`, each read again every few seconds.
 
 import { LiveSocket, bindIndicator, getJSON, newestTs } from "./api.js";
 import { AlertsPanel, loadStates, rollupOf, stateChip } from "./alerts.js";
@@ -11,6 +14,14 @@ import { mountTokenBox } from "./control.js";
 import { loadMarkers } from "./markers.js";
 import { RangePicker, describeStep, rangeFromUrl, view } from "./timerange.js";
 import { EventFeed, serverOf, setClock, showScenario } from "./ui.js";
+import {
+  IncidentsPanel,
+  fillHealthChip,
+  healthChip,
+  loadHealth,
+  renderKpis,
+  renderPredictions,
+} from "./intelligence.js";
 import { TEMP_STOPS, formatValue, formatWatts, tempColor, tempGradientCss } from "./format.js";
 
 const SERVER_METRICS = [
@@ -42,6 +53,15 @@ const TOTALS = {
 
 const EVENTS_REFRESH_MS = 5_000;
 const STATES_REFRESH_MS = 5_000;
+// The server computes health at most every 5 s: reading it more often shows nothing new.
+const HEALTH_REFRESH_MS = 5_000;
+// Without the intelligence (/health/now answers 503) ask again only now and then.
+const HEALTH_RETRY_MS = 60_000;
+const INCIDENTS_REFRESH_MS = 10_000;
+const PREDICTIONS_REFRESH_MS = 10_000;
+const STATUS_REFRESH_MS = 10_000;
+// Incidents closed longer ago than this (data time) drop off the panel.
+const INCIDENTS_FROM = "-6h";
 // Room history: raw rows between two reads come from the stream; buckets only from the store.
 const HISTORY_REFRESH_MS = 30_000;
 const BUCKETS_REFRESH_MS = 10_000;
@@ -57,6 +77,7 @@ const fansOf = new Map(); // server path -> [fan paths]
 let inventory = [];
 let newest = 0;
 let states = {}; // path -> {state, sinceMs, reason, usage, rollup...} from GET /states
+let health = null; // path -> health from GET /health/now; null: no intelligence (or not yet)
 let picker = null;
 let feed = null;
 let roomCharts = []; // [{chart, keys: ["room|it_power_watts", ...]}] ("*|hottest": the max)
@@ -126,7 +147,10 @@ function buildFloor() {
     const column = el("section", "rack");
     column.setAttribute("aria-label", `Rack ${rack.path}`);
     const head = el("header", "rack-head");
-    head.append(el("h3", "rack-name", rack.path));
+    const title = el("div", "rack-title");
+    title.append(el("h3", "rack-name", rack.path));
+    head.append(title);
+    if (rack.pdu !== false) title.append(healthChip(rack.path, null, { mini: true }));
     if (rack.pdu !== false) {
       const pdu = el("div", "pdu");
       const bar = el("div", "pdu-bar");
@@ -135,7 +159,7 @@ function buildFloor() {
       const text = el("span", "pdu-text", "PDU —");
       pdu.append(bar, text);
       head.append(pdu);
-      racks.set(rack.path, { fill, text });
+      racks.set(rack.path, { fill, text, health: title.querySelector(".health-chip") });
     }
     const body = el("ol", "rack-slots");
     // Top slot first, so slot 1 sits at the bottom as in a real rack.
@@ -223,6 +247,7 @@ function drawTile(path) {
     .querySelector(".tile-flags")
     .replaceChildren(
       stateChip(state, device?.usage, "tile-state"),
+      ...(health?.[path] ? [healthChip(path, health[path], { mini: true })] : []),
       ...flags.map(([level, text]) => el("span", `flag flag-${level}`, text)),
     );
   const tempText = formatValue("cpu_temperature_celsius", temp);
@@ -266,10 +291,32 @@ function drawTotals() {
   }
 }
 
+// Health of the room, its clusters and racks (the tiles draw their own, in drawTile).
+function drawHealth() {
+  const room = document.getElementById("room-health");
+  if (health?.room) room.replaceChildren(healthChip("room", health.room));
+  else room.textContent = "—";
+  const clusters = inventory.filter((e) => e.kind === "cluster").map((e) => e.path);
+  const row = document.getElementById("cluster-health");
+  row.replaceChildren(
+    ...clusters
+      .filter((path) => health?.[path])
+      .map((path) => {
+        const item = el("span", "health-item");
+        item.append(el("span", "health-item-name", path), healthChip(path, health[path], { mini: true }));
+        return item;
+      }),
+  );
+  racks.forEach((parts, rack) => {
+    if (parts.health) fillHealthChip(parts.health, rack, health?.[rack], { mini: true });
+  });
+}
+
 function drawAll() {
   tiles.forEach((_, path) => drawTile(path));
   racks.forEach((_, rack) => drawPdu(rack));
   drawTotals();
+  drawHealth();
   setClock(newest);
 }
 
@@ -290,6 +337,38 @@ async function refreshStates() {
     queueDraw();
   } catch (error) {
     console.warn("states:", error.message);
+  }
+}
+
+async function refreshHealth() {
+  health = await loadHealth();
+  queueDraw();
+  setTimeout(refreshHealth, health === null ? HEALTH_RETRY_MS : HEALTH_REFRESH_MS);
+}
+
+async function refreshPredictions() {
+  try {
+    const { predictions } = await getJSON("/predictions");
+    renderPredictions(document.getElementById("predictions"), predictions ?? [], inventory);
+    const count = document.getElementById("predictions-count");
+    const active = (predictions ?? []).filter((p) => p.status !== "cleared").length;
+    count.hidden = active === 0;
+    count.textContent = String(active);
+    count.dataset.level = "warning";
+  } catch (error) {
+    console.warn("predictions:", error.message);
+  }
+}
+
+// The scenario chip and the intelligence's KPIs (a dash for each figure it does not give).
+async function refreshStatus() {
+  try {
+    const status = await getJSON("/status");
+    showScenario(status);
+    renderKpis(status);
+  } catch (error) {
+    console.warn("status:", error.message);
+    renderKpis(null);
   }
 }
 
@@ -448,9 +527,22 @@ async function main() {
   setInterval(refreshStates, STATES_REFRESH_MS);
   loadEvents();
   setInterval(loadEvents, EVENTS_REFRESH_MS);
-  getJSON("/status")
-    .then(showScenario)
-    .catch(() => {}); // The scenario chip is a nicety; the page works without it.
+  const incidents = new IncidentsPanel({
+    list: document.getElementById("incidents"),
+    count: document.getElementById("incidents-count"),
+    params: { from: INCIDENTS_FROM },
+    inventory: () => inventory,
+    empty: "No incident in the last 6 hours.",
+  });
+  refreshHealth(); // it schedules its next read itself
+  for (const [refresh, everyMs] of [
+    [() => incidents.refresh(), INCIDENTS_REFRESH_MS],
+    [refreshPredictions, PREDICTIONS_REFRESH_MS],
+    [refreshStatus, STATUS_REFRESH_MS],
+  ]) {
+    refresh();
+    setInterval(refresh, everyMs);
+  }
 }
 
 // Current values from REST, so the page is filled before the first stream message arrives.

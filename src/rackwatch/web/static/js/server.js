@@ -24,6 +24,7 @@ import {
   tempColor,
 } from "./format.js";
 import { EventFeed, el, serverOf, setClock } from "./ui.js";
+import { IncidentsPanel } from "./intelligence.js";
 
 const EVENTS_REFRESH_MS = 10_000;
 // Fan modes and device states change on operators' and the engine's decisions: poll them.
@@ -31,6 +32,8 @@ const FANS_REFRESH_MS = 3_000;
 const STATES_REFRESH_MS = 4_000;
 // The server computes health at most every 5 s; every 10 s is plenty for a score.
 const HEALTH_REFRESH_MS = 10_000;
+// Its open incidents (GET /incidents, from the store's incident events).
+const INCIDENTS_REFRESH_MS = 10_000;
 const KPI_METRICS = [
   "cpu_temperature_celsius",
   "inlet_temperature_celsius",
@@ -809,6 +812,16 @@ async function main() {
     },
   );
 
+  const incidents = new IncidentsPanel({
+    list: document.getElementById("incidents"),
+    count: document.getElementById("incidents-count"),
+    params: { entity, open: true },
+    inventory: () => inventory,
+    empty: "No open incident on this server.",
+  });
+  // Filled before the charts are drawn: cards arriving later would move the charts (and what
+  // someone is dragging across) down the page.
+  await incidents.refresh();
   await loadLive().catch((error) => console.warn("live:", error.message));
   // It re-reads itself now and then, also after a failure.
   await charts.reload();
@@ -821,6 +834,7 @@ async function main() {
   setInterval(refreshStates, STATES_REFRESH_MS);
   refreshHealth();
   setInterval(refreshHealth, HEALTH_REFRESH_MS);
+  setInterval(() => incidents.refresh(), INCIDENTS_REFRESH_MS);
   alertsPanel.start();
   setInterval(() => alertsPanel.tick(), 1_000);
   buildFaultPanel(server);

@@ -25,6 +25,9 @@ const KIND_TEXT = {
   "anomaly.ended": "Anomaly ended",
   "prediction.fan_failure": "Fan failure predicted",
   "prediction.cleared": "Prediction withdrawn",
+  "incident.opened": "Incident",
+  "incident.updated": "Incident updated",
+  "incident.closed": "Incident closed",
 };
 
 export function el(tag, className, text) {
@@ -107,6 +110,11 @@ function describe(event) {
     const high = Number.isFinite(a.high_s) ? formatDuration(a.high_s) : "?";
     const within = Number.isFinite(a.low_s) ? ` (${formatDuration(a.low_s)} to ${high})` : "";
     parts.push(a.eta_s === 0 ? "has failed" : `fails in ${formatDuration(a.eta_s)}${within}`);
+  }
+  // An incident: its diagnosis (the action follows below).
+  if (a.scope && a.nature && a.cause) {
+    const nature = a.nature === "sensor" ? "sensor fault" : "real problem";
+    parts.push(`${a.scope} · ${nature} · ${String(a.cause).replaceAll("_", " ")}`);
   }
   if (a.fault) parts.push(String(a.fault).replaceAll("_", " "));
   if (a.action) parts.push(String(a.action));
