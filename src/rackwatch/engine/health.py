@@ -628,10 +628,13 @@ def _node_health(
     params: HealthParams,
     horizon_s: float,
 ) -> Health:
-    own = own_reasons(path, inputs, params)
-    own_later = own_reasons(path, advanced(inputs, horizon_s), params)
-    score = own_score(own)
-    predicted = own_score(own_later)
+    if _says_nothing(inputs, params):  # most entities: skip the reasons, now and later
+        own: list[Reason] = []
+        score = predicted = 100.0
+    else:
+        own = own_reasons(path, inputs, params)
+        score = own_score(own)
+        predicted = own_score(own_reasons(path, advanced(inputs, horizon_s), params))
     reasons = list(own)
     next_failure = _own_next_failure(path, inputs)
     if members:
@@ -654,6 +657,18 @@ def _node_health(
         horizon_s=horizon_s,
         next_failure=next_failure,
         n_members=len(members),
+    )
+
+
+def _says_nothing(inputs: HealthInputs, params: HealthParams) -> bool:
+    """No state that costs points and nothing else: no reason, now or later."""
+    return (
+        (inputs.state is None or params.state_penalty.get(inputs.state, 0.0) <= 0.0)
+        and not inputs.alerts
+        and not len(inputs.anomaly_scores)
+        and not inputs.forecasts
+        and not inputs.headroom
+        and not inputs.app
     )
 
 
