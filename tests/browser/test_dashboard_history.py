@@ -183,22 +183,22 @@ def test_drag_to_zoom_every_chart_follows_and_reset(live_server: str, open_tab: 
     # Drag across the middle half of the temperature chart.
     over = tab.page.locator("#chart-temp .u-over")
     over.scroll_into_view_if_needed()
-    frame = "() => new Promise(r => requestAnimationFrame(() => r(null)))"
-    # arrive at the start in steps and let a frame pass: uPlot starts the selection where its
-    # cursor last was, and a lone move handled late made it start at the left edge; the box
-    # is measured again there, in case the page moved meanwhile
     box = over.bounding_box()
-    tab.page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2, steps=4)
-    tab.page.evaluate(frame)
-    box = over.bounding_box()
-    y = box["y"] + box["height"] / 2
-    tab.page.mouse.move(box["x"] + box["width"] * 0.25, y)
-    tab.page.evaluate(frame)
+    y = box["height"] / 2
+
+    def at(share: float, steps: int = 1) -> None:
+        # positions relative to the chart, found afresh at each step: a panel above it that
+        # grows meanwhile (alerts, health) must not move the drag off the chart
+        over.hover(position={"x": box["width"] * share, "y": y}, force=True)
+        for k in range(1, steps):
+            over.hover(position={"x": box["width"] * (share + 0.25 * k / steps), "y": y})
+
+    at(0.25)
     mark = len(seen)
     tab.page.mouse.down()
-    tab.page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=8)
-    tab.page.mouse.move(box["x"] + box["width"] * 0.75, y, steps=8)
-    tab.page.evaluate(frame)
+    at(0.25, steps=8)
+    at(0.5, steps=8)
+    at(0.75)
     tab.page.mouse.up()
 
     # Every chart, the candles too, shows the selected half of the 15 minutes.
