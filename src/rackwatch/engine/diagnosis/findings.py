@@ -390,7 +390,7 @@ def _followed(cand: Candidate, book: SignalBook, config: DiagnosisConfig) -> boo
         if metric == "fan_rpm":
             for fan in book.fans_of(cand.device):
                 rpm = book.value(fan, "fan_rpm")
-                if math.isfinite(rpm) and rpm <= 100.0:
+                if math.isfinite(rpm) and rpm <= config.stopped_rpm:
                     return True
             continue
         if metric not in TEMPERATURES or not math.isfinite(own) or own == 0.0:

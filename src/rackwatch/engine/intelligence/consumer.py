@@ -124,6 +124,8 @@ class IntelligenceCore:
         self._entities: frozenset[str] = frozenset()
         self._n_entity_series = 0
         self._stats = Stats()
+        self.app_signals = AppSignalTable(self.roles)
+        """Seed 002's application signals of scraped applications (healthview.py)."""
 
     def process(self, batch: Batch, source: str = "", n_messages: int = 1) -> list[Event]:
         """Score one batch of `source` (`telemetry.<source>`); the events, time order."""
@@ -131,8 +133,6 @@ class IntelligenceCore:
         if self.roles.follow():
             self._follow_entities()
         self.clocks.observe(batch, source)
-        if not hasattr(self, "app_signals"):  # seed 002's application signals (healthview.py)
-            self.app_signals = AppSignalTable(self.roles)
         self.app_signals.observe(batch)
         events = self.anomalies.process(batch) + self.fans.process(batch)
         events += self.diagnosis.process(batch, events)
@@ -182,7 +182,7 @@ class IntelligenceCore:
             ),
             anomaly_scores=self.anomalies.entity_scores(),
             predictions=dict(self.fans.predictions),
-            app_signals=self.app_signals.latest() if hasattr(self, "app_signals") else {},
+            app_signals=self.app_signals.latest(),
             incidents=tuple(
                 i.attributes()
                 for i in sorted(self.diagnosis.open_incidents(), key=lambda i: -i.start_ms)
