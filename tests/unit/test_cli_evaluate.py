@@ -44,14 +44,14 @@ def test_quick_json_has_overall_and_one_object_per_fault_kind() -> None:
 def test_the_table_marks_the_targets() -> None:
     done = runner.invoke(
         cli,
-        ["evaluate", "--quick", "--only", "disk_failure", "--jobs", "1"],
+        ["evaluate", "--quick", "--only", "disk_failure", "--jobs", "1", "--first-seed", "5"],
         env={"COLUMNS": "200"},
     )
     assert done.exit_code == 0, done.output
     out = done.stdout
     assert "disk_failure" in out and "overall" in out and "Targets" in out
     assert "recall, sudden faults" in out and "met" in out
-    assert "1 runs, seeds 2000" in out
+    assert "1 runs, seeds 5" in out
 
 
 @pytest.mark.parametrize(
@@ -62,6 +62,7 @@ def test_the_table_marks_the_targets() -> None:
         (["--seeds", "0"], "--seeds"),
         (["--jobs", "0"], "--jobs"),
         (["--seeds", "many"], "--seeds"),
+        (["--first-seed", "-1"], "--first-seed"),
         (["--bogus"], "No such option"),
     ],
 )

@@ -31,6 +31,7 @@ to follow slow legitimate change (the later retraining schedule's job).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,6 +45,7 @@ from rackwatch.engine.anomaly.scan import (
     I64,
     alpha,
     at,
+    ew_average,
     ew_scan,
     group_rows,
     last_index,
@@ -57,6 +59,9 @@ from rackwatch.model.series import SeriesRegistry
 MAD_TO_SIGMA_NORMAL = 1.4826
 """A normal distribution's standard deviation over its median absolute deviation."""
 _UNSEEN, _IGNORED, _TARGET = -2, -1, 0
+_MIN_AIRFLOW = 1e-3
+"""Airflow below this (a sensor reading 0) is taken as this in the heatsink term: finite, and
+far beyond any history's range, so the term is clipped like the airflow itself."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,16 +94,40 @@ class ResidualSpec:
     `range_margin` of it): a CPU's heat rises linearly with power and inlet, but as airflow
     to the power -0.8, so an airflow never seen (a fan off) is not explained away."""
     range_margin: float = 0.1
+    sink_power: str = "power_watts"
+    """The heatsink term, one more input P·Q^-e: a CPU's rise above its intake is its power
+    times a thermal resistance that falls with airflow as Q^-0.8 (turbulent convection over
+    fins), a product no sum of the inputs can follow when the fans change speed. `sink_power`
+    and `sink_airflow` name two of `inputs` (an empty `sink_power`: no such term)."""
+    sink_airflow: str = "airflow_cfm"
+    sink_exponent: float = 0.8
 
     def __post_init__(self) -> None:
         if not self.inputs or self.target in self.inputs:
             raise ValueError("a residual model wants inputs, and the target is not one of them")
         if self.lag_halflife < 1.0 or self.min_rows < 2 or self.max_input_age_ms < 0:
             raise ValueError("want lag_halflife >= 1, min_rows >= 2, max_input_age_ms >= 0")
+        if self.sink_power and not {self.sink_power, self.sink_airflow} <= set(self.inputs):
+            raise ValueError("the heatsink term's power and airflow must be among the inputs")
+        if not 0.0 <= self.sink_exponent <= 4.0:
+            raise ValueError("want 0 <= sink_exponent <= 4")
+
+    @property
+    def n_terms(self) -> int:
+        """Inputs plus the heatsink term: each is a feature as read and one filtered."""
+        return len(self.inputs) + 2 * bool(self.sink_power)
 
     @property
     def n_features(self) -> int:
-        return 2 * len(self.inputs)
+        return 2 * self.n_terms
+
+    def bounded_features(self) -> npt.NDArray[np.bool_]:
+        """Which features are clipped to the history's range: the bounded inputs', and the
+        heatsink term's when its airflow is bounded."""
+        terms = [m in self.bounded for m in self.inputs]
+        if self.sink_power:
+            terms += [self.sink_airflow in self.bounded] * 2
+        return np.array(terms * 2, dtype=np.bool_)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +137,29 @@ class ResidualConfig(ZScoring):
 
     warmup: int = 30
     """Target samples (with all inputs) before a device is scored: the filters settle."""
+    drift_halflife: float = 360.0
+    """Half-life (target samples: 30 min at 5 s) of the drift level, the average z over the
+    samples whose conditions the device's own history covers."""
+    drift_on: float = 3.0
+    """A drift starts when the level's size reaches this many sigmas ..."""
+    drift_off: float = 1.0
+    """... and ends below this."""
+    drift_margin: float = 0.1
+    """Conditions count as covered within the device's history range widened by this share
+    of it on each side."""
+    drift_room_margin: float = 0.05
+    """... and by this share of the range all devices covered."""
+    drift_min_weight: float = 0.5
+    """The level counts once its average holds this much weight (about one half-life of
+    covered samples)."""
+
+    def __post_init__(self) -> None:
+        super(ResidualConfig, self).__post_init__()
+        if not 0.0 < self.drift_off < self.drift_on or self.drift_halflife < 1.0:
+            raise ValueError("want 0 < drift_off < drift_on and drift_halflife >= 1")
+        margins = (self.drift_margin, self.drift_room_margin)
+        if not all(0.0 <= m <= 1.0 for m in margins) or not 0.0 < self.drift_min_weight < 1.0:
+            raise ValueError("want drift margins in [0, 1] and 0 < drift_min_weight < 1")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -131,6 +183,13 @@ class ResidualModel:
     -inf for the others ..."""
     high: F64
     """... and its largest plus the margin (inf): features are clipped to [low, high]."""
+    device_low: F64 | None = None
+    """(devices, features): each device's own smallest value of each feature in the rows it
+    was fitted on, and ..."""
+    device_high: F64 | None = None
+    """... its largest: the conditions the fit has seen on that device (the drift level
+    counts only samples inside them). None: unknown (a model saved before they were kept),
+    no sample counts until the next fit."""
 
     @classmethod
     def fit(
@@ -173,13 +232,14 @@ class ResidualModel:
         resolution = np.where(np.isfinite(resolution), resolution, 0.0)
         floor = np.fmax(0.5 * resolution, 1e-9 * np.abs(fit.intercept) + 1e-300)
         chosen = n_rows >= spec.min_rows
-        bounded = np.array([m in spec.bounded for m in spec.inputs] * 2)
+        bounded = spec.bounded_features()
         low, high = np.full(spec.n_features, -np.inf), np.full(spec.n_features, np.inf)
         if keep.any():
             seen_low, seen_high = x[keep].min(axis=0), x[keep].max(axis=0)
             margin = spec.range_margin * (seen_high - seen_low)
             low = np.where(bounded, seen_low - margin, low)
             high = np.where(bounded, seen_high + margin, high)
+        device_low, device_high = _device_ranges(x, group, n_dev, keep)
         return cls(
             spec,
             tuple(entities[int(d)] for d in devices[chosen]),
@@ -189,7 +249,25 @@ class ResidualModel:
             n_rows[chosen],
             low,
             high,
+            device_low[chosen],
+            device_high[chosen],
         )
+
+    def covered(
+        self, device: I64, features: F64, margin: float, room_margin: float = 0.0
+    ) -> npt.NDArray[np.bool_]:
+        """Whether each row's filtered features lie within its device's own history range,
+        widened on each side by `margin` of that range and `room_margin` of the range all
+        devices covered (a device whose load barely moved has a narrow range of its own)."""
+        if self.device_low is None or self.device_high is None or not len(self.entities):
+            return np.zeros(len(device), dtype=np.bool_)
+        half = self.spec.n_terms
+        low, high = self.device_low[device, half:], self.device_high[device, half:]
+        with np.errstate(invalid="ignore"):
+            room = self.device_high[:, half:].max(axis=0) - self.device_low[:, half:].min(axis=0)
+            pad = margin * (high - low) + room_margin * room
+            lagged = features[:, half:]
+            return np.asarray(np.all((lagged >= low - pad) & (lagged <= high + pad), axis=1))
 
     def predict(self, device: I64, features: F64) -> F64:
         """Prediction for rows of `features` (rows, 2 * inputs) of devices `device`, the
@@ -210,6 +288,8 @@ class ResidualModel:
             "low": self.low,
             "high": self.high,
         }
+        if self.device_low is not None and self.device_high is not None:
+            arrays["device_low"], arrays["device_high"] = self.device_low, self.device_high
         for f in fields(ResidualSpec):
             value = getattr(self.spec, f.name)
             if isinstance(value, tuple):
@@ -244,7 +324,22 @@ class ResidualModel:
             raise ValueError("model arrays: every 'sigma' must be positive")
         if not bool(np.all(low <= high)):
             raise ValueError("model arrays: 'low' must not exceed 'high'")
-        return cls(spec, entities, coef, intercept, sigma, n_rows.astype(np.int64), low, high)
+        device_low = device_high = None
+        if "device_low" in arrays or "device_high" in arrays:
+            device_low = _floats(arrays, "device_low", (n, p), infinite=True)
+            device_high = _floats(arrays, "device_high", (n, p), infinite=True)
+        return cls(
+            spec,
+            entities,
+            coef,
+            intercept,
+            sigma,
+            n_rows.astype(np.int64),
+            low,
+            high,
+            device_low,
+            device_high,
+        )
 
 
 _SPEC = "spec_"
@@ -347,6 +442,23 @@ def _fit(
     return _Fit(np.asarray(coef, dtype=np.float64), intercept, sigma.astype(np.float64))
 
 
+def _device_ranges(
+    x: F64, group: I64, n_groups: int, keep: npt.NDArray[np.bool_]
+) -> tuple[F64, F64]:
+    """Each group's smallest and largest kept value of each feature (rows sorted by group;
+    inf and -inf for a group with none kept)."""
+    low = np.full((n_groups, x.shape[1]), np.inf)
+    high = np.full((n_groups, x.shape[1]), -np.inf)
+    if not len(x):
+        return low, high
+    starts = np.searchsorted(group, np.arange(n_groups))
+    has_rows = starts < len(group)
+    at = starts[has_rows]
+    low[has_rows] = np.minimum.reduceat(np.where(keep[:, None], x, np.inf), at, axis=0)
+    high[has_rows] = np.maximum.reduceat(np.where(keep[:, None], x, -np.inf), at, axis=0)
+    return low, high
+
+
 def _grouped_median(values: F64, group: I64, n_groups: int) -> F64:
     """Median of the non-NaN values of each group (NaN for a group with none)."""
     order = np.lexsort((values, group))  # NaN sorts last within its group
@@ -409,6 +521,7 @@ class _Features:
         for j in range(len(spec.inputs)):
             fields[f"in{j}"] = (np.float64, np.nan)
             fields[f"in{j}_ts"] = (np.int64, 0)
+        for j in range(spec.n_terms):
             fields[f"lp{j}"] = (np.float64, 0.0)
         self.state = StateTable(fields)
 
@@ -446,7 +559,7 @@ class _Features:
         order = np.lexsort((is_target, batch.ts[picked], device))
         picked, device = picked[order], device[order]
         if not len(picked):
-            return _no_rows(self.entities, 2 * len(self.spec.inputs))
+            return _no_rows(self.entities, self.spec.n_features)
         _, devs, row, col = group_rows(device, np.arange(len(device), dtype=np.int64))
         parts = []
         for r0, r1 in _device_blocks(np.bincount(row)):
@@ -484,6 +597,13 @@ class _Features:
             raw.append(np.where(fresh, reading, np.nan))
             complete &= np.isfinite(raw[j])
             st[f"in{j}"], st[f"in{j}_ts"] = reading[:, -1], read_at[:, -1]
+        spec = self.spec
+        if spec.sink_power:
+            power = raw[spec.inputs.index(spec.sink_power)]
+            airflow = np.maximum(raw[spec.inputs.index(spec.sink_airflow)], _MIN_AIRFLOW)
+            conductance = airflow**-spec.sink_exponent
+            raw += [conductance, power * conductance]
+        k = spec.n_terms
         features = np.full((*shape, 2 * k), np.nan)
         a = np.where(complete, alpha(self.spec.lag_halflife), 0.0)
         lp_w = ew_scan(st["lp_w"], a, np.ones(shape))  # the filters' weight (start-up bias)
@@ -550,8 +670,20 @@ class ResidualScorer:
                 "since": (np.int64, 0),
                 "peak": (np.float64, 0.0),
                 "kind": (np.int8, int(Detector.RESIDUAL)),
+                "drift_num": (np.float64, 0.0),
+                "drift_w": (np.float64, 0.0),
+                "drift_level": (np.float64, 0.0),
+                "drift_active": (np.bool_, False),
+                "drift_since": (np.int64, 0),
+                "drift_peak": (np.float64, 0.0),
+                "drift_kind": (np.int8, int(Detector.DRIFT)),
             }
         )
+        self._device_of_target: dict[int, int] = {}
+        self._carried: dict[str, dict[str, Any]] = {}
+        """Drift state handed over from the scorer of an older model, by entity, applied when
+        the entity's device is first seen (`carry_drift`)."""
+        self._n_seen = 0
 
     def score(self, batch: Batch) -> Scores:
         cfg = self.config
@@ -559,6 +691,9 @@ class ResidualScorer:
         if not len(rows.row):
             return _no_scores()
         entities = rows.entities
+        if self._carried and len(entities) > self._n_seen:
+            self._take_carried(entities)
+        self._n_seen = len(entities)
         if len(entities) > len(self._model_of):
             self._model_of = np.array([self._fitted.get(e, -1) for e in entities], np.int64)
         fitted = self._model_of[rows.device]
@@ -592,12 +727,24 @@ class ResidualScorer:
         decisions, after = scoring.decide(before, present, grid_score, kind, ts, cfg.thresholds)
         st["cus_hi"], st["cus_lo"] = cus_hi[:, -1], cus_lo[:, -1]
         st["active"], st["since"], st["peak"] = after.active, after.since, after.peak
+
+        covered = np.zeros(len(rows.row), dtype=np.bool_)
+        covered[warm] = self.model.covered(fitted[warm], rows.features[warm], cfg.drift_margin)
+        grid_covered = np.zeros(shape, dtype=np.bool_)
+        grid_covered[row, col] = covered
+        drift_score, drift_decisions = self._drift(st, grid_covered, grid_z, ts)
         self.state.scatter(devs, st)
 
-        score = np.where(usable, grid_score[row, col], np.nan)
         target_series = batch.series[rows.row]
         owners = _target_ids(devs, rows, target_series)
+        for d, sid in zip(devs.tolist(), owners.tolist(), strict=True):
+            self._device_of_target[sid] = d
         changes = scoring.collect_changes(decisions, grid_score, ts, owners)
+        changes += scoring.collect_changes(drift_decisions, drift_score, ts, owners)
+        drifting = drift_score >= grid_score
+        score = np.where(usable, np.maximum(grid_score, drift_score)[row, col], np.nan)
+        detector = np.where(drifting, int(Detector.DRIFT), int(Detector.RESIDUAL))[row, col]
+        active = (decisions.active | drift_decisions.active)[row, col]
         # Rows back in the batch's order.
         back = np.argsort(rows.row, kind="stable")
         return Scores(
@@ -605,12 +752,82 @@ class ResidualScorer:
             series=target_series[back],
             value=rows.target[back],
             score=score[back],
-            detector=np.full(len(back), int(Detector.RESIDUAL), dtype=np.int8),
+            detector=detector.astype(np.int8)[back],
             z=z[back],
-            is_anomaly=decisions.active[row, col][back],
-            components={Detector.RESIDUAL: score[back]},
+            is_anomaly=active[back],
+            components={
+                Detector.RESIDUAL: np.where(usable, grid_score[row, col], np.nan)[back],
+                Detector.DRIFT: np.where(usable, drift_score[row, col], np.nan)[back],
+            },
             changes=tuple(sorted(changes, key=lambda c: (c.ts, c.series))),
         )
+
+    def _drift(
+        self, st: dict[str, Any], covered: npt.NDArray[np.bool_], z: F64, ts: I64
+    ) -> tuple[F64, scoring.Decisions]:
+        """The drift level of each device row of the grid (the average z of its covered
+        samples, `drift_halflife`), its score (0.9 at `drift_on` sigmas) and decisions,
+        updating the state `st` in place. A level holds while the device runs outside the
+        conditions its history covers (a load burst, a fan at a level never seen)."""
+        cfg = self.config
+        a = np.where(covered, alpha(cfg.drift_halflife), 0.0)
+        num, weight = ew_average(st["drift_num"], st["drift_w"], a, np.where(covered, z, 0.0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            level = np.where(weight >= cfg.drift_min_weight, num / weight, 0.0)
+        level = np.where(covered, level, np.nan)
+        level = at(level, last_index(covered), st["drift_level"])
+        score = np.minimum(1.0, cfg.on * np.abs(level) / cfg.drift_on)
+        thresholds = scoring.Thresholds(cfg.on, cfg.on * cfg.drift_off / cfg.drift_on)
+        kind = np.full(covered.shape, int(Detector.DRIFT), dtype=np.int8)
+        before = scoring.DecisionState(
+            st["drift_active"], st["drift_since"], st["drift_peak"], st["drift_kind"]
+        )
+        decisions, after = scoring.decide(before, covered, score, kind, ts, thresholds)
+        st["drift_num"], st["drift_w"] = num[:, -1], weight[:, -1]
+        st["drift_level"] = level[:, -1]
+        st["drift_active"], st["drift_since"], st["drift_peak"] = (
+            after.active,
+            after.since,
+            after.peak,
+        )
+        return score, decisions
+
+    def drift_states(self) -> dict[str, dict[str, Any]]:
+        """Each scored device's drift state, by entity (for `carry_drift`)."""
+        names = [n for n in self.state.names if n.startswith("drift_")]
+        ids = np.arange(self._n_seen)
+        table = self.state.gather(ids)
+        return {
+            entity: {n: table[n][d] for n in names}
+            for d, entity in enumerate(self._features.entities[: self._n_seen])
+        }
+
+    def carry_drift(self, states: Mapping[str, dict[str, Any]]) -> None:
+        """Start each device of `states` with its drift state (an older model's scorer's
+        `drift_states`): a retrained model would otherwise restart every level from zero, and
+        a drift slower than the retraining period would never be called. The new model's
+        intercept took in a little of the drift (docs/ANOMALY.md)."""
+        fitted = set(self.model.entities)
+        self._carried.update({e: dict(v) for e, v in states.items() if e in fitted})
+
+    def _take_carried(self, entities: tuple[str, ...]) -> None:
+        new = [d for d in range(self._n_seen, len(entities)) if entities[d] in self._carried]
+        if not new:
+            return
+        ids = np.array(new, dtype=np.int64)
+        table = self.state.gather(ids)
+        for i, d in enumerate(new):
+            for name, value in self._carried.pop(entities[d]).items():
+                table[name][i] = value
+        self.state.scatter(ids, table)
+
+    def drift_level(self, series: int) -> float:
+        """The newest drift level (signed, in sigmas) of the device whose target is
+        `series` (NaN: not scored yet)."""
+        device = self._device_of_target.get(series)
+        if device is None:
+            return math.nan
+        return float(self.state.gather(np.array([device]))["drift_level"][0])
 
 
 def _target_ids(devs: I64, rows: FeatureRows, series: I32) -> I32:

@@ -43,6 +43,9 @@ class Detector(enum.IntEnum):
     """The sensor answers NULL (NaN) several times in a row (dead sensor)."""
     RESIDUAL = 4
     """The value departs from what the device's other signals explain (physics model)."""
+    DRIFT = 5
+    """The physics residual's slow average, over conditions the model has seen on the device,
+    left zero: the same load, inlet and airflow read differently than they used to."""
 
     @property
     def label(self) -> str:

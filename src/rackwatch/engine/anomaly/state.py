@@ -37,6 +37,10 @@ class StateTable:
     def __len__(self) -> int:
         return self._size
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._fields)
+
     def __getitem__(self, name: str) -> npt.NDArray[Any]:
         return self._arrays[name][: self._size]
 

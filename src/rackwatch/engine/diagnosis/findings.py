@@ -10,7 +10,9 @@ Two kinds of evidence:
   - a value stuck for `stuck_confirm_s` is a stuck sensor (sensor_stuck);
   - the CPU-temperature residual (the physics model) departing is real heat when the
     chassis temperature follows it (not an input of the model); alone, it is dropped: the
-    model's own slow errors look the same (no `sensor_drift` is called: docs/ANOMALY.md);
+    model's own slow errors look the same;
+  - the residual's slow average leaving zero under conditions the model has seen on the
+    device (the `drift` detector) is a drifting probe, unless the chassis warms with it;
   - a strong jump (|z| >= `strong_z`) of one signal that no linked signal of the device
     follows is a sensor: physics would move the others too (stuck if it holds one value since,
     else sensor_disagreement); followed, it is real;
@@ -69,7 +71,7 @@ LINKED: dict[str, frozenset[str]] = {
 """Signals that physics moves together on one device: a real change of the key shows in at
 least one of its values."""
 CRAC_SUPPLY = "crac_supply_temperature_celsius"
-MODEL_DETECTORS = frozenset({"residual"})
+MODEL_DETECTORS = frozenset({"residual", "drift"})
 INLET = "inlet_temperature_celsius"
 
 
@@ -306,6 +308,8 @@ def classify(
         return _stuck(cand, age_ms, book, config)
     if cand.detector == "residual":
         return _residual(cand, age_ms, open_on_device, config)
+    if cand.detector == "drift":
+        return _drift(cand, open_on_device)
     if not cand.faulty_direction():
         return DROP
     if cand.metric == INLET:
@@ -368,12 +372,30 @@ def _residual(
 ) -> Finding | Verdict:
     """The CPU temperature left what its load, power, inlet and airflow explain. Real heat
     shows in the chassis too (not an input of the model). Alone, it is dropped once
-    `residual_confirm_s` has passed: the model's own slow errors and a slowly drifting probe
-    look alike (docs/ANOMALY.md, "Slow sensor drift")."""
+    `residual_confirm_s` has passed: the model's own errors in conditions it never saw look
+    the same (a drifting probe is the `drift` detector's: docs/ANOMALY.md, "Slow sensor
+    drift")."""
     if _chassis_follows(cand, others):
         at = max(cand.start_ms, max(c.start_ms for c in others))
         return _found(cand, at, Nature.REAL, Cause.UNKNOWN, "hotter than its load explains")
     return WAIT if age_ms < config.residual_confirm_s * 1000 else DROP
+
+
+def _drift(cand: Candidate, others: list[Candidate]) -> Finding:
+    """The residual's slow average left zero under conditions the model has seen on this
+    device: the same load, inlet and airflow now read differently. Real heat (dust in the
+    heat sink, dried paste) warms the chassis too; a probe that drifts warms nothing else."""
+    level = "" if math.isnan(cand.z) else f" by {cand.z:+.1f} sigma"
+    if _chassis_follows(cand, others):
+        at = max(cand.start_ms, max(c.start_ms for c in others))
+        return _found(cand, at, Nature.REAL, Cause.UNKNOWN, f"slowly hotter{level}, chassis too")
+    return _found(
+        cand,
+        cand.start_ms,
+        Nature.SENSOR,
+        Cause.SENSOR_DRIFT,
+        f"drifted{level} from what its load, inlet and airflow explain; no other probe follows",
+    )
 
 
 def _chassis_follows(cand: Candidate, others: list[Candidate]) -> bool:

@@ -28,7 +28,7 @@ from rackwatch.engine.diagnosis.incidents import IncidentBook
 from rackwatch.engine.diagnosis.signals import SignalBook
 from rackwatch.model import Batch, Event, EventKind, SeriesRegistry
 
-SENSOR_DETECTORS = frozenset({"null_run", "stuck", "residual"})
+SENSOR_DETECTORS = frozenset({"null_run", "stuck", "residual", "drift"})
 """Detectors whose anomalies are classified on their own even on a device in trouble."""
 
 
@@ -36,7 +36,7 @@ def anomaly_key(event: Event) -> tuple[str, ...]:
     """One open anomaly per series and family: the series' own detectors, the physics
     residual."""
     detector = event.attributes.get("detector")
-    family = "residual" if detector == "residual" else "series"
+    family = detector if detector in ("residual", "drift") else "series"
     return ("anomaly", event.entity, str(event.attributes.get("metric", "")), str(family))
 
 
@@ -160,7 +160,7 @@ class DiagnosisStage:
                 out += self.incidents.add(self._symptom(cand, own, now))
                 continue
             probe = self._sensor_incident(cand.device)
-            if cand.detector == "residual" and probe is not None:
+            if cand.detector in ("residual", "drift") and probe is not None:
                 cand.decided = True  # a broken input probe misleads the model: its symptom
                 out += self.incidents.add(self._symptom(cand, probe, now))
                 continue

@@ -5,13 +5,13 @@ measured on 100-119, so these are never used for tuning):
 
 - **protocols**: seed 000's four test protocols on each of the four presets, the faults
   re-targeted to the smaller rooms (`retarget.py`), each for its own length: `fan-fail` 2 h,
-  `sensor-drift` 4 h, `crac-degraded` 5 h (the CRAC degrades from 1 h to 5 h),
+  `sensor-drift` 8 h, `crac-degraded` 5 h (the CRAC degrades from 1 h to 5 h),
   `burst-fan-degradation` 16 h (its fan stops after 15.5 h);
 - **fault-free**: each preset for 6 h from a drawn hour of the day, for the false alarms;
 - **catalogue**: one run per fault kind of the twin's catalogue, on a drawn preset, target,
   hour of the day and start (40-60 min in), with drawn parameters where the kind has a range
   worth testing (the sensor's metric, a load burst's size and length, a fan's wear rate);
-  watched until its end (at most 90 min; a drift 2 h) plus the grace.
+  watched until its end (at most 90 min; a drift 6 h) plus the grace.
 
 The draws come from `numpy.random.default_rng([seed, crc32(kind)])`: one kind's draw does not
 depend on the others. `quick` is a grid of a few short runs on the small room, for tests.
@@ -44,7 +44,7 @@ STEP_S = 5.0
 HOUR_S = 3600.0
 PROTOCOL_HOURS: dict[str, float] = {
     "fan-fail": 2.0,
-    "sensor-drift": 4.0,
+    "sensor-drift": 8.0,
     "crac-degraded": 5.0,
     "burst-fan-degradation": 16.0,
 }
@@ -57,7 +57,7 @@ SENSOR_METRICS = ("cpu_temperature_celsius", "power_watts", "airflow_cfm")
 OPEN_ENDED_S: dict[str, float] = {
     "fan_off": HOUR_S,
     "disk_failure": HOUR_S,
-    "sensor_drift": 2 * HOUR_S,
+    "sensor_drift": 6 * HOUR_S,
 }
 """How long a fault with no planned end is watched (a drift is slow to show)."""
 MAX_WATCH_S = 1.5 * HOUR_S

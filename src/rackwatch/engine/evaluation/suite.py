@@ -15,7 +15,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from rackwatch.engine.evaluation.grid import RunSpec, build_grid, seeds_from
+from rackwatch.engine.evaluation.grid import FIRST_SEED, RunSpec, build_grid, seeds_from
 from rackwatch.engine.evaluation.match import GRACE_S
 from rackwatch.engine.evaluation.metrics import (
     WARMUP_S,
@@ -144,16 +144,17 @@ def _run_row(result: RunResult, score: RunScore) -> dict[str, Any]:
 def evaluate(
     n_seeds: int = 3,
     *,
+    first_seed: int = FIRST_SEED,
     jobs: int = 2,
     quick: bool = False,
     only: Iterable[str] | None = None,
     on_start: Callable[[Sequence[RunSpec]], None] | None = None,
     on_done: Progress | None = None,
 ) -> Evaluation:
-    """Build the grid for `n_seeds` seeds from 1000, run it and score it; `on_start` gets the
-    runs before they start."""
+    """Build the grid for `n_seeds` seeds from `first_seed`, run it and score it; `on_start`
+    gets the runs before they start."""
     began = time.perf_counter()
-    seeds = seeds_from(n_seeds)
+    seeds = seeds_from(n_seeds, first_seed)
     specs = build_grid(seeds, quick=quick, only=only)
     if on_start is not None:
         on_start(specs)

@@ -69,6 +69,8 @@ class AnomalyStage:
         """The learned physics model's scorer (None until a model is trained or loaded)."""
         self.open_residual: dict[int, OpenAnomaly] = {}
         """Residual anomalies, by their target series (a series can have one of each)."""
+        self.open_drift: dict[int, OpenAnomaly] = {}
+        """The residual's slow drifts, by their target series."""
 
         self._retired: list[OpenAnomaly] = []
         self.n_scored = 0
@@ -103,11 +105,17 @@ class AnomalyStage:
     # --- the learned model -----------------------------------------------------------------
 
     def use_residual(self, scorer: ResidualScorer) -> None:
-        """Score with `scorer` from the next batch on. Its anomalies open under the old model
-        end with the next batch: the new model starts from a clean state."""
+        """Score with `scorer` from the next batch on. The residual anomalies open under the
+        old model end with the next batch (the new model starts from a clean state); the drift
+        levels carry over, and so do the open drifts of devices the new model covers."""
+        kept = set(scorer.model.entities)
+        if self.residual is not None:
+            scorer.carry_drift(self.residual.drift_states())
+        carried = {sid: a for sid, a in self.open_drift.items() if a.entity in kept}
+        self._retired += [*self.open_residual.values()]
+        self._retired += [a for sid, a in self.open_drift.items() if sid not in carried]
         self.residual = scorer
-        self._retired += self.open_residual.values()
-        self.open_residual = {}
+        self.open_residual, self.open_drift = {}, carried
 
     def _residual(self, batch: Batch) -> list[Event]:
         events: list[Event] = []
@@ -120,29 +128,34 @@ class AnomalyStage:
             self._retired = []
         if self.residual is None or not len(batch):
             return events
-        scores = self.residual.score(batch)
+        scorer = self.residual
+        scores = scorer.score(batch)
         self.n_scored += len(scores)
         for change in scores.changes:
             sid = change.series
+            drift = change.detector is Detector.DRIFT
+            book = self.open_drift if drift else self.open_residual
             if change.is_start:
+                # a drift's z is its level (the newest: it moves slowly), a jump's the sample's
+                z = scorer.drift_level(sid) if drift else _z_at(scores, sid, change.ts)
                 opened = OpenAnomaly(
                     series=sid,
                     entity=self.roles.entity[sid],
                     metric=self.roles.metric[sid],
-                    detector=Detector.RESIDUAL.label,
+                    detector=change.detector.label,
                     start_ms=change.ts,
                     score=change.score,
                     peak=change.score,
-                    z=_rounded(_z_at(scores, sid, change.ts), 2),
+                    z=_rounded(z, 2),
                 )
-                self.open_residual[sid] = opened
+                book[sid] = opened
                 events.append(
                     self._event(
                         opened, change.ts, change.score, change.score, EventKind.ANOMALY_STARTED
                     )
                 )
                 continue
-            found = self.open_residual.pop(sid, None)
+            found = book.pop(sid, None)
             if found is not None:
                 peak = max(found.peak, change.peak_score)
                 events.append(
@@ -150,16 +163,21 @@ class AnomalyStage:
                         found, change.ts, change.score, peak, EventKind.ANOMALY_ENDED, change.ts
                     )
                 )
-        for sid, found in list(self.open_residual.items()):
-            rows = np.flatnonzero(scores.series == sid)
-            if len(rows):
-                latest = float(scores.score[rows[-1]])
-                latest = latest if math.isfinite(latest) else found.score
-                self.open_residual[sid] = replace(found, score=latest, peak=max(found.peak, latest))
+        for book, detector in (
+            (self.open_residual, Detector.RESIDUAL),
+            (self.open_drift, Detector.DRIFT),
+        ):
+            component = scores.components[detector]
+            for sid, found in list(book.items()):
+                rows = np.flatnonzero(scores.series == sid)
+                if len(rows):
+                    latest = float(component[rows[-1]])
+                    latest = latest if math.isfinite(latest) else found.score
+                    book[sid] = replace(found, score=latest, peak=max(found.peak, latest))
         return events
 
     def all_open(self) -> list[OpenAnomaly]:
-        return [*self.open.values(), *self.open_residual.values()]
+        return [*self.open.values(), *self.open_residual.values(), *self.open_drift.values()]
 
     # --- drivers ----------------------------------------------------------------------------
 

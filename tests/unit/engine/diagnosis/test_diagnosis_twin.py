@@ -75,3 +75,12 @@ def test_a_degraded_crac_is_one_room_incident_naming_the_warming_devices(seed: i
     found = incidents(result)
     assert found[0][:3] == ("room", "real", "cooling"), found
     assert all(scope != "server" or cause != "cooling" for scope, _, cause, _ in found)
+
+
+def test_a_slowly_drifting_cpu_probe_is_the_sensor_drifting() -> None:
+    """Seed 000's drift (+0.2 °C/h): nothing else of the server moves, so after a few hours the
+    residual's slow average calls the probe, and nothing else is raised."""
+    drift = fault("sensor_drift", "c01/r01/s04", metric="cpu_temperature_celsius")
+    result = run("small", drift, hours=7.0)
+    assert incidents(result) == [("server", "sensor", "sensor_drift", "c01/r01/s04")]
+    assert 3600.0 <= latency_s(result) <= 5.5 * 3600.0

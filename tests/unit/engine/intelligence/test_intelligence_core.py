@@ -264,3 +264,51 @@ def test_a_new_fan_later_gets_its_own_tracker() -> None:
     assert core.fans.fans == ["host/a/fan-x", "host/b/fan-y"]
     assert [g.n for g in core.fans._groups] == [1, 1]
     assert np.isnan(core.fans._groups[0].level_now).all()  # no commanded level: own reference
+
+
+def test_a_drift_outlives_a_retrained_model() -> None:
+    """The retrainer swaps the model every 3 h, sooner than a slow drift is called: the drift
+    levels carry over, so an open drift incident stays open through the swap."""
+    from rackwatch.engine.evaluation.grid import RunSpec
+    from rackwatch.engine.evaluation.runner import drive, learned_model
+    from rackwatch.twin import ScheduledFault
+
+    drift = ScheduledFault("sensor_drift", "c01/r01/s04", 1800.0, {"slope_per_hour": 0.2})
+    spec = RunSpec("test", "catalogue", "small", 7, 7 * 3600.0, (drift,))
+    registry = SeriesRegistry()
+    core = IntelligenceCore(registry, IntelligenceConfig())
+    core.use_model(learned_model(spec, 3.0), "v1", spec.start_ms)
+    twin = Twin("small", seed=7, start_ms=spec.start_ms, faults=spec.faults)
+    events: list[Event] = []
+    swapped_at: list[int] = []
+    scores_after: list[float] = []
+
+    def score(batch: Batch) -> None:
+        events.extend(core.process(batch, "twin"))
+        if swapped_at:
+            scores_after.extend(a.score for a in core.anomalies.open_drift.values())
+        called = any(
+            e.kind == EventKind.INCIDENT_OPENED and e.attributes["cause"] == "sensor_drift"
+            for e in events
+        )
+        if called and not swapped_at:
+            swapped_at.append(int(batch.ts.max()))
+            core.use_model(learned_model(spec, 3.0), "v2", swapped_at[0])
+
+    drive(twin, registry, spec.n_steps, score)
+    assert swapped_at, "the drift was never called"
+    after = [e for e in events if e.ts > swapped_at[0]]
+    drift_ended = [
+        e
+        for e in after
+        if e.kind == EventKind.ANOMALY_ENDED and e.attributes["detector"] == "drift"
+    ]
+    assert drift_ended == []
+    assert not [
+        e
+        for e in after
+        if e.kind == EventKind.ANOMALY_STARTED and e.attributes["detector"] == "drift"
+    ]
+    assert len(scores_after) >= 30 and min(scores_after) >= 0.5  # the level went on
+    assert not [e for e in after if e.kind == EventKind.INCIDENT_CLOSED]
+    assert core.model is not None and core.model.version == "v2"

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rackwatch.engine.anomaly import ResidualModel, ResidualScorer
+from rackwatch.engine.anomaly import Detector, ResidualModel, ResidualScorer
 from rackwatch.engine.intelligence.models import ModelStore, ModelVersion
 from rackwatch.model import SeriesRegistry
 from rackwatch.sources.twin import TwinSource
@@ -50,7 +50,16 @@ def test_a_saved_model_loads_back_and_predicts_the_same(
     assert version.n_fitted_rows == int(model.n_rows.sum())
     assert version.sigma_min <= version.sigma_median <= version.sigma_max
     assert loaded.spec == model.spec and loaded.entities == model.entities
-    for name in ("coef", "intercept", "sigma", "n_rows", "low", "high"):
+    for name in (
+        "coef",
+        "intercept",
+        "sigma",
+        "n_rows",
+        "low",
+        "high",
+        "device_low",
+        "device_high",
+    ):
         assert np.array_equal(getattr(loaded, name), getattr(model, name)), name
     rng = np.random.default_rng(0)
     features = rng.normal(size=(50, model.spec.n_features)) * 100
@@ -148,6 +157,8 @@ def rewrite(path: Path, arrays: dict[str, Any]) -> None:
         (lambda a: a.update(sigma=-a["sigma"]), "positive"),
         (lambda a: a.update(entities=a["entities"].astype(object)), "allow_pickle"),
         (lambda a: a.update(spec_min_rows=np.array("many")), "spec_min_rows"),
+        (lambda a: a.pop("device_high"), "'device_high' is missing"),
+        (lambda a: a.update(device_low=a["device_low"][:, :2]), "'device_low' has shape"),
     ],
 )
 def test_arrays_that_fail_a_check_are_refused(
@@ -193,7 +204,7 @@ def test_a_model_without_devices_is_not_saved(
 ) -> None:
     model = fitted[0]
     arrays = model.to_arrays()
-    for name in ("coef", "intercept", "sigma", "n_rows", "entities"):
+    for name in ("coef", "intercept", "sigma", "n_rows", "entities", "device_low", "device_high"):
         arrays[name] = arrays[name][:0]
     empty = ResidualModel.from_arrays(arrays)
     assert empty.entities == ()
@@ -201,3 +212,22 @@ def test_a_model_without_devices_is_not_saved(
         save(ModelStore(tmp_path), empty)
     with pytest.raises(ValueError, match="keep"):
         ModelStore(tmp_path, keep=0)
+
+
+def test_a_model_saved_without_device_ranges_loads_and_counts_no_drift(
+    fitted: tuple[ResidualModel, SeriesRegistry, TwinSource],
+) -> None:
+    """A model file written before the device ranges were kept: it scores as before, and no
+    sample counts toward a drift until the next fit."""
+    model, registry, source = fitted
+    arrays = model.to_arrays()
+    del arrays["device_low"], arrays["device_high"]
+    older = ResidualModel.from_arrays(arrays)
+    assert older.device_low is None and older.device_high is None
+    features = np.zeros((3, model.spec.n_features))
+    assert not older.covered(np.zeros(3, dtype=np.int64), features, 0.1).any()
+    live, _ = source.read(60)
+    a = ResidualScorer(model, registry).score(live)
+    b = ResidualScorer(older, registry).score(live)
+    assert np.array_equal(a.z, b.z, equal_nan=True)
+    assert np.all(np.nan_to_num(b.components[Detector.DRIFT]) == 0.0)
