@@ -923,6 +923,104 @@ def export(
 
 
 @cli.command()
+def plot(
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="The picture to write: FILE.png or FILE.svg.", metavar="FILE"
+        ),
+    ],
+    entity: EntityOpt = "**",
+    metric: MetricOpt = None,
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Start (UTC): 2026-01-01, 2026-01-01T06:00:00, epoch ms, or -7d (before now).",
+            metavar="TIME",
+        ),
+    ] = "-1d",
+    to: Annotated[
+        str | None,
+        typer.Option(
+            help="End, excluded (as --from) \\[default: now].", metavar="TIME", show_default=False
+        ),
+    ] = None,
+    step: Annotated[
+        str | None,
+        typer.Option(
+            help="Bucket width (1m, 1h…) or raw \\[default: about 1,500 points per line].",
+            show_default=False,
+            metavar="DURATION|raw",
+        ),
+    ] = None,
+    width: Annotated[int, typer.Option(help="Pixels.", min=300, max=4000)] = 1200,
+    height: Annotated[int, typer.Option(help="Pixels.", min=200, max=3000)] = 500,
+    token: ReadTokenOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Draw stored series over a period to a PNG or SVG file.
+
+    A machine's power and load, say: `--entity c01/r01/s03 --metric power_watts --metric
+    cpu_utilization_ratio --out s03.png`. One line per series (at most 12), buckets with
+    their low-high band, a second unit on the right axis. While `rackwatch run` holds the
+    store, the rows come through its REST API, which draws the same picture at
+    GET /api/v1/plot.
+    """
+    import time
+
+    from rackwatch.readout import export as exporting
+    from rackwatch.readout import plot as plotting
+    from rackwatch.readout.fetch import ReadoutError, UnknownMetric
+
+    request = _query_request(entity, metric, "1h", step)  # (--since is query's: unused)
+    now_ms = int(time.time() * 1000)
+    try:
+        plotting.image_format(out)
+        start_ms, to_ms = exporting.parse_range(from_, to, now_ms)
+    except plotting.PlotError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    except exporting.ExportError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    stored, open_local = _stored(data_dir, config)
+    try:
+        source = exporting.open_source(
+            open_local, stored, request.entity, request.metrics, token, on_remote=_read_remotely
+        )
+        try:
+            drawn = plotting.draw(
+                source,
+                out,
+                start_ms,
+                now_ms if to_ms is None else to_ms,
+                request.step_ms,
+                raw=request.raw,
+                title=f"{request.entity}: {', '.join(request.metrics or ('every metric',))}",
+                width_px=width,
+                height_px=height,
+            )
+        finally:
+            source.close()
+    except UnknownMetric as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metric") from None
+    except plotting.PlotError as exc:
+        if exc.option is not None:
+            raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except (ReadoutError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    what = "raw samples" if drawn.bucket_ms == 0 else f"{drawn.bucket_ms // 1000} s buckets"
+    console.print(
+        f"wrote {escape(str(drawn.path))}: {drawn.n_series} series, {drawn.n_points:,} "
+        f"points ({what}), {drawn.n_bytes:,} bytes",
+        highlight=False,
+    )
+
+
+@cli.command()
 def detect(
     input_csv: Annotated[
         Path, typer.Argument(help="CSV to score: `timestamp,value` lines.", metavar="INPUT.csv")

@@ -33,6 +33,7 @@ READS = [
     "/api/v1/inventory",
     "/api/v1/live?entity=c01/r01/s01",
     "/api/v1/series?entity=c01/r01/s01&metric=power_watts&from=-5m",
+    "/api/v1/plot?entity=c01/r01/s01&metric=power_watts&from=-5m",
     "/api/v1/events",
     "/api/v1/status",
     "/api/v1/alerts",
