@@ -76,12 +76,8 @@ _GZ_END = 16
 _SIZE = re.compile(r"([0-9]{1,20})\s*(?:([KMGT])(iB|B)?)?", re.IGNORECASE)
 
 
-class ExportError(ReadoutError):
+class ExportError(fetch.OptionError):
     """The export cannot be done as asked; `option` names the option at fault, if one is."""
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 # --------------------------------------------------------------------------- options

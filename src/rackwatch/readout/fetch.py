@@ -50,6 +50,14 @@ class ReadoutError(RackwatchError):
     """The rows cannot be read; the message says why and what to do."""
 
 
+class OptionError(ReadoutError):
+    """A command cannot do what it was asked; `option` names the option at fault, if one is."""
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
+
+
 class UnknownMetric(ReadoutError):
     """A plain metric name that is neither in the catalogue nor stored."""
 

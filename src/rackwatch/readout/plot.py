@@ -18,16 +18,12 @@ from pathlib import Path
 from rackwatch.api import charts
 from rackwatch.api.routes.plot import auto_step_ms
 from rackwatch.readout.export import Source
-from rackwatch.readout.fetch import ReadoutError
+from rackwatch.readout.fetch import OptionError
 from rackwatch.store.base import Query
 
 
-class PlotError(ReadoutError):
+class PlotError(OptionError):
     """The picture cannot be made as asked; `option` names the option to change."""
-
-    def __init__(self, message: str, option: str | None = None) -> None:
-        super().__init__(message)
-        self.option = option
 
 
 @dataclass(frozen=True, slots=True)
