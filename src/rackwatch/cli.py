@@ -1252,6 +1252,118 @@ def evaluate(
         out.print(render(evaluation))
 
 
+import_cli = typer.Typer(help="Bring history in from other tools.", no_args_is_help=True)
+cli.add_typer(import_cli, name="import")
+
+
+@import_cli.command("rrd")
+def import_rrd(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="RRD files (collectd, Ganglia, Munin…).", metavar="FILE..."),
+    ],
+    entity: Annotated[
+        str, typer.Option(help="The entity the series belong to (a machine).", metavar="PATH")
+    ],
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            help="The metric of a file's one data source \\[default: from the file: collectd's "
+            "load.rrd and Ganglia's load_one/five/fifteen.rrd are load_average_1m/5m/15m, "
+            "else the file's name].",
+            show_default=False,
+            metavar="NAME",
+        ),
+    ] = None,
+    ds: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this data source (repeatable).", show_default=False),
+    ] = None,
+    consolidation: Annotated[
+        str, typer.Option(help="The archives to read.", metavar="AVERAGE|MAX|MIN|LAST")
+    ] = "AVERAGE",
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Only points from this time on (as export's --from: 2026-01-01, -2h) "
+            "\\[default: everything the files keep].",
+            show_default=False,
+            metavar="TIME",
+        ),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Import RRD files as one entity's series: every point at the finest resolution the file
+    keeps for its period; what the store holds already is not stored twice.
+
+    Seed 003's hourly job, for instance: `rackwatch import rrd /var/lib/collectd/rrd/s03/load/
+    load.rrd --entity c01/r01/s03 --since -2h`. See docs/STORAGE.md, "Importing RRD files".
+    """
+    import time
+
+    from rackwatch import importer
+    from rackwatch.app import open_store
+    from rackwatch.model import SeriesRegistry
+    from rackwatch.readout.export import ExportError, parse_range
+    from rackwatch.settings import load_settings
+    from rackwatch.sources.rrd import RrdError
+
+    try:
+        importer.check_target(entity, metric)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--entity/--metric") from None
+    since_s = None
+    if since is not None:
+        try:
+            since_s = parse_range(since, None, int(time.time() * 1000))[0] // 1000
+        except ExportError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--since") from None
+    settings = load_settings(config, data_dir=data_dir)
+    registry = SeriesRegistry()
+    try:
+        store = open_store(settings, registry)
+        try:
+            summary = importer.import_rrd(
+                store,
+                registry,
+                files,
+                entity,
+                metric=metric,
+                ds=ds or (),
+                since_s=since_s,
+                consolidation=consolidation.upper(),
+            )
+        finally:
+            store.close()
+    except (RrdError, RackwatchError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table("file", "data source", "metric", "points", "from (UTC)", "to (UTC)", "every")
+    for i in summary.imported:
+        table.add_row(
+            escape(str(i.path)),
+            escape(i.ds),
+            escape(i.metric),
+            f"{i.n_points:,}",
+            "—" if i.first_ms is None else _utc_text(i.first_ms),
+            "—" if i.last_ms is None else _utc_text(i.last_ms),
+            ", ".join(f"{r}s" for r in i.resolutions_s),
+        )
+    console.print(table)
+    console.print(
+        f"{summary.n_written:,} points stored for {escape(entity)}, "
+        f"{summary.n_skipped:,} already held (or older than the raw retention keeps)",
+        highlight=False,
+    )
+
+
+def _utc_text(ms: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
 token_cli = typer.Typer(
     help="Create, list and revoke API tokens (stored hashed).", no_args_is_help=True
 )
