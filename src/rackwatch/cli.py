@@ -1364,6 +1364,119 @@ def _utc_text(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+sql_cli = typer.Typer(
+    help="Mirror the inventory and history into an SQL database.", no_args_is_help=True
+)
+cli.add_typer(sql_cli, name="sql")
+
+
+@sql_cli.command("sync")
+def sql_sync(
+    url: Annotated[
+        str,
+        typer.Option(
+            help="SQLAlchemy URL: postgresql+psycopg://user@host/db, "
+            "mysql+pymysql://user:pass@host/db, sqlite:///powermon.db.",
+            metavar="URL",
+        ),
+    ],
+    tier: Annotated[
+        str, typer.Option(help="What a row is: a minute's average, an hour's, or a sample.")
+    ] = "1m",
+    since: Annotated[
+        str,
+        typer.Option(
+            help="Where history starts for a machine the database has no row of yet "
+            "(as export's --from).",
+            metavar="TIME",
+        ),
+    ] = "-7d",
+    token: ReadTokenOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Mirror PDUs, outlets and machines, and each machine's power and load history, into
+    seed 003's tables (pdu, outlet, machine, power_cons, cpu_charge) in any database
+    SQLAlchemy speaks.
+
+    Incremental: run it every hour and it copies the last hour, never a row twice. While
+    `rackwatch run` holds the store, it reads through its REST API. See docs/STORAGE.md,
+    "Mirroring into SQL".
+    """
+    import time
+
+    from rackwatch.readout import fetch, sqlsync
+    from rackwatch.readout.export import ExportError, RemoteSource, parse_range
+
+    try:
+        database = sqlsync.database_url(url)
+        since_ms = parse_range(since, None, int(time.time() * 1000))[0]
+        if tier not in sqlsync.TIERS:
+            raise fetch.OptionError(f"use one of {', '.join(sqlsync.TIERS)}", option="--tier")
+    except ExportError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+    except fetch.OptionError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    stored, open_local = _stored(data_dir, config)
+
+    def local(store: Store, _keys: Sequence[SeriesKey]) -> sqlsync.Source:
+        return sqlsync.StoreSource(store, f"the store in {stored}")
+
+    def remote(server_url: str) -> sqlsync.Source:
+        metrics = (sqlsync.POWER, *sqlsync.LOADS)
+        series = RemoteSource(server_url, "**", metrics, lambda: fetch.read_token(token, stored))
+        return sqlsync.ServerSource(series)
+
+    try:
+        engine = sqlsync.connect(database)
+        try:
+            source = fetch.read_through(
+                open_local, stored, local, remote, on_remote=_read_remotely, again="sql sync"
+            )
+            try:
+                with Progress(
+                    TextColumn("[bold]copying"),
+                    BarColumn(),
+                    TextColumn("{task.completed}/{task.total} windows"),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                ) as bar:
+                    task = bar.add_task("sync", total=None)
+
+                    def progress(done: int, total: int) -> None:
+                        bar.update(task, completed=done, total=total)
+
+                    summary = sqlsync.sync(
+                        engine, source, tier=tier, since_ms=since_ms, on_progress=progress
+                    )
+            finally:
+                source.close()
+        finally:
+            engine.dispose()
+    except fetch.OptionError as exc:
+        raise typer.BadParameter(str(exc), param_hint=exc.option) from None
+    except (RackwatchError, OSError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    table = Table.grid(padding=(0, 2))
+    table.add_row("[bold]database", escape(summary.url))
+    for name, counts in (
+        ("PDUs", summary.pdus),
+        ("machines", summary.machines),
+        ("outlets", summary.outlets),
+    ):
+        table.add_row(
+            f"[bold]{name}",
+            f"{counts.added} added, {counts.changed} changed, {counts.gone} gone",
+        )
+    table.add_row("[bold]power_cons", f"{summary.power_rows:,} rows added")
+    table.add_row("[bold]cpu_charge", f"{summary.load_rows:,} rows added")
+    upto = "nothing stored yet" if summary.to_ms is None else _utc_text(summary.to_ms)
+    table.add_row("[bold]copied up to", upto)
+    console.print(Panel(table, title="rackwatch sql sync", expand=False))
+
+
 token_cli = typer.Typer(
     help="Create, list and revoke API tokens (stored hashed).", no_args_is_help=True
 )
