@@ -21,6 +21,7 @@ from typing import Any, Literal
 from fastapi import FastAPI
 from pydantic import ValidationError
 
+from rackwatch import inventory_config
 from rackwatch.api import ApiContext, create_app
 from rackwatch.api.prometheus import watch_writer
 from rackwatch.api.routes.ingest import SOURCE as AGENT_SOURCE
@@ -486,6 +487,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
     store = open_store(settings, registry, live=True)
     try:
         twin, resume = _start_twin(settings, store, start_ms)
+        inventory_config.sync(settings, store, int(time.time() * 1000))  # declared inventory
         retention = RetentionRunner(store, settings.store.retention_interval_seconds)
         bus = MemoryBus()
         poller = None

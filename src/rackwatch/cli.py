@@ -32,6 +32,7 @@ from rackwatch.errors import RackwatchError
 
 if TYPE_CHECKING:
     from rackwatch import app
+    from rackwatch.engine.inventory import Disagreement
     from rackwatch.model import SeriesKey
     from rackwatch.readout.fetch import OpenStore, Request
     from rackwatch.settings import Settings
@@ -1475,6 +1476,147 @@ def sql_sync(
     upto = "nothing stored yet" if summary.to_ms is None else _utc_text(summary.to_ms)
     table.add_row("[bold]copied up to", upto)
     console.print(Panel(table, title="rackwatch sql sync", expand=False))
+
+
+inventory_cli = typer.Typer(
+    help="The declared inventory: sites, rooms, racks, PDUs, outlets, machines.",
+    no_args_is_help=True,
+)
+cli.add_typer(inventory_cli, name="inventory")
+
+
+@inventory_cli.command("sync")
+def inventory_sync(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would change; write nothing.")
+    ] = False,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Bring the stored inventory to what the settings declare (`[inventory]` and the file it
+    names): added, changed and removed entries, each an inventory.changed event, and the
+    values agents or PDUs report otherwise (the declaration wins). `rackwatch run` does it at
+    start. See docs/INVENTORY.md.
+    """
+    import time
+
+    from rackwatch import inventory_config
+    from rackwatch.app import open_store
+    from rackwatch.engine.inventory import InventoryError
+    from rackwatch.model import SeriesRegistry
+    from rackwatch.settings import load_settings
+
+    settings = load_settings(config, data_dir=data_dir)
+    try:
+        inventory_config.declared(settings)  # a bad declaration is refused before the store
+        store = open_store(settings, SeriesRegistry())
+        try:
+            outcome = inventory_config.sync(
+                settings, store, int(time.time() * 1000), dry_run=dry_run
+            )
+        finally:
+            store.close()
+    except InventoryError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except RackwatchError as exc:
+        err.print(
+            f"[red]error:[/] {escape(str(exc))} (while `rackwatch run` holds the store, it "
+            "syncs the inventory when it starts: restart it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    changes = outcome.plan.changes
+    verb = "would be" if dry_run else "were"
+    if not outcome.sources:
+        console.print("nothing is declared: set [inventory] file, or [[inventory.machines]]…")
+    table = Table("change", "kind", "entity", "fields")
+    for c in changes:
+        table.add_row(c.change, escape(c.kind), escape(c.path), escape(", ".join(c.fields)))
+    if changes:
+        console.print(table)
+    counts = {k: sum(c.change == k for c in changes) for k in ("added", "changed", "removed")}
+    console.print(
+        f"{counts['added']} added, {counts['changed']} changed, {counts['removed']} removed "
+        f"({verb} written) from {escape(', '.join(outcome.sources) or 'nothing')}",
+        highlight=False,
+    )
+    _print_disagreements(outcome.disagreements)
+
+
+def _print_disagreements(found: Sequence[Disagreement]) -> None:
+    if not found:
+        return
+    table = Table("entity", "field", "declared", "reported", title="disagreements")
+    for d in found:
+        table.add_row(
+            escape(d.path), escape(d.field), escape(str(d.declared)), escape(str(d.discovered))
+        )
+    console.print(table)
+    console.print("the declaration wins: correct the configuration or the machine", highlight=False)
+
+
+@inventory_cli.command("list")
+def inventory_list(
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind (machine, pdu, outlet, rack…).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    token: ReadTokenOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Print the stored inventory: each entity with its kind and attributes, declared or
+    discovered, and the disagreements between them. While `rackwatch run` holds the store,
+    it reads through its REST API."""
+    import json
+
+    from rackwatch.engine.inventory import disagreements
+    from rackwatch.readout import fetch
+    from rackwatch.store.base import EntityRecord
+    from rackwatch.store.inventory import DECLARED
+
+    stored, open_local = _stored(data_dir, config)
+
+    def local(store: Store, _keys: Sequence[SeriesKey]) -> list[EntityRecord]:
+        try:
+            return store.inventory()
+        finally:
+            store.close()
+
+    def remote(url: str) -> list[EntityRecord]:
+        api = fetch.connect(url, lambda: fetch.read_token(token, stored))
+        try:
+            answer = api.get("/inventory")
+        finally:
+            api.client.close()
+        return [
+            EntityRecord(str(e["path"]), str(e["kind"]), dict(e.get("attributes") or {}))
+            for e in answer.get("entities", [])
+        ]
+
+    try:
+        records = fetch.read_through(
+            open_local, stored, local, remote, on_remote=_read_remotely, again="inventory list"
+        )
+    except RackwatchError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    shown = [r for r in records if kind is None or r.kind == kind]
+    if as_json:
+        for r in shown:
+            typer.echo(json.dumps({"path": r.path, "kind": r.kind, "attributes": r.attributes}))
+        return
+    table = Table("entity", "kind", "from", "attributes")
+    for r in shown:
+        origin = "declared" if DECLARED in r.attributes else "discovered"
+        attrs = {k: v for k, v in r.attributes.items() if k not in (DECLARED, "discovered")}
+        text = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items()))
+        table.add_row(escape(r.path), escape(r.kind), origin, escape(text[:200]))
+    console.print(table)
+    console.print(f"{len(shown)} entities", highlight=False)
+    _print_disagreements(disagreements(shown))
 
 
 token_cli = typer.Typer(

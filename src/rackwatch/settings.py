@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from rackwatch.engine.alerts.rules import Guard, Rule, RuleKind
+from rackwatch.engine.inventory import DeclaredInventory
 from rackwatch.engine.notifiers import TimeWindow
 from rackwatch.errors import ConfigError
 
@@ -505,6 +506,13 @@ NotifierSettings = Annotated[
 ]
 
 
+class InventorySettings(DeclaredInventory):
+    """`[inventory]`: sites, rooms, racks, PDUs and machines declared here (`[[inventory.
+    machines]]`…) and/or in the TOML file `file` names (docs/INVENTORY.md)."""
+
+    file: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RACKWATCH_", env_nested_delimiter="__", extra="forbid"
@@ -519,6 +527,7 @@ class Settings(BaseSettings):
     scrape: list[ScrapeSettings] = Field(default_factory=list)
     alerts: AlertSettings = AlertSettings()
     intelligence: IntelligenceSettings = IntelligenceSettings()
+    inventory: InventorySettings = InventorySettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
 

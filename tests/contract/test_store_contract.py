@@ -365,6 +365,24 @@ def test_inventory_upsert(harness):
     ]
 
 
+def test_a_declared_part_survives_a_discovered_write_and_removal(harness):
+    store = harness.open()
+    declared = {"owner": "ml", "slot": 12, "declared": ["owner", "slot"]}
+    store.upsert_inventory([EntityRecord("host/gpu01", "machine", declared)])
+    store.upsert_inventory(
+        [EntityRecord("host/gpu01", "host", {"slot": 7, "cpu_model": "EPYC", "owner": "ml"})]
+    )
+    assert store.inventory() == [
+        EntityRecord(
+            "host/gpu01",
+            "machine",
+            {**declared, "cpu_model": "EPYC", "discovered": {"slot": 7}},
+        )
+    ]
+    store.remove_inventory(["host/gpu01", "never/there"])
+    assert store.inventory() == []
+
+
 def test_parquet_export_by_day_equals_the_query(loaded, tmp_path):
     store, data, _ = loaded
     out = tmp_path / "archive"

@@ -41,8 +41,19 @@ class EntityOut(BaseModel):
     attributes: dict[str, Any]
 
 
+class DisagreementOut(BaseModel):
+    path: str
+    field: str
+    declared: Any = Field(description="What the configuration declares (it wins).")
+    discovered: Any = Field(description="What an agent or a PDU reported.")
+
+
 class InventoryOut(BaseModel):
     entities: list[EntityOut]
+    disagreements: list[DisagreementOut] = Field(
+        default_factory=list,
+        description="Declared attributes a source reported otherwise (docs/INVENTORY.md).",
+    )
 
 
 class LiveValueOut(BaseModel):

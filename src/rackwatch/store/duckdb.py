@@ -55,6 +55,7 @@ from rackwatch.store.base import (
     parse_tier,
 )
 from rackwatch.store.head import GROUP_ROWS, Chunk, Head, in_whole_runs, make_chunk, select_rows
+from rackwatch.store.inventory import overlay
 from rackwatch.store.rollup import F64, HOUR_MS, I32, I64, MINUTE_MS
 from rackwatch.store.schema import DDL, META_DEFAULTS, ROLLUP_TABLES, SCHEMA_VERSION
 from rackwatch.store.tierstate import TierState
@@ -918,11 +919,27 @@ class DuckDBStore:
         return records.read_events(self._cursor(), start_ms, end_ms, entity, kinds, newest)
 
     def upsert_inventory(self, entities: Sequence[EntityRecord]) -> None:
-        rows = records.inventory_rows(entities)
-        if rows:
-            with self._lock:
-                self._check_open()
-                self._con.executemany("INSERT OR REPLACE INTO inventory VALUES (?, ?, ?)", rows)
+        """Write each entity over the stored one: a declared part survives a discovered
+        write (`store.inventory.overlay`)."""
+        if not entities:
+            return
+        with self._lock:
+            self._check_open()
+            held = {r.path: r for r in records.read_inventory(self._con)}
+            merged: dict[str, EntityRecord] = {}
+            for entity in entities:
+                merged[entity.path] = overlay(
+                    merged.get(entity.path, held.get(entity.path)), entity
+                )
+            rows = records.inventory_rows(list(merged.values()))
+            self._con.executemany("INSERT OR REPLACE INTO inventory VALUES (?, ?, ?)", rows)
+
+    def remove_inventory(self, paths: Sequence[str]) -> None:
+        if not paths:
+            return
+        with self._lock:
+            self._check_open()
+            self._con.executemany("DELETE FROM inventory WHERE path = ?", [(p,) for p in paths])
 
     def inventory(self) -> list[EntityRecord]:
         self._check_open()

@@ -1,4 +1,5 @@
-"""GET /inventory: every entity with its kind, parent and static attributes."""
+"""GET /inventory: every entity with its kind, parent and static attributes, and the declared
+attributes that agents or PDUs report otherwise."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import StoreDep
 from rackwatch.api.params import ParamError, excerpt
-from rackwatch.api.schemas import EntityOut, ErrorOut, InventoryOut
+from rackwatch.api.schemas import DisagreementOut, EntityOut, ErrorOut, InventoryOut
+from rackwatch.engine.inventory import disagreements
 from rackwatch.model.entity import nearest_known_parent
 
 router = APIRouter(tags=["inventory"], dependencies=[READ_ACCESS])
 
-KINDS = ("room", "crac", "cluster", "rack", "pdu", "server", "fan")
+KINDS = ("site", "room", "crac", "cluster", "rack", "pdu", "outlet", "server", "machine", "fan")
 
 
 @router.get("/inventory", responses={400: {"model": ErrorOut}})
@@ -32,7 +34,14 @@ async def get_inventory(
         if kind not in known:
             raise ParamError(f"unknown kind {excerpt(kind)}: use one of {', '.join(sorted(known))}")
     paths = {r.path for r in records}
+    shown = [r for r in records if kind is None or r.kind == kind]
     return InventoryOut(
+        disagreements=[
+            DisagreementOut(
+                path=d.path, field=d.field, declared=d.declared, discovered=d.discovered
+            )
+            for d in disagreements(shown)
+        ],
         entities=[
             EntityOut(
                 path=r.path,
@@ -42,5 +51,5 @@ async def get_inventory(
             )
             for r in sorted(records, key=lambda r: r.path)
             if kind is None or r.kind == kind
-        ]
+        ],
     )
