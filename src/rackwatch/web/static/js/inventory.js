@@ -204,9 +204,8 @@ async function loadInventory() {
 async function loadLive() {
   if (!inventory) return;
   try {
-    const answer = await getJSON("/live", {
-      metric: ["outlet_power_watts", "outlet_current_amperes", "outlet_on", "pdu_power_watts"],
-    });
+    // A glob: a server with no SNMP PDU may not know the outlet metrics at all.
+    const answer = await getJSON("/live", { metric: ["outlet_*", "pdu_power_watts"] });
     live = answer.entities ?? {};
     const newest = Math.max(
       0,
