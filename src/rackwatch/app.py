@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from aiomqtt import MqttError
 from fastapi import FastAPI
 from pydantic import ValidationError
 
@@ -61,11 +63,19 @@ from rackwatch.settings import (
 )
 from rackwatch.sources.host.loop import Collection, CollectionLoop
 from rackwatch.sources.host.machine import host_collectors, host_name
+from rackwatch.sources.mqtt import SOURCE as MQTT_SOURCE
+from rackwatch.sources.mqtt import BrokerAddress, MqttSource
+from rackwatch.sources.mqtt.source import discover_blocking
+from rackwatch.sources.mqtt.topics import validate_prefix
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.readings import InventoryItem, to_batch
 from rackwatch.sources.scrape import Scraper, ScrapeTarget
 from rackwatch.sources.scrape_loop import SOURCE as SCRAPE_SOURCE
 from rackwatch.sources.scrape_loop import ScrapeLoop
+from rackwatch.sources.snmp.client import SnmpTarget
+from rackwatch.sources.snmp.poller import SOURCE as SNMP_SOURCE
+from rackwatch.sources.snmp.poller import PduPoller, PduTarget, machine_entity, pdu_entity
+from rackwatch.sources.snmp.profiles import ProfileError, load_profile
 from rackwatch.sources.twin import TwinSource
 from rackwatch.store.base import EntityRecord, Retention
 from rackwatch.store.duckdb import (
@@ -221,6 +231,77 @@ def build_scrapes(
     ]
 
 
+def declared_outlets(settings: Settings) -> dict[str, dict[int, str]]:
+    """The declared inventory's outlet -> machine (`[[machines]] outlets = ["<pdu>:<n>"]`),
+    by PDU path."""
+    found: dict[str, dict[int, str]] = {}
+    for machine in inventory_config.declared(settings)[0].machines:
+        for ref in machine.outlets:
+            pdu, _, number = ref.rpartition(":")
+            found.setdefault(pdu, {})[int(number)] = machine.path
+    return found
+
+
+def pdu_targets(settings: Settings) -> list[PduTarget]:
+    """The `[[pdus]]`, checked (ConfigError naming the PDU for one that cannot be polled).
+    Which machine each outlet feeds: its `outlets`, and the declared inventory's machines."""
+    targets: list[PduTarget] = []
+    declared = declared_outlets(settings) if settings.pdus else {}
+    for pdu in settings.pdus:
+        try:
+            machines = dict(declared.get(pdu_entity(pdu.name), {}))
+            for number, name in pdu.outlets.items():
+                given = machine_entity(name)
+                if machines.get(number, given) != given:
+                    raise ValueError(
+                        f"outlet {number} feeds {given} here but {machines[number]} in the "
+                        "declared inventory"
+                    )
+                machines[number] = given
+            snmp = SnmpTarget(
+                host=pdu.host,
+                port=pdu.port,
+                version=pdu.version,
+                community=pdu.community.get_secret_value(),
+                user=pdu.user,
+                auth_protocol=pdu.auth_protocol,
+                auth_key=pdu.auth_key.get_secret_value(),
+                priv_protocol=pdu.priv_protocol,
+                priv_key=pdu.priv_key.get_secret_value(),
+                context=pdu.context,
+                timeout_s=pdu.timeout_seconds,
+                retries=pdu.retries,
+            )
+            target = PduTarget(
+                name=pdu_entity(pdu.name),
+                snmp=snmp,
+                profile=load_profile(pdu.profile).resolve(pdu.root_oid),
+                interval_s=pdu.interval_seconds,
+                outlet_count=pdu.outlet_count,
+                machines=machines,
+            )
+        except (ValueError, ProfileError) as e:
+            raise ConfigError(f"[[pdus]] {pdu.name}: {e}") from None
+        if any(t.name == target.name for t in targets):
+            raise ConfigError(f"two [[pdus]] are named {pdu.name!r}: give each its own name")
+        targets.append(target)
+    return targets
+
+
+def build_pdus(
+    targets: Sequence[PduTarget], registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+) -> PduPoller | None:
+    """The PDUs' poller (None without `[[pdus]]`): readings on `telemetry.snmp`, the PDUs and
+    their outlets in the store's inventory."""
+    if not targets:
+        return None
+
+    async def keep_inventory(items: list[InventoryItem]) -> None:
+        await asyncio.to_thread(store.upsert_inventory, records_of(items))
+
+    return PduPoller(targets, registry, bus, on_inventory=keep_inventory)
+
+
 def build_host(
     settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
 ) -> CollectionLoop | None:
@@ -267,6 +348,8 @@ class Services:
     """This machine, collected beside the twin (None: `--no-host`)."""
     scrapes: list[ScrapeLoop] = field(default_factory=list)
     """The Prometheus endpoints scraped (`[[scrape]]`, `--scrape`)."""
+    pdus: PduPoller | None = None
+    """The PDUs polled over SNMP (`[[pdus]]`; None without any)."""
     resumed_at_ms: int | None = None
     """Where the twin's clock starts when the data directory already held its data (after the
     last stored instant, so that nothing overlaps); None when it starts now."""
@@ -274,6 +357,10 @@ class Services:
     """Anomaly events, fan failure predictions, health (None: `[intelligence] enabled` off)."""
     retrainer: Retrainer | None = None
     """Loads the last residual model and retrains it on schedule (None without intelligence)."""
+    mqtt: MqttSource | None = None
+    """Sensors and fans on an MQTT broker (`--mqtt`, `[mqtt] url`; docs/MQTT.md)."""
+    mqtt_controller: FanController | None = None
+    """Closed-loop control of the MQTT devices' fans (those announced at start)."""
 
     def close(self) -> None:
         self.store.close()
@@ -433,7 +520,7 @@ def build_retrainer(settings: Settings, store: DuckDBStore, user: ModelUser) -> 
 SETTLE_S = 10.0
 """At stop, how long the intelligence may take to score what it has received."""
 HOST_SOURCE = "host"
-REAL_SOURCES = (HOST_SOURCE, AGENT_SOURCE, SCRAPE_SOURCE)
+REAL_SOURCES = (HOST_SOURCE, AGENT_SOURCE, SCRAPE_SOURCE, MQTT_SOURCE, SNMP_SOURCE)
 """The sources of real machines: on the wall clock, offline after `[host]
 offline_after_seconds` whatever the twin's speed (the twin's silence timeout is divided by it)."""
 
@@ -448,8 +535,16 @@ def silence_policy(settings: Settings) -> SilencePolicy:
 
 
 def build_controller(
-    settings: Settings, bus: MemoryBus, registry: SeriesRegistry, twin: Twin
+    settings: Settings,
+    bus: MemoryBus,
+    registry: SeriesRegistry,
+    twin: Twin | None,
+    *,
+    inventory: Sequence[InventoryItem] = (),
+    source: str = "twin",
 ) -> FanController:
+    """The twin's fan controller, or (`twin` None) one for `source`'s devices in `inventory`
+    (real devices: silence measured on the wall clock at speed 1)."""
     c = settings.control
     policy = FanPolicy(
         target_c=c.target_celsius,
@@ -457,14 +552,70 @@ def build_controller(
             critical_c=c.critical_celsius, telemetry_timeout_s=c.telemetry_timeout_seconds
         ),
     )
+    items = twin.inventory() if twin is not None else list(inventory)
+    silence = (
+        silence_policy(settings)
+        if twin is not None
+        else SilencePolicy.for_speed(c.telemetry_timeout_seconds, 1.0)
+    )
     return FanController(
         bus,
-        FanLayout.from_inventory(twin.inventory()),
+        FanLayout.from_inventory(items),
         registry,
         policy=policy,
-        source="twin",
-        silence=silence_policy(settings),
+        source=source,
+        silence=silence,
     )
+
+
+def mqtt_broker(settings: Settings) -> tuple[BrokerAddress, str] | None:
+    """The `[mqtt]` broker and topic prefix, checked (ConfigError); None without a URL."""
+    m = settings.mqtt
+    if m.url is None:
+        return None
+    try:
+        address = BrokerAddress.parse(m.url)
+        prefix = validate_prefix(m.prefix)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if m.username is not None:
+        password = None if m.password is None else m.password.get_secret_value()
+        address = dataclasses.replace(address, username=m.username, password=password)
+    return address, prefix
+
+
+def build_mqtt(
+    settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+) -> tuple[MqttSource | None, list[InventoryItem]]:
+    """The `[mqtt]` source (None without a URL) and the devices announced at start (their
+    retained capabilities, gathered for `discovery_seconds`; none if the broker is away: the
+    source keeps trying, and their fans are then not driven until the next start)."""
+    broker = mqtt_broker(settings)
+    if broker is None:
+        return None, []
+    address, prefix = broker
+    m = settings.mqtt
+
+    async def keep_inventory(items: list[InventoryItem]) -> None:
+        await asyncio.to_thread(store.upsert_inventory, records_of(items))
+
+    source = MqttSource(
+        address,
+        registry,
+        bus,
+        prefix=prefix,
+        client_id=m.client_id or f"rackwatch-{host_name(None)}"[:128],
+        command_timeout_s=m.command_timeout_seconds,
+        on_inventory=keep_inventory,
+    )
+    items: list[InventoryItem] = []
+    if m.discovery_seconds > 0:
+        try:
+            items = discover_blocking(address, prefix=prefix, wait_s=m.discovery_seconds)
+        except MqttError as exc:
+            log.warning("MQTT broker %s unreachable at start (%s)", address.display, exc)
+        store.upsert_inventory(records_of(items))
+    return source, items
 
 
 def ensure_control_token(settings: Settings) -> Path | None:
@@ -483,6 +634,8 @@ def ensure_control_token(settings: Settings) -> Path | None:
 
 def build_services(settings: Settings, *, start_ms: int | None = None) -> Services:
     targets = scrape_targets(settings)  # a wrong one is refused before anything is written
+    mqtt_broker(settings)  # likewise
+    pdus = pdu_targets(settings)
     registry = SeriesRegistry()
     store = open_store(settings, registry, live=True)
     try:
@@ -497,6 +650,12 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             source = TwinSource(twin, registry)
             poller = PacedPoller(source, bus, step_s=twin.step_s, speed=settings.twin.speed)
             controller = build_controller(settings, bus, registry, twin)
+        mqtt, mqtt_items = build_mqtt(settings, registry, bus, store)
+        mqtt_controller = None
+        if mqtt is not None and any(item["kind"] == "fan" for item in mqtt_items):
+            mqtt_controller = build_controller(
+                settings, bus, registry, None, inventory=mqtt_items, source=MQTT_SOURCE
+            )
         live = LiveState(len(registry))
         alerts = build_alert_engine(settings, bus, registry)
         intelligence = build_intelligence(settings, bus, registry, alerts)
@@ -515,7 +674,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 ingest_series_limit=settings.server.ingest_series_limit,
                 bus_queue_depth=lambda: bus.pending,
                 alerts=alerts,
-                controller=controller,
+                controller=controller if controller is not None else mqtt_controller,
                 tokens=tokens,
                 open_reads_on_loopback=settings.server.open_reads_on_loopback,
                 retention=retention,
@@ -528,6 +687,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         watch_writer(api, writer)  # its counters in /metrics and GET /status
         host = build_host(settings, registry, bus, store)
         scrapes = build_scrapes(targets, registry, bus, store)
+        pdu_poller = build_pdus(pdus, registry, bus, store)
         return Services(
             settings=settings,
             registry=registry,
@@ -544,9 +704,12 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             retention=retention,
             host=host,
             scrapes=scrapes,
+            pdus=pdu_poller,
             resumed_at_ms=resume,
             intelligence=intelligence,
             retrainer=retrainer,
+            mqtt=mqtt,
+            mqtt_controller=mqtt_controller,
         )
     except BaseException:
         store.close()
@@ -592,14 +755,20 @@ async def run_live(
         (services.writer.run(), "store-writer"),
         (services.alerts.run(), "alerts"),
         None if services.controller is None else (services.controller.run(), "fan-controller"),
+        None
+        if services.mqtt_controller is None
+        else (services.mqtt_controller.run(), "mqtt-fan-controller"),
         (feed(bus, services.live), "live-state"),
         None if services.poller is None else (services.poller.obey(), "twin-commands"),
+        None if services.mqtt is None else (services.mqtt.obey(), "mqtt-commands"),
         None if intelligence is None else (intelligence.run(), "intelligence"),
     ]
     consumers = [asyncio.create_task(job, name=name) for job, name in filter(None, parts)]
     subscribed = [services.writer.ready, services.alerts.ready]
     if services.controller is not None:
         subscribed.append(services.controller.ready)
+    if services.mqtt_controller is not None:
+        subscribed.append(services.mqtt_controller.ready)
     if intelligence is not None:
         subscribed.append(intelligence.ready)
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
@@ -614,6 +783,10 @@ async def run_live(
     for scrape in services.scrapes:
         name = f"scrape-{scrape.scraper.target.name}"
         sources.append(asyncio.create_task(scrape.run(), name=name))
+    if services.pdus is not None:
+        sources.append(asyncio.create_task(services.pdus.run(), name="pdus"))
+    if services.mqtt is not None:
+        sources.append(asyncio.create_task(services.mqtt.run(), name="mqtt"))
     for ready in subscribed:
         await ready.wait()
     await asyncio.sleep(0)  # let the other subscriptions open before the first publish

@@ -27,7 +27,8 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rackwatch import __version__
+from rackwatch import __version__, cli_devices
+from rackwatch.cli_pdu import pdu_cli
 from rackwatch.errors import RackwatchError
 
 if TYPE_CHECKING:
@@ -334,6 +335,15 @@ def run(
             metavar="URL",
         ),
     ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            help="Also take the sensors and fans of this MQTT broker, e.g. mqtt://127.0.0.1:1883 "
+            "(docs/MQTT.md; user, password and more in [mqtt] of the settings file).",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The main job: run the twin live and watch this machine, store everything, serve the
@@ -350,6 +360,7 @@ def run(
         },
         server={"host": host, "port": port},
         host={"enabled": False if no_host else None},
+        mqtt={"url": mqtt},
     )
     if no_twin:
         settings = settings.model_copy(
@@ -368,7 +379,13 @@ def run(
     token_file = app.ensure_control_token(settings)
     store_file = app.store_path(settings.data_dir)
     console.print(f"rackwatch {__version__}: {_watching(services)}, storing in {store_file}")
-    if services.twin is None and services.host is None and not services.scrapes:
+    if (
+        services.twin is None
+        and services.host is None
+        and not services.scrapes
+        and services.mqtt is None
+        and services.pdus is None
+    ):
         console.print(
             "Nothing is collected here: agents push to this server "
             "(`rackwatch agent --server URL --token T`, docs/AGENT.md)."
@@ -394,6 +411,9 @@ def run(
         f"stopped: {services.writer.n_samples:,} samples and "
         f"{services.writer.n_events} events written to {app.store_path(settings.data_dir)}"
     )
+
+
+cli.command(name="devices")(cli_devices.devices)
 
 
 @cli.command()
@@ -556,6 +576,15 @@ def _watching(services: app.Services) -> str:
     if services.scrapes:
         urls = ", ".join(escape(s.scraper.target.url) for s in services.scrapes)
         parts.append(f"scraping {urls}")
+    if services.mqtt is not None:
+        controller = services.mqtt_controller
+        driven = 0 if controller is None else controller.layout.n_servers
+        parts.append(
+            f"MQTT devices on {escape(services.mqtt.address.display)} "
+            f"(fans of {driven} announced at start driven)"
+        )
+    if services.pdus is not None:
+        parts.append(f"{len(services.pdus.targets)} PDU(s) over SNMP")
     return "; ".join(parts) if parts else "no twin, no local source"
 
 
@@ -601,6 +630,18 @@ def _render(services: app.Services) -> Panel:
         "",
         "",
     )
+    if services.mqtt is not None:
+        m = services.mqtt
+        online = sum(d.is_online for d in m.inventory.devices.values())
+        head.add_row(
+            "[bold]MQTT devices",
+            f"{online}/{len(m.inventory.devices)} online"
+            + ("" if m.connected.is_set() else " ([red]broker away[/])"),
+            "[bold]bad payloads",
+            f"{m.n_bad_payloads:,}"
+            + f"  fan commands {m.n_confirmed}/{m.n_commands_sent} confirmed"
+            + (f", {m.n_timeouts} timed out" if m.n_timeouts else ""),
+        )
     title = "rackwatch run · " + (services.twin.name if services.twin else "real machines")
     if services.twin is None:
         return Panel(Group(head, _retention_line(services)), title=title, expand=False)
@@ -1623,6 +1664,7 @@ token_cli = typer.Typer(
     help="Create, list and revoke API tokens (stored hashed).", no_args_is_help=True
 )
 cli.add_typer(token_cli, name="token")
+cli.add_typer(pdu_cli, name="pdu")
 
 
 def _token_store(data_dir: Path | None, config: Path | None) -> TokenStore:

@@ -120,6 +120,44 @@ class ScrapeSettings(_Section):
     max_series: int = Field(default=10_000, ge=1, le=1_000_000)
 
 
+class PduSettings(_Section):
+    """A PDU `rackwatch run` polls over SNMP (`[[pdus]]`; docs/SNMP.md). Secrets (community,
+    keys) are never logged or shown."""
+
+    name: str = Field(min_length=1, max_length=128)
+    """Its entity: `pdu/<name>`, or the path as given when it holds a `/` (`c01/r01/pdu`)."""
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(default=161, ge=1, le=65535)
+    version: Literal["1", "2c", "3"] = "2c"
+    community: SecretStr = SecretStr("public")
+    user: str = Field(default="", max_length=64)
+    """SNMP v3: the USM user, with its protocols and keys (at least 8 characters)."""
+    auth_protocol: Literal["none", "md5", "sha", "sha224", "sha256", "sha384", "sha512"] = "none"
+    auth_key: SecretStr = SecretStr("")
+    priv_protocol: Literal["none", "des", "3des", "aes", "aes192", "aes256"] = "none"
+    priv_key: SecretStr = SecretStr("")
+    context: str = Field(default="", max_length=64)
+    """SNMP v3 context name (most PDUs: none)."""
+    timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    retries: int = Field(default=1, ge=0, le=10)
+    interval_seconds: float = Field(default=30.0, ge=1, le=3600)
+    profile: str = Field(min_length=1, max_length=1024)
+    """A shipped profile (apc-rpdu2, raritan-px, generic) or the path of a profile file."""
+    outlet_count: int | None = Field(default=None, ge=1, le=512)
+    """The generic profile's outlets; for the others, default: every outlet the PDU has."""
+    root_oid: str | None = Field(default=None, max_length=256)
+    """The generic profile's root OID: outlet N's power is at `<root_oid>.N`."""
+    outlets: dict[int, str] = Field(default_factory=dict)
+    """Outlet number -> the machine plugged in (`web1`: `host/web1`; or an entity path)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _version_as_text(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("version"), int):
+            return {**data, "version": str(data["version"])}  # `version = 1` in TOML
+        return data
+
+
 class ControlSettings(_Section):
     """The fan controller (docs/CONTROL.md)."""
 
@@ -506,6 +544,23 @@ NotifierSettings = Annotated[
 ]
 
 
+class MqttSettings(_Section):
+    """Sensors and fans on an MQTT broker (docs/MQTT.md); `rackwatch run --mqtt URL`."""
+
+    url: str | None = None
+    """`mqtt://host[:port]`; unset: no MQTT devices."""
+    username: str | None = None
+    password: SecretStr | None = None
+    prefix: str = Field(default="rackwatch", min_length=1, max_length=128)
+    client_id: str = Field(default="", max_length=128)
+    """The ingest side's persistent session; default `rackwatch-<hostname>`."""
+    command_timeout_seconds: float = Field(default=15.0, gt=0, le=600)
+    """A fan command the device's state has not confirmed by then is reported (timeout)."""
+    discovery_seconds: float = Field(default=2.0, ge=0, le=60)
+    """At start, how long the devices' retained capabilities are gathered for the fan
+    controller's layout (devices that announce themselves later are ingested, not driven)."""
+
+
 class InventorySettings(DeclaredInventory):
     """`[inventory]`: sites, rooms, racks, PDUs and machines declared here (`[[inventory.
     machines]]`…) and/or in the TOML file `file` names (docs/INVENTORY.md)."""
@@ -525,9 +580,12 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     host: HostSettings = HostSettings()
     scrape: list[ScrapeSettings] = Field(default_factory=list)
+    pdus: list[PduSettings] = Field(default_factory=list)
+    """PDUs polled over SNMP (`[[pdus]]`, docs/SNMP.md)."""
     alerts: AlertSettings = AlertSettings()
     intelligence: IntelligenceSettings = IntelligenceSettings()
     inventory: InventorySettings = InventorySettings()
+    mqtt: MqttSettings = MqttSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
 
@@ -539,6 +597,9 @@ class Settings(BaseSettings):
         for target in self.scrape:
             what = f"the [[scrape]] interval_seconds of {target.url}"
             _check_offline_after(given, target.interval_seconds, what)
+        for pdu in self.pdus:
+            what = f"the [[pdus]] interval_seconds of {pdu.name}"
+            _check_offline_after(given, pdu.interval_seconds, what)
         return self
 
     @classmethod
@@ -606,11 +667,12 @@ DEFAULT_OFFLINE_AFTER_S = 60.0
 
 def offline_after_s(settings: Settings) -> float:
     """`[host] offline_after_seconds`, or by default 60 s, or twice the longest collection
-    interval (this host's, a scrape's) when that is longer."""
+    interval (this host's, a scrape's, a PDU's) when that is longer."""
     given = settings.host.offline_after_seconds
     if given is not None:
         return given
     intervals = [settings.host.interval_seconds, *(s.interval_seconds for s in settings.scrape)]
+    intervals += [p.interval_seconds for p in settings.pdus]
     return max(DEFAULT_OFFLINE_AFTER_S, 2 * max(intervals))
 
 

@@ -37,13 +37,13 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rackwatch.errors import RackwatchError
-from rackwatch.model import Event, Severity
+from rackwatch.model import Event, EventKind, Severity
 from rackwatch.model.entity import validate
 from rackwatch.store.base import EntityRecord
 from rackwatch.store.inventory import DECLARED, DISCOVERED, overlay
 
-INVENTORY_CHANGED = "inventory.changed"
-INVENTORY_DISAGREEMENT = "inventory.disagreement"
+INVENTORY_CHANGED = EventKind.INVENTORY_CHANGED
+INVENTORY_DISAGREEMENT = EventKind.INVENTORY_DISAGREEMENT
 MAX_ITEMS = 100_000
 _COMPARED: dict[str, tuple[str, float]] = {
     "memory_gib": ("memory_total_bytes", 2**30),

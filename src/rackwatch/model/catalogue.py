@@ -89,6 +89,20 @@ METRICS: dict[str, MetricSpec] = {
             "Power the PDU lets through before it caps (a cap fault lowers it).",
             1.0,
         ),
+        # PDU outlet (read over SNMP, sources/snmp)
+        MetricSpec(
+            "outlet_power_watts", "watts", _G, "Power drawn through one outlet of a PDU.", 1.0
+        ),
+        MetricSpec(
+            "outlet_current_amperes",
+            "amperes",
+            _G,
+            "Current drawn through one outlet of a PDU.",
+            0.1,
+        ),
+        MetricSpec(
+            "outlet_on", "boolean", _S, "1 while the PDU outlet is switched on, 0 off.", 1.0
+        ),
         # room
         MetricSpec(
             "crac_supply_temperature_celsius",

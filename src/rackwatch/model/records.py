@@ -137,6 +137,16 @@ class EventKind(enum.StrEnum):
     """The incident grew (more devices, a wider scope) or its diagnosis changed."""
     INCIDENT_CLOSED = "incident.closed"
     """Every anomaly of the incident ended (and stayed ended for its quiet period)."""
+    PAYLOAD_REJECTED = "payload.rejected"
+    """A device's message was refused (MQTT: not JSON, a field out of range...); counted."""
+    DEVICE_OFFLINE = "device.offline"
+    """An MQTT device said it is offline, or its last will did."""
+    DEVICE_ONLINE = "device.online"
+    INVENTORY_CHANGED = "inventory.changed"
+    """A declared inventory entry was added, changed or removed (attributes: change, kind,
+    fields); docs/INVENTORY.md."""
+    INVENTORY_DISAGREEMENT = "inventory.disagreement"
+    """A source reported a declared attribute otherwise (field, declared, discovered)."""
 
 
 class CommandAction(enum.StrEnum):
