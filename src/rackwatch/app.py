@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -360,7 +360,7 @@ class Services:
     mqtt: MqttSource | None = None
     """Sensors and fans on an MQTT broker (`--mqtt`, `[mqtt] url`; docs/MQTT.md)."""
     mqtt_controller: FanController | None = None
-    """Closed-loop control of the MQTT devices' fans (those announced at start)."""
+    """Closed-loop control of the MQTT devices' fans (later ones join it: `_growing`)."""
 
     def close(self) -> None:
         self.store.close()
@@ -589,7 +589,7 @@ def build_mqtt(
 ) -> tuple[MqttSource | None, list[InventoryItem]]:
     """The `[mqtt]` source (None without a URL) and the devices announced at start (their
     retained capabilities, gathered for `discovery_seconds`; none if the broker is away: the
-    source keeps trying, and their fans are then not driven until the next start)."""
+    source keeps trying, and the controller takes the devices as they announce themselves)."""
     broker = mqtt_broker(settings)
     if broker is None:
         return None, []
@@ -616,6 +616,20 @@ def build_mqtt(
             log.warning("MQTT broker %s unreachable at start (%s)", address.display, exc)
         store.upsert_inventory(records_of(items))
     return source, items
+
+
+def _growing(
+    keep: Callable[[list[InventoryItem]], Awaitable[None]] | None, controller: FanController
+) -> Callable[[list[InventoryItem]], Awaitable[None]]:
+    """The MQTT source's inventory listener: store the devices, and hand the fans of those
+    that announced themselves after the start to the controller (on its event loop)."""
+
+    async def listener(items: list[InventoryItem]) -> None:
+        if keep is not None:
+            await keep(items)
+        controller.grow(items)
+
+    return listener
 
 
 def ensure_control_token(settings: Settings) -> Path | None:
@@ -652,10 +666,11 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             controller = build_controller(settings, bus, registry, twin)
         mqtt, mqtt_items = build_mqtt(settings, registry, bus, store)
         mqtt_controller = None
-        if mqtt is not None and any(item["kind"] == "fan" for item in mqtt_items):
+        if mqtt is not None:
             mqtt_controller = build_controller(
                 settings, bus, registry, None, inventory=mqtt_items, source=MQTT_SOURCE
             )
+            mqtt.on_inventory = _growing(mqtt.on_inventory, mqtt_controller)
         live = LiveState(len(registry))
         alerts = build_alert_engine(settings, bus, registry)
         intelligence = build_intelligence(settings, bus, registry, alerts)

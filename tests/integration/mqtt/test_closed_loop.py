@@ -28,7 +28,12 @@ START_MS = 1_767_225_600_000
 FAILED_FAN, OTHER_FAN = "c01/r01/s02/fan1", "c01/r01/s02/fan2"
 
 
-def test_a_stopped_fan_is_answered_through_the_broker(tmp_path: Path, prefix: str) -> None:
+@pytest.mark.parametrize("devices_first", [True, False], ids=["announced-at-start", "later"])
+def test_a_stopped_fan_is_answered_through_the_broker(
+    tmp_path: Path, prefix: str, devices_first: bool
+) -> None:
+    """With the devices on the broker before the run starts, and announced only after it
+    started (the controller takes their fans as they come)."""
     twin = Twin("small", start_ms=START_MS, seed=3)
     twin.inject("fan_off", FAILED_FAN, start_ms=START_MS + 120_000)
     room = TwinDevices(twin, SHARED, prefix=prefix, speed=60, client_prefix=prefix)
@@ -47,11 +52,20 @@ def test_a_stopped_fan_is_answered_through_the_broker(tmp_path: Path, prefix: st
 
     async def main() -> app.Services:
         stop_devices = asyncio.Event()
-        devices = asyncio.create_task(room.run(stop_devices))
-        await wait_for(lambda: all(link.connected.is_set() for link in room.links.values()))
+
+        async def start_devices() -> asyncio.Task[None]:
+            task = asyncio.create_task(room.run(stop_devices))
+            await wait_for(lambda: all(link.connected.is_set() for link in room.links.values()))
+            return task
+
+        devices = await start_devices() if devices_first else None
         services = await asyncio.to_thread(app.build_services, settings)
         stop = asyncio.Event()
         runner = asyncio.create_task(app.run_live(services, stop))
+        if devices is None:
+            assert services.mqtt_controller is not None
+            assert services.mqtt_controller.layout.n_fans == 0
+            devices = await start_devices()
         try:
             source = services.mqtt
             assert source is not None

@@ -24,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -118,6 +118,25 @@ class FanController:
         self._step = step_fn
         self._max_pending = max_pending
         self._clock = clock
+
+    def grow(self, items: Iterable[Mapping[str, Any]]) -> bool:
+        """Take the servers and fans of inventory `items` this controller does not drive yet
+        (MQTT devices that announce themselves after the start): from the next decision on,
+        they are driven like the others. Returns whether any was new. Call on the event loop
+        the controller runs on."""
+        layout = self.layout.extended(items)
+        if (layout.n_servers, layout.n_fans) == (self.layout.n_servers, self.layout.n_fans):
+            return False
+        self.state = self.state.grown(layout)
+        self.view.grow(layout)
+        self.layout = layout
+        log.info(
+            "fan controller of %s: now %d servers, %d fans",
+            self.source,
+            layout.n_servers,
+            layout.n_fans,
+        )
+        return True
 
     # --- the loop ------------------------------------------------------------------------
 

@@ -68,6 +68,28 @@ class FanLayout:
             owners.append(owner)
         return cls(servers, tuple(fans), np.array(owners, dtype=np.int64))
 
+    def extended(self, items: Iterable[Mapping[str, Any]]) -> FanLayout:
+        """This layout with the servers and fans of `items` it lacks appended (the existing
+        indices stay); a fan naming no known server is left out."""
+        items = list(items)
+        servers = list(self.server_paths)
+        known = set(servers)
+        for item in items:
+            path = str(item.get("entity"))
+            if item.get("kind") == "server" and path not in known:
+                servers.append(path)
+                known.add(path)
+        index = {path: k for k, path in enumerate(servers)}
+        fans, owners = list(self.fan_paths), self.fan_server.tolist()
+        have = set(fans)
+        for item in items:
+            path, owner = str(item.get("entity")), index.get(str(item.get("server")))
+            if item.get("kind") == "fan" and path not in have and owner is not None:
+                fans.append(path)
+                owners.append(owner)
+                have.add(path)
+        return FanLayout(tuple(servers), tuple(fans), np.array(owners, dtype=np.int64))
+
     @property
     def n_servers(self) -> int:
         return len(self.server_paths)

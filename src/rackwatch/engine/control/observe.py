@@ -68,6 +68,18 @@ class TelemetryView:
                     metric[sid], index[sid] = m, k
         self._metric, self._index = metric, index
 
+    def grow(self, layout: FanLayout) -> None:
+        """Follow `layout`, which extends this view's (new servers and fans: nothing seen)."""
+        for name in _METRICS:
+            size = layout.n_servers if name in _SERVER_METRICS else layout.n_fans
+            grown_value = np.full(size, np.nan)
+            grown_ts = np.full(size, NEVER, dtype=np.int64)
+            have = len(self._value[name])
+            grown_value[:have], grown_ts[:have] = self._value[name], self._ts[name]
+            self._value[name], self._ts[name] = grown_value, grown_ts
+        self.layout = layout
+        self._rebuild()
+
     def update(self, batch: Batch) -> None:
         """Absorb a Batch (any order of rows); later timestamps win, NaN rows are skipped."""
         if len(batch) == 0:

@@ -7,7 +7,8 @@ core pure and lets a test replay any sequence of observations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -95,6 +96,35 @@ class ControlState:
             sent_level=np.full(f, NEVER, dtype=np.int64),
             sent_ms=np.full(f, NEVER, dtype=np.int64),
             reported_level=np.full(f, NEVER, dtype=np.int64),
+        )
+
+    def grown(self, layout: FanLayout, level: int = 2) -> ControlState:
+        """This state over `layout`, which extends this one's (`FanLayout.extended`): the new
+        servers and fans start as `initial` starts them."""
+        old = self.layout
+        if (
+            layout.server_paths[: old.n_servers] != old.server_paths
+            or layout.fan_paths[: old.n_fans] != old.fan_paths
+        ):
+            raise ValueError("a grown layout keeps the servers and fans it had, in order")
+        new = ControlState.initial(layout, level)
+        n, f = old.n_servers, old.n_fans
+
+        def keep(fresh: npt.NDArray[Any], current: npt.NDArray[Any], count: int) -> Any:
+            fresh[:count] = current
+            return fresh
+
+        return replace(
+            self,
+            layout=layout,
+            auto_level=keep(new.auto_level, self.auto_level, n),
+            changed_ms=keep(new.changed_ms, self.changed_ms, n),
+            failsafe=keep(new.failsafe, self.failsafe, n),
+            manual=keep(new.manual, self.manual, f),
+            failed=keep(new.failed, self.failed, f),
+            sent_level=keep(new.sent_level, self.sent_level, f),
+            sent_ms=keep(new.sent_ms, self.sent_ms, f),
+            reported_level=keep(new.reported_level, self.reported_level, f),
         )
 
     @property
