@@ -107,8 +107,16 @@ def test_a_pdu_s_outlets_with_their_machines_and_readings(
     tab = open_tab()
     tab.page.goto(f"{base}/inventory.html")
     first = f'.outlet-row[data-entity="{PDU}/outlet01"]'
-    # the first poll, then the page's next read of /live (every 5 s)
+    # the first poll, then the page's next read of /live (every 5 s); the outlets the PDU
+    # reports beyond the two declared ones, and their names, come with the inventory it
+    # re-reads when a reading names an outlet it does not list
     tab.page.wait_for_selector(f'{first}[data-on="true"]', timeout=30_000)
+    tab.page.wait_for_function(
+        """([row]) => document.querySelectorAll('.outlet-row').length === 6 &&
+            document.querySelector(row + ' td[data-col="name"]').textContent === 'web1-psu1'""",
+        arg=[first],
+        timeout=30_000,
+    )
     cell = lambda row, col: tab.page.locator(f'{row} td[data-col="{col}"]').inner_text()  # noqa: E731
     assert cell(first, "name") == "web1-psu1"
     assert tab.page.locator(f'{first} td[data-col="machine"] a').inner_text() == "host/web1"

@@ -3,7 +3,8 @@
 // what agents and PDUs report disagrees with the declaration (docs/INVENTORY.md).
 //
 // GET /inventory once a minute (it changes when the inventory is synced or a source reports),
-// GET /live for the outlets' and PDUs' readings every 5 s.
+// and at once when a reading names an outlet it does not list yet (a PDU polled for the first
+// time); GET /live for the outlets' and PDUs' readings every 5 s.
 
 import { AuthError, getJSON } from "./api.js";
 import { mountTokenBox } from "./control.js";
@@ -207,6 +208,9 @@ async function loadLive() {
     // A glob: a server with no SNMP PDU may not know the outlet metrics at all.
     const answer = await getJSON("/live", { metric: ["outlet_*", "pdu_power_watts"] });
     live = answer.entities ?? {};
+    const listed = new Set(inventory.entities.map((e) => e.path));
+    const unlisted = Object.keys(live).some((entity) => !listed.has(entity) && /outlet/.test(entity));
+    if (unlisted) await loadInventory();
     const newest = Math.max(
       0,
       ...Object.values(live).flatMap((metrics) => Object.values(metrics).map((r) => r.ts_ms ?? 0)),
