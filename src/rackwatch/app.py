@@ -31,6 +31,7 @@ from rackwatch.api.server import serving
 from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
+from rackwatch.engine.control.group import ControllerGroup, FanControl
 from rackwatch.engine.intelligence import DEFAULT_SKIP, Intelligence, IntelligenceConfig
 from rackwatch.engine.intelligence import SOURCE as INTELLIGENCE_SOURCE
 from rackwatch.engine.intelligence.models import ModelStore
@@ -618,6 +619,15 @@ def build_mqtt(
     return source, items
 
 
+def fan_api_controller(*controllers: FanController | None) -> FanControl | None:
+    """What the fan API drives: the one controller, or a group of the twin's and the MQTT
+    devices' (each target goes to the controller that drives it)."""
+    running = [c for c in controllers if c is not None]
+    if len(running) > 1:
+        return ControllerGroup(running)
+    return running[0] if running else None
+
+
 def _growing(
     keep: Callable[[list[InventoryItem]], Awaitable[None]] | None, controller: FanController
 ) -> Callable[[list[InventoryItem]], Awaitable[None]]:
@@ -689,7 +699,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 ingest_series_limit=settings.server.ingest_series_limit,
                 bus_queue_depth=lambda: bus.pending,
                 alerts=alerts,
-                controller=controller if controller is not None else mqtt_controller,
+                controller=fan_api_controller(controller, mqtt_controller),
                 tokens=tokens,
                 open_reads_on_loopback=settings.server.open_reads_on_loopback,
                 retention=retention,

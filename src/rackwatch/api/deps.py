@@ -21,7 +21,7 @@ from rackwatch.api.fanout import Hub, Ids
 from rackwatch.api.params import ParamError, is_glob
 from rackwatch.bus import Bus
 from rackwatch.engine.alerts.engine import AlertEngine
-from rackwatch.engine.control import FanController
+from rackwatch.engine.control.group import FanControl
 from rackwatch.engine.intelligence import Intelligence
 from rackwatch.engine.live import LiveState
 from rackwatch.engine.retention import RetentionRunner
@@ -66,7 +66,7 @@ class ApiContext:
     clock_ms: Callable[[], int] = _wall_clock_ms
     alerts: AlertEngine | None = None
     """Active alerts, acknowledgement, device states and maintenance (None: no alerting)."""
-    controller: FanController | None = None
+    controller: FanControl | None = None
     """Fan modes and levels (None: no fan control)."""
     tokens: TokenStore | None = None
     """Bearer tokens; None means no token can be checked, so control routes always refuse."""
@@ -182,7 +182,7 @@ def get_alerts(conn: HTTPConnection) -> AlertEngine:
     return alerts
 
 
-def get_controller(conn: HTTPConnection) -> FanController:
+def get_controller(conn: HTTPConnection) -> FanControl:
     controller = get_ctx(conn).controller
     if controller is None:
         raise HTTPException(503, "fan control is not running on this server (no controller)")
@@ -201,7 +201,7 @@ def get_intelligence(conn: HTTPConnection) -> Intelligence:
 CtxDep = Annotated[ApiContext, Depends(get_ctx)]
 AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
 """The alert engine; 503 when the server runs without one. Put it after the access check."""
-ControllerDep = Annotated[FanController, Depends(get_controller)]
+ControllerDep = Annotated[FanControl, Depends(get_controller)]
 """The fan controller; 503 when the server runs without one."""
 IntelligenceDep = Annotated[Intelligence, Depends(get_intelligence)]
 """The intelligence consumer; 503 when the server runs without one."""
