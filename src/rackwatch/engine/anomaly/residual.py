@@ -147,8 +147,6 @@ class ResidualConfig(ZScoring):
     drift_margin: float = 0.1
     """Conditions count as covered within the device's history range widened by this share
     of it on each side."""
-    drift_room_margin: float = 0.05
-    """... and by this share of the range all devices covered."""
     drift_min_weight: float = 0.5
     """The level counts once its average holds this much weight (about one half-life of
     covered samples)."""
@@ -157,8 +155,7 @@ class ResidualConfig(ZScoring):
         super(ResidualConfig, self).__post_init__()
         if not 0.0 < self.drift_off < self.drift_on or self.drift_halflife < 1.0:
             raise ValueError("want 0 < drift_off < drift_on and drift_halflife >= 1")
-        margins = (self.drift_margin, self.drift_room_margin)
-        if not all(0.0 <= m <= 1.0 for m in margins) or not 0.0 < self.drift_min_weight < 1.0:
+        if not 0.0 <= self.drift_margin <= 1.0 or not 0.0 < self.drift_min_weight < 1.0:
             raise ValueError("want drift margins in [0, 1] and 0 < drift_min_weight < 1")
 
 
@@ -253,19 +250,15 @@ class ResidualModel:
             device_high[chosen],
         )
 
-    def covered(
-        self, device: I64, features: F64, margin: float, room_margin: float = 0.0
-    ) -> npt.NDArray[np.bool_]:
+    def covered(self, device: I64, features: F64, margin: float) -> npt.NDArray[np.bool_]:
         """Whether each row's filtered features lie within its device's own history range,
-        widened on each side by `margin` of that range and `room_margin` of the range all
-        devices covered (a device whose load barely moved has a narrow range of its own)."""
+        widened on each side by `margin` of that range."""
         if self.device_low is None or self.device_high is None or not len(self.entities):
             return np.zeros(len(device), dtype=np.bool_)
         half = self.spec.n_terms
         low, high = self.device_low[device, half:], self.device_high[device, half:]
         with np.errstate(invalid="ignore"):
-            room = self.device_high[:, half:].max(axis=0) - self.device_low[:, half:].min(axis=0)
-            pad = margin * (high - low) + room_margin * room
+            pad = margin * (high - low)
             lagged = features[:, half:]
             return np.asarray(np.all((lagged >= low - pad) & (lagged <= high + pad), axis=1))
 
@@ -679,7 +672,6 @@ class ResidualScorer:
                 "drift_kind": (np.int8, int(Detector.DRIFT)),
             }
         )
-        self._device_of_target: dict[int, int] = {}
         self._carried: dict[str, dict[str, Any]] = {}
         """Drift state handed over from the scorer of an older model, by entity, applied when
         the entity's device is first seen (`carry_drift`)."""
@@ -737,8 +729,6 @@ class ResidualScorer:
 
         target_series = batch.series[rows.row]
         owners = _target_ids(devs, rows, target_series)
-        for d, sid in zip(devs.tolist(), owners.tolist(), strict=True):
-            self._device_of_target[sid] = d
         changes = scoring.collect_changes(decisions, grid_score, ts, owners)
         changes += scoring.collect_changes(drift_decisions, drift_score, ts, owners)
         drifting = drift_score >= grid_score
@@ -824,10 +814,13 @@ class ResidualScorer:
     def drift_level(self, series: int) -> float:
         """The newest drift level (signed, in sigmas) of the device whose target is
         `series` (NaN: not scored yet)."""
-        device = self._device_of_target.get(series)
-        if device is None:
+        features = self._features
+        if not 0 <= series < len(features.registry):
             return math.nan
-        return float(self.state.gather(np.array([device]))["drift_level"][0])
+        device = features.devices.get(features.registry.key(series).entity)
+        if device is None or device >= len(self.state):
+            return math.nan
+        return float(self.state["drift_level"][device])
 
 
 def _target_ids(devs: I64, rows: FeatureRows, series: I32) -> I32:
