@@ -925,7 +925,8 @@ class DuckDBStore:
             return
         with self._lock:
             self._check_open()
-            held = {r.path: r for r in records.read_inventory(self._con)}
+            paths = list(dict.fromkeys(e.path for e in entities))
+            held = {r.path: r for r in records.read_inventory(self._con, paths)}
             merged: dict[str, EntityRecord] = {}
             for entity in entities:
                 merged[entity.path] = overlay(

@@ -101,9 +101,19 @@ def inventory_rows(entities: Sequence[EntityRecord]) -> list[tuple[str, str, str
     return [(e.path, e.kind, _json(e.attributes, "entity")) for e in entities]
 
 
-def read_inventory(cur: duckdb.DuckDBPyConnection) -> list[EntityRecord]:
-    rows = cur.execute("SELECT path, kind, attributes FROM inventory ORDER BY path").fetchall()
-    return [EntityRecord(str(p), str(k), json.loads(a)) for p, k, a in rows]
+def read_inventory(
+    cur: duckdb.DuckDBPyConnection, paths: Sequence[str] | None = None
+) -> list[EntityRecord]:
+    """Every stored entity, or those of `paths`."""
+    if paths is None:
+        rows = cur.execute("SELECT path, kind, attributes FROM inventory ORDER BY path")
+    else:
+        rows = cur.execute(
+            "SELECT path, kind, attributes FROM inventory WHERE path IN (SELECT unnest(?)) "
+            "ORDER BY path",
+            [list(paths)],
+        )
+    return [EntityRecord(str(p), str(k), json.loads(a)) for p, k, a in rows.fetchall()]
 
 
 def literal_prefix(pattern: str) -> str:
