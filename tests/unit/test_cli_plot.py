@@ -62,6 +62,10 @@ def test_raw_samples_as_svg(data_dir: Path, tmp_path: Path) -> None:
             ["--entity", SERVER, "--metric", "power_watts", "--from", "soon", "--out", "x.png"],
             "--from",
         ),
+        (
+            ["--entity", SERVER, "--metric", "power_watts", "--step", "1ms", "--out", "x.png"],
+            "50,000",
+        ),
     ],
 )
 def test_refusals_say_why_and_write_nothing(

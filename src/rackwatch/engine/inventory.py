@@ -183,8 +183,15 @@ def load(data: Mapping[str, Any], where: str) -> DeclaredInventory:
         raise InventoryError(f"{where}: {at}: {first['msg']}{more}") from None
 
 
+MAX_FILE_BYTES = 32 * 1024 * 1024
+
+
 def load_file(path: Path) -> DeclaredInventory:
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InventoryError(
+                f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB: not an inventory file?"
+            )
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InventoryError(f"cannot read the inventory file {path}: {exc.strerror}") from None

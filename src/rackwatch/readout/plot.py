@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rackwatch.api import charts
-from rackwatch.api.routes.plot import auto_step_ms
+from rackwatch.api.params import ParamError
+from rackwatch.api.routes.plot import auto_step_ms, check_points
 from rackwatch.readout.export import Source
 from rackwatch.readout.fetch import OptionError
 from rackwatch.store.base import Query
@@ -62,6 +63,10 @@ def draw(
     if end_ms <= start_ms:
         raise PlotError("--to must come after --from", option="--to")
     step = None if raw else step_ms if step_ms is not None else auto_step_ms(start_ms, end_ms)
+    try:
+        check_points(start_ms, end_ms, step)
+    except ParamError as exc:
+        raise PlotError(str(exc), option="--step") from None
     result = source.query(Query(start_ms, end_ms, step_ms=step))
     series = charts.series_of(result)
     try:

@@ -37,6 +37,22 @@ _drawing = threading.Lock()
 """One picture at a time (held in the worker thread, so no event loop waits on it)."""
 
 
+MAX_POINTS_PER_LINE = 50_000
+"""More than a picture can show: a finer step over a long range is refused (it would load
+and draw millions of rows)."""
+
+
+def check_points(start_ms: int, end_ms: int, step_ms: int | None) -> None:
+    """ParamError when the range holds more than MAX_POINTS_PER_LINE buckets of `step_ms`
+    (None: raw samples, one per RAW_INTERVAL_MS)."""
+    points = (end_ms - start_ms) // (step_ms or RAW_INTERVAL_MS)
+    if points > MAX_POINTS_PER_LINE:
+        raise ParamError(
+            f"{points:,} points per line for this range and step; a picture takes at most "
+            f"{MAX_POINTS_PER_LINE:,}: give a coarser step (or none) or a shorter range"
+        )
+
+
 def auto_step_ms(start_ms: int, end_ms: int) -> int | None:
     """None (raw rows) while the range holds at most TARGET_POINTS raw samples, else the
     bucket width that gives about that many, in whole seconds.
@@ -92,6 +108,7 @@ async def get_plot(
             "narrow the entity or the metrics"
         )
     step_ms = parse_step(step) if step is not None else auto_step_ms(start, end)
+    check_points(start, end, step_ms)
     query = base.Query(start, end, entity=entity, metrics=metrics, step_ms=step_ms)
     title = f"{entity}: {', '.join(metrics or ())}"
 
