@@ -1388,8 +1388,8 @@ def import_rrd(
             escape(i.ds),
             escape(i.metric),
             f"{i.n_points:,}",
-            "—" if i.first_ms is None else _utc_text(i.first_ms),
-            "—" if i.last_ms is None else _utc_text(i.last_ms),
+            "—" if i.first_ms is None else _utc(i.first_ms),
+            "—" if i.last_ms is None else _utc(i.last_ms),
             ", ".join(f"{r}s" for r in i.resolutions_s),
         )
     console.print(table)
@@ -1398,12 +1398,6 @@ def import_rrd(
         f"{summary.n_skipped:,} already held (or older than the raw retention keeps)",
         highlight=False,
     )
-
-
-def _utc_text(ms: int) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 sql_cli = typer.Typer(
@@ -1514,7 +1508,7 @@ def sql_sync(
         )
     table.add_row("[bold]power_cons", f"{summary.power_rows:,} rows added")
     table.add_row("[bold]cpu_charge", f"{summary.load_rows:,} rows added")
-    upto = "nothing stored yet" if summary.to_ms is None else _utc_text(summary.to_ms)
+    upto = "nothing stored yet" if summary.to_ms is None else _utc(summary.to_ms)
     table.add_row("[bold]copied up to", upto)
     console.print(Panel(table, title="rackwatch sql sync", expand=False))
 
