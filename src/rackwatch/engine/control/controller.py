@@ -118,6 +118,8 @@ class FanController:
         self._step = step_fn
         self._max_pending = max_pending
         self._clock = clock
+        self._telemetry: Subscription | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def grow(self, items: Iterable[Mapping[str, Any]]) -> bool:
         """Take the servers and fans of inventory `items` this controller does not drive yet
@@ -127,9 +129,10 @@ class FanController:
         layout = self.layout.extended(items)
         if (layout.n_servers, layout.n_fans) == (self.layout.n_servers, self.layout.n_fans):
             return False
-        self.state = self.state.grown(layout)
+        self.state = self.state.grown(layout, self.view.now_ms)
         self.view.grow(layout)
         self.layout = layout
+        self._arm_watchdog()
         log.info(
             "fan controller of %s: now %d servers, %d fans",
             self.source,
@@ -148,18 +151,31 @@ class FanController:
             ) as telemetry,
             self.bus.subscribe(subjects.commands(CONTROL)) as orders,
         ):
+            self._telemetry = telemetry
             self.ready.set()
-            watchdog = None
-            if self.watch is not None:
-                self.watch.expect(self.source, self.watch.policy.monotonic())
-                watchdog = asyncio.create_task(self._watch(self.watch, telemetry))
+            self._arm_watchdog()
             try:
                 await asyncio.gather(self._follow(telemetry), self._obey(orders))
             finally:
+                self._telemetry = None
+                watchdog, self._watchdog = self._watchdog, None
                 if watchdog is not None:
                     watchdog.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await watchdog
+
+    def _arm_watchdog(self) -> None:
+        """Watch the source's silence once there are fans to drive (an MQTT controller
+        starts empty; a silent source with nothing to drive is no alarm)."""
+        if (
+            self.watch is None
+            or self._watchdog is not None
+            or self._telemetry is None
+            or not self.layout.n_fans
+        ):
+            return
+        self.watch.expect(self.source, self.watch.policy.monotonic())
+        self._watchdog = asyncio.create_task(self._watch(self.watch, self._telemetry))
 
     async def _follow(self, telemetry: Subscription) -> None:
         async for _subject, batch in telemetry:

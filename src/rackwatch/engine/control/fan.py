@@ -146,7 +146,8 @@ def step(state: ControlState, obs: Observation, policy: FanPolicy = DEFAULT_POLI
         changed_before = np.full_like(changed_before, now - round(policy.raise_dwell_s * 1000))
 
     failed = failed_fans(obs.fan_level, obs.fan_rpm, state.failed, limits)
-    lost = lost_servers(obs.cpu_ms, now, started, limits)
+    since = started if state.joined_ms is None else np.maximum(started, state.joined_ms)
+    lost = lost_servers(obs.cpu_ms, now, since, limits)
     n_failed = np.bincount(layout.fan_server, weights=failed, minlength=layout.n_servers)
     with np.errstate(invalid="ignore"):
         hot = obs.cpu_c >= limits.critical_c

@@ -66,9 +66,9 @@ def failed_fans(level: F64, rpm: F64, previous: Bools, limits: SafetyLimits) -> 
     return np.where(known, detected, previous)
 
 
-def lost_servers(cpu_ms: I64, now_ms: int, started_ms: int, limits: SafetyLimits) -> Bools:
+def lost_servers(cpu_ms: I64, now_ms: int, started_ms: int | I64, limits: SafetyLimits) -> Bools:
     """Servers with no valid CPU temperature for longer than the timeout (never counts from
-    `started_ms`, the controller's first instant)."""
+    `started_ms`: the controller's first instant, or per server when it joined)."""
     last = np.where(cpu_ms == NEVER, started_ms, cpu_ms)
     return np.asarray(now_ms - last > limits.telemetry_timeout_s * 1000.0)
 

@@ -81,6 +81,9 @@ class ControlState:
     """Last level each fan reported (NEVER if none): where a fan handed back to auto starts."""
     started_ms: int = NEVER
     """First instant observed: a server silent since then is lost after the timeout too."""
+    joined_ms: I64 | None = None
+    """Per server, when it joined a grown layout (`grown`; NEVER: there from the start): a
+    server silent since it joined is lost only after the timeout. None: all from the start."""
 
     @classmethod
     def initial(cls, layout: FanLayout, level: int = 2) -> ControlState:
@@ -98,9 +101,10 @@ class ControlState:
             reported_level=np.full(f, NEVER, dtype=np.int64),
         )
 
-    def grown(self, layout: FanLayout, level: int = 2) -> ControlState:
+    def grown(self, layout: FanLayout, now_ms: int = NEVER, level: int = 2) -> ControlState:
         """This state over `layout`, which extends this one's (`FanLayout.extended`): the new
-        servers and fans start as `initial` starts them."""
+        servers and fans start as `initial` starts them, the servers having joined at
+        `now_ms` (their telemetry is not missed before the timeout has passed since)."""
         old = self.layout
         if (
             layout.server_paths[: old.n_servers] != old.server_paths
@@ -125,6 +129,11 @@ class ControlState:
             sent_level=keep(new.sent_level, self.sent_level, f),
             sent_ms=keep(new.sent_ms, self.sent_ms, f),
             reported_level=keep(new.reported_level, self.reported_level, f),
+            joined_ms=keep(
+                np.full(layout.n_servers, now_ms, dtype=np.int64),
+                np.full(n, NEVER, dtype=np.int64) if self.joined_ms is None else self.joined_ms,
+                n,
+            ),
         )
 
     @property

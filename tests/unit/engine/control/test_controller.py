@@ -54,10 +54,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def run_rig(body: Callable[[Rig], Awaitable[None]], **kwargs: Any) -> Rig:
+def run_rig(
+    body: Callable[[Rig], Awaitable[None]], layout: FanLayout | None = None, **kwargs: Any
+) -> Rig:
     async def main() -> Rig:
         bus, registry = MemoryBus(), SeriesRegistry()
-        controller = FanController(bus, make_layout(), registry, **kwargs)
+        controller = FanController(bus, layout or make_layout(), registry, **kwargs)
         rig = Rig(bus, controller, registry)
 
         async def collect() -> None:
@@ -254,3 +256,26 @@ def test_a_source_that_never_sends_is_silent_too() -> None:
         (s, 3, 1_767_225_600_000) for s in ("c01/r01/s01", "c01/r01/s02", "c01/r01/s03")
     }
     assert [e.attributes["last_sample_ms"] for e in rig.events] == [None]
+
+
+def test_a_controller_with_nothing_to_drive_raises_no_silence_alarm_until_it_grows() -> None:
+    """An MQTT controller starts empty: a quiet broker is no alarm. Once a device announces
+    itself, its silence counts like any other's."""
+    wall = FakeTime()
+    silence = SilencePolicy(10.0, monotonic=wall, sleep=wall.sleep)
+    empty = FanLayout((), (), np.zeros(0, dtype=np.int64))
+    server = "c01/r01/s01"
+    items = [{"entity": server, "kind": "server"}] + [
+        {"entity": f"{server}/fan{k}", "kind": "fan", "server": server} for k in (1, 2)
+    ]
+
+    async def body(rig: Rig) -> None:
+        await wall.advance(30)
+        await settle()
+        assert rig.events == [] and rig.commands == []
+        assert rig.controller.grow(items)
+        await wall.advance(10)
+
+    rig = run_rig(body, layout=empty, silence=silence, clock=lambda: 1_767_225_600.0)
+    assert {(c.target, c.params["level"]) for c in rig.commands} == {(server, 3)}
+    assert [e.kind for e in rig.events] == ["control.failsafe"]

@@ -52,3 +52,23 @@ def test_state_and_view_grow_keeping_what_they_knew() -> None:
     assert seen.cpu_c.tolist() == [71.0, 55.0] and seen.cpu_ms.tolist() == [1_000, 2_000]
     with pytest.raises(ValueError, match="keeps the servers"):
         bigger.grown(FanLayout.from_inventory(server("c01/r01/s09")))
+
+
+def test_a_server_that_joins_late_is_not_lost_before_the_timeout() -> None:
+    """Its telemetry counts as missing from when it joined, not from the controller's start."""
+    from control_support import observe
+
+    from rackwatch.engine.control import DEFAULT_POLICY, step
+
+    first = FanLayout.from_inventory(server("c01/r01/s01"))
+    state = step(ControlState.initial(first), observe(0, [50.0], [2, 2])).state
+    joined_s = 3_600.0
+    grown = state.grown(first.extended(server("c01/r01/s02")), round(joined_s * 1000))
+    timeout_s = DEFAULT_POLICY.safety.telemetry_timeout_s
+    cpu_s = [joined_s, -0.001]  # s02 has never reported a CPU temperature
+
+    soon = step(grown, observe(joined_s + 1, [50.0, 0.0], [2, 2, 2, 2], cpu_s=cpu_s))
+    assert soon.state.failsafe.tolist() == [False, False]
+    later_s = joined_s + timeout_s + 1
+    late = step(grown, observe(later_s, [50.0, 0.0], [2, 2, 2, 2], cpu_s=[later_s, -0.001]))
+    assert late.state.failsafe.tolist() == [False, True]
