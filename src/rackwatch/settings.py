@@ -558,7 +558,7 @@ class MqttSettings(_Section):
     """A fan command the device's state has not confirmed by then is reported (timeout)."""
     discovery_seconds: float = Field(default=2.0, ge=0, le=60)
     """At start, how long the devices' retained capabilities are gathered for the fan
-    controller's layout (devices that announce themselves later are ingested, not driven)."""
+    controller's first layout (devices that announce themselves later join it as they come)."""
 
 
 class InventorySettings(DeclaredInventory):

@@ -117,6 +117,7 @@ def test_capabilities_make_the_inventory(prefix: str) -> None:
         ("c01.r01.s01", b'{"values": {"cpu_temperature_celsius": "hot"}}', "valid number"),
         ("c01.r01.s01", b'{"values": {"bad metric!": 1}}', "pattern"),
         ("c01.r01.s01", b'{"ts": -5, "values": {}}', "greater than"),
+        ("c01.r01.s01", b'{"ts": 4100000000000, "values": {"power_watts": 1}}', "ahead of"),
         ("c01.r01.s01", b'{"values": {}, "extra": 1}', "Extra inputs"),
         ("c01.r01.s01", b"x" * 20_000, "over 16384"),
         ("c01/r01", b'{"values": {}}', None),  # not a topic of the scheme: ignored
@@ -160,12 +161,14 @@ def test_bad_payload_events_are_rate_limited_but_all_counted(prefix: str) -> Non
                 await client.publish(f"{prefix}/c01.r01.s02/state", b"[]", qos=1)
             await wait_for(lambda: source.n_bad_payloads == 51, what="51 bad payloads")
             await wait_for(lambda: len(collected.events) == 2, what="2 events")
-            return source.n_bad_payloads, [e.entity for e in collected.events]
+            return source.n_bad_payloads, [(e.entity, e.kind) for e in collected.events]
 
-    n_bad, entities = asyncio.run(main())
+    n_bad, events = asyncio.run(main())
     assert n_bad == 51
-    assert sorted(entities) == ["c01/r01/s01", "c01/r01/s02"]  # one event per device and minute
-    assert PAYLOAD_REJECTED  # the kind those events carry
+    assert sorted(events) == [  # one event per device and minute
+        ("c01/r01/s01", PAYLOAD_REJECTED),
+        ("c01/r01/s02", PAYLOAD_REJECTED),
+    ]
 
 
 def _start_devices(prefix: str, speed: float = 20.0) -> subprocess.Popen[bytes]:

@@ -125,3 +125,31 @@ def test_a_command_for_an_unknown_fan_is_refused_before_anything_is_sent() -> No
     with pytest.raises(CommandRejected, match="no MQTT device fan"):
         asyncio.run(send())
     assert source.n_commands_sent == 0 and len(source.confirmations) == 0
+
+
+def test_a_device_whose_retained_topics_are_cleared_is_gone_without_complaint() -> None:
+    """Clearing retained topics (empty payloads) is how a device leaves: no bad payload, its
+    fans are no longer command targets (a clean refusal, not a KeyError), its state is
+    dropped, and a later state replaces rather than accumulates."""
+    caps = json.dumps({"kind": "server", "fans": ["fan1", "fan2"]}).encode()
+    state = json.dumps({"fans": {"fan1": 2, "fan2": 3}}).encode()
+    source, _out = _feed(
+        [
+            ("p/c01.r01.s01/capabilities", caps),
+            ("p/c01.r01.s01/state", state),
+            ("p/c01.r01.s01/state", json.dumps({"fans": {"fan1": 1}}).encode()),
+        ]
+    )
+    assert source.fan_levels["c01.r01.s01"] == {"fan1": 1}
+    assert source.inventory.fan_target("c01/r01/s01") == [
+        ("c01.r01.s01", "fan1"),
+        ("c01.r01.s01", "fan2"),
+    ]
+    for topic in ("capabilities", "state", "availability"):
+        source.handle(f"p/c01.r01.s01/{topic}", b"")
+    assert source.n_bad_payloads == 0
+    assert "c01.r01.s01" not in source.inventory.devices
+    assert "c01.r01.s01" not in source.fan_levels
+    for target in ("c01/r01/s01/fan1", "c01/r01/s01"):
+        with pytest.raises(CommandRejected, match="no MQTT device fan"):
+            source.inventory.fan_target(target)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from rackwatch.errors import CommandRejected
 from rackwatch.model.entity import parent
 from rackwatch.sources.mqtt.payloads import Capabilities
-from rackwatch.sources.mqtt.topics import entity_of
+from rackwatch.sources.mqtt.topics import device_of, entity_of
 from rackwatch.sources.readings import InventoryItem
 
 SOURCE = "mqtt"
@@ -60,6 +60,16 @@ class DeviceInventory:
             known.capabilities = capabilities
         for fan in capabilities.fans:
             self._fans[f"{entity}/{fan}"] = (device, fan)
+        return True
+
+    def remove(self, device: str) -> bool:
+        """Forget a device (its retained capabilities were cleared) and its fans; True when
+        it was known."""
+        known = self.devices.pop(device, None)
+        if known is None:
+            return False
+        for fan in known.capabilities.fans:
+            self._fans.pop(f"{known.entity}/{fan}", None)
         return True
 
     def set_online(self, device: str, is_online: bool) -> bool:
@@ -103,9 +113,12 @@ class DeviceInventory:
         device; CommandRejected for anything else."""
         if target in self._fans:
             return [self._fans[target]]
-        for d in self.devices.values():
-            if d.entity == target and d.capabilities.fans:
-                return [(d.device, fan) for fan in d.capabilities.fans]
+        try:
+            d = self.devices.get(device_of(target))
+        except ValueError:
+            d = None
+        if d is not None and d.entity == target and d.capabilities.fans:
+            return [(d.device, fan) for fan in d.capabilities.fans]
         raise CommandRejected(f"no MQTT device fan is named {target[:256]!r}")
 
     def fan_entity(self, device: str, fan: str) -> str:

@@ -63,6 +63,8 @@ DEVICE_OFFLINE = EventKind.DEVICE_OFFLINE
 DEVICE_ONLINE = EventKind.DEVICE_ONLINE
 """Event kinds of this source."""
 TIMEOUT = "timeout"
+MAX_AHEAD_MS = 60_000
+"""A telemetry `ts` further ahead of the wall clock than this is refused."""
 REPORT_EVERY_S = 60.0
 """At most one `payload.rejected` Event per device in this many seconds (the rest counted)."""
 LEVEL_NAMES = {"off": 0, "low": 1, "medium": 2, "high": 3}
@@ -222,6 +224,8 @@ class MqttSource:
             entity = self._entity(parts.device)
             if parts.kind == topics.TELEMETRY:
                 self._telemetry(entity, decode(Telemetry, payload))
+            elif not payload and parts.kind in (topics.STATE, topics.AVAILABILITY):
+                return  # a retained state or availability cleared (a device going away)
             elif parts.kind == topics.STATE:
                 self._state(parts.device, decode(DeviceState, payload))
             elif parts.kind == topics.CAPABILITIES:
@@ -243,7 +247,15 @@ class MqttSource:
         return entity
 
     def _telemetry(self, entity: str, telemetry: Telemetry) -> None:
-        ts = telemetry.ts if telemetry.ts is not None else round(self.clock() * 1000)
+        now_ms = round(self.clock() * 1000)
+        ts = telemetry.ts if telemetry.ts is not None else now_ms
+        if ts > now_ms + MAX_AHEAD_MS:
+            # a device clock far ahead would move every consumer's clock (the fan
+            # controller's, hence its silence test) into the future: refused
+            raise PayloadError(
+                f"ts {ts} is {(ts - now_ms) / 1000:.0f} s ahead of this machine's clock "
+                f"(at most {MAX_AHEAD_MS // 1000} s): check the device's clock, or omit ts"
+            )
         rows = [(entity, m, v) for m, v in telemetry.values.items()]
         for component, values in telemetry.components.items():
             path = f"{entity}/{component}"
@@ -264,14 +276,16 @@ class MqttSource:
         levels = self.fan_levels.get(device)
         if levels is None and len(self.fan_levels) < self.max_series:
             levels = self.fan_levels[device] = {}
-        if levels is not None:
+        if levels is not None:  # the retained state is the whole state: it replaces the last
+            levels.clear()
             levels.update(state.fans)
         for pending, latency_s in self.confirmations.observe(device, state.fans, self.monotonic()):
             self._confirmed(pending, latency_s)
 
     def _capabilities(self, device: str, payload: bytes) -> None:
         if not payload:  # a retained message cleared: the device is gone
-            if self.inventory.devices.pop(device, None) is not None:
+            if self.inventory.remove(device):
+                self.fan_levels.pop(device, None)
                 self._inventory_changed = True
             return
         capabilities = decode(Capabilities, payload)
