@@ -5,6 +5,7 @@ that stopped answering while the others go on."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -213,3 +214,34 @@ def test_inventory_lists_pdus_and_outlets(agent: Agent) -> None:
         "machine": "host/web1",
     }
     assert "machine" not in items["pdu/apc/outlet03"]  # unknown is left out, not None
+
+
+def test_a_failing_inventory_write_does_not_stop_the_polling(agent: Agent) -> None:
+    """The store refusing the inventory (a full disk, say) is logged, and the PDUs go on
+    being read on their interval."""
+    registry, bus = SeriesRegistry(), MemoryBus()
+    calls: list[int] = []
+
+    async def refuse(_items: list[Any]) -> None:
+        calls.append(1)
+        raise RuntimeError("the store refused the inventory")
+
+    apc = PduTarget(
+        "pdu/apc",
+        agent.target("apc-rpdu2", timeout_s=0.5, retries=0),
+        load_profile("apc-rpdu2"),
+        interval_s=1.0,
+    )
+    poller = PduPoller([apc], registry, bus, on_inventory=refuse)
+
+    async def main() -> None:
+        running = asyncio.create_task(poller.run())
+        await asyncio.sleep(3.5)
+        assert not running.done()
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+
+    asyncio.run(main())
+    assert calls  # the write was tried, and failed
+    assert poller.status["pdu/apc"].n_ok >= 3

@@ -182,6 +182,8 @@ def test_pdus_settings_become_targets(tmp_path: Path) -> None:
         (('3 = "c01/r01/s01"', '3 = "bad path!"'), r"\[\[pdus\]\] rack1-a: bad entity path"),
         (("outlet_count = 8", "outlet_count = 8\n[pdus.outlets]\n9 = 'x'"), "outlet 9 is not"),
         (('profile = "apc-rpdu2"', 'profile = "eaton"'), "no PDU profile named 'eaton'"),
+        (("1.3.6.1.4.1.99999.1.1", "9.9.9"), "not a numeric OID"),
+        (('profile = "apc-rpdu2"', 'profile = "/dev/zero"'), "not a regular file"),
         (('name = "c01/r02/pdu"', 'name = "rack1-a"'), "two \\[\\[pdus\\]\\] are named"),
     ],
 )

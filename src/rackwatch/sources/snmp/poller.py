@@ -215,8 +215,15 @@ class PduPoller:
         longest_s = max((t.interval_s for t in self.targets), default=0.0)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._all_tried.wait(), 2 * longest_s + 1)
+        failing = False
         while True:
-            await self.on_inventory(self.inventory())
+            try:
+                await self.on_inventory(self.inventory())
+                failing = False
+            except Exception:  # a failed write must not stop the polling: try again later
+                if not failing:
+                    log.exception("PDU inventory could not be written; trying again")
+                failing = True
             await asyncio.sleep(INVENTORY_EVERY_S)
 
     async def poll_all(self) -> list[PduReading | None]:
@@ -239,6 +246,9 @@ class PduPoller:
                 )
             except SnmpError as e:
                 await self._failed(target, status, str(e))
+                return None
+            except Exception as e:  # an answer pysnmp could not encode or decode (PyAsn1Error)
+                await self._failed(target, status, f"{type(e).__name__}: {str(e)[:200]}")
                 return None
             status.last_duration_s = time.perf_counter() - started
         events = self._recovered(target, status, reading.ts_ms)

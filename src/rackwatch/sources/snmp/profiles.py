@@ -41,6 +41,24 @@ _OID = re.compile(r"^\d+(\.\d+)+$")
 MAX_PROFILE_BYTES = 64 * 1024
 
 
+MAX_ARCS = 128
+MAX_ARC = 2**32 - 1
+
+
+def _encodable(body: str) -> bool:
+    """Whether a dotted-number OID can be BER-encoded: first arc 0-2, second at most 39 under
+    0 and 1, every arc a 32-bit number, at most MAX_ARCS of them."""
+    if not _OID.match(body):
+        return False
+    arcs = [int(a) for a in body.split(".")]
+    return (
+        len(arcs) <= MAX_ARCS
+        and arcs[0] <= 2
+        and (arcs[0] == 2 or arcs[1] <= 39)
+        and all(a <= MAX_ARC for a in arcs)
+    )
+
+
 class ProfileError(ConfigError):
     """A profile that cannot be found or read; the message names the file and the field."""
 
@@ -61,7 +79,7 @@ def _check_template(template: str, *, per_outlet: bool) -> str:
     if not per_outlet and n_outlet:
         raise ValueError(f"the total is one OID, without {OUTLET}: {template!r}")
     concrete = body.replace(ROOT, "1.3").replace(OUTLET, "1")
-    if not _OID.match(concrete):
+    if not _encodable(concrete):
         raise ValueError(f"not a numeric OID template (digits and dots): {template!r}")
     return body
 
@@ -73,7 +91,7 @@ def check_oid(oid: str) -> str:
     '1.3.6.1.4.1.318'
     """
     body = oid.strip().lstrip(".")
-    if not _OID.match(body):
+    if not _encodable(body):
         raise ValueError(f"not a numeric OID (digits and dots, e.g. 1.3.6.1.4.1.318): {oid!r}")
     return body
 
@@ -208,9 +226,13 @@ def load_profile(ref: str) -> Profile:
 
 def load_profile_file(path: Path) -> Profile:
     try:
-        if path.stat().st_size > MAX_PROFILE_BYTES:
+        if path.exists() and not path.is_file():
+            raise ProfileError(f"profile file {path}: not a regular file")
+        with path.open("rb") as f:
+            raw = f.read(MAX_PROFILE_BYTES + 1)
+        if len(raw) > MAX_PROFILE_BYTES:
             raise ProfileError(f"profile file {path}: over {MAX_PROFILE_BYTES} bytes")
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(raw.decode("utf-8"))
     except OSError as e:
         raise ProfileError(f"profile file {path}: cannot read it ({e.strerror or e})") from None
     except UnicodeDecodeError:

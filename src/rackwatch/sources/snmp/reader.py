@@ -128,7 +128,7 @@ def _number(raw: Value, spec: NumberField) -> tuple[float | None, Problem | None
         except ValueError:
             return None, "malformed", f"not a number: {raw[:40]!r}"
     if not math.isfinite(value):
-        return None, "malformed", f"not finite: {raw!r}"
+        return None, "malformed", f"not finite: {str(raw)[:40]!r}"
     value = round(value, 6)  # 6 x 0.1 is 0.6, not 0.6000000000000001
     if not spec.min <= value <= spec.max:
         return None, "out_of_range", f"out of range: {value:g} not in [{spec.min:g}, {spec.max:g}]"
