@@ -84,14 +84,19 @@ class TelemetryView:
         """Absorb a Batch (any order of rows); later timestamps win, NaN rows are skipped."""
         if len(batch) == 0:
             return
-        self.now_ms = max(self.now_ms, int(batch.ts.max()))
         if int(batch.series.max()) >= len(self._metric):
             self._rebuild()
         series = batch.series
         known = series < len(self._metric)
         metric = np.full(len(batch), -1, dtype=np.int64)
         metric[known] = self._metric[series[known]]
-        keep = (metric >= 0) & ~np.isnan(batch.value)
+        read = metric >= 0
+        if not read.any():
+            return
+        # the clock moves with the series the controller reads only (a NULL reading too): a
+        # device it does not drive, with a clock far ahead, must not make its servers look silent
+        self.now_ms = max(self.now_ms, int(batch.ts[read].max()))
+        keep = read & ~np.isnan(batch.value)
         if not keep.any():
             return
         for m, name in enumerate(_METRICS):

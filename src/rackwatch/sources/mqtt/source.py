@@ -63,8 +63,6 @@ DEVICE_OFFLINE = EventKind.DEVICE_OFFLINE
 DEVICE_ONLINE = EventKind.DEVICE_ONLINE
 """Event kinds of this source."""
 TIMEOUT = "timeout"
-MAX_AHEAD_MS = 60_000
-"""A telemetry `ts` further ahead of the wall clock than this is refused."""
 REPORT_EVERY_S = 60.0
 """At most one `payload.rejected` Event per device in this many seconds (the rest counted)."""
 LEVEL_NAMES = {"off": 0, "low": 1, "medium": 2, "high": 3}
@@ -247,15 +245,7 @@ class MqttSource:
         return entity
 
     def _telemetry(self, entity: str, telemetry: Telemetry) -> None:
-        now_ms = round(self.clock() * 1000)
-        ts = telemetry.ts if telemetry.ts is not None else now_ms
-        if ts > now_ms + MAX_AHEAD_MS:
-            # a device clock far ahead would move every consumer's clock (the fan
-            # controller's, hence its silence test) into the future: refused
-            raise PayloadError(
-                f"ts {ts} is {(ts - now_ms) / 1000:.0f} s ahead of this machine's clock "
-                f"(at most {MAX_AHEAD_MS // 1000} s): check the device's clock, or omit ts"
-            )
+        ts = telemetry.ts if telemetry.ts is not None else round(self.clock() * 1000)
         rows = [(entity, m, v) for m, v in telemetry.values.items()]
         for component, values in telemetry.components.items():
             path = f"{entity}/{component}"

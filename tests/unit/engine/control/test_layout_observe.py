@@ -86,3 +86,15 @@ def test_view_reads_a_twin_batch() -> None:
     assert obs.now_ms == int(frame.ts[-1])
     np.testing.assert_array_equal(obs.cpu_c, frame.values[-1, cpu])
     assert obs.fan_level.tolist() == [2.0] * 10
+
+
+def test_a_series_the_controller_does_not_read_does_not_move_its_clock() -> None:
+    """A sensor with its clock years ahead (an MQTT device's own `ts`) must not make every
+    server the controller drives look silent."""
+    layout = FanLayout(("s1",), ("s1/fan1",), np.array([0]))
+    registry = SeriesRegistry()
+    cpu = registry.intern("s1", "cpu_temperature_celsius")
+    probe = registry.intern("room/probe9", "temperature_celsius")
+    view = TelemetryView(layout, registry)
+    view.update(Batch.of([10_000, 4_100_000_000_000], [cpu, probe], [60.0, 21.0]))
+    assert view.observation().now_ms == 10_000
