@@ -475,3 +475,68 @@ def test_usage_says_what_stats_says_without_counting(loaded):
     assert usage.bytes_on_disk == stats.bytes_on_disk > 0
     assert (usage.log_bytes, usage.n_head_rows) == (stats.log_bytes, stats.n_head_rows)
     assert (usage.n_duplicates, usage.n_expired) == (stats.n_duplicates, stats.n_expired)
+
+
+# ---------------------------------------------------------------------- analytics (SQL tiers)
+
+
+def _sql_rollup(store: Store, view: str, sid: int) -> dict[str, np.ndarray]:
+    with store.analytics() as sql:
+        got = sql.execute(
+            f"SELECT ts, first, high, low, last, avg, n, missing FROM {view} "
+            "WHERE series = ? ORDER BY ts",
+            [sid],
+        ).fetchnumpy()
+    names = {"first": "open", "last": "close", "n": "count"}
+    return {
+        names.get(k, k): np.asarray(np.ma.filled(v.astype(float), np.nan))
+        if k not in ("ts", "n", "missing")
+        else np.asarray(v)
+        for k, v in got.items()
+    }
+
+
+@pytest.mark.parametrize(("view", "width"), [("m1", MIN), ("h1", HOUR)])
+def test_the_analytics_views_decode_every_bucket_of_a_tier(loaded, view, width) -> None:
+    """Stored rows and the buckets still in memory, each once, equal to a plain rollup."""
+    store, data, _ = loaded
+    for sid in range(len(data.keys)):
+        ts, value = data.rows_of(sid)
+        assert_rollup_equal(_sql_rollup(store, view, sid), reference_rollup(ts, value, width))
+
+
+def test_the_analytics_views_name_series_and_see_new_writes(harness) -> None:
+    registry = SeriesRegistry()
+    store = harness.open(registry)
+    data = make_dataset(registry, hours=3.0)
+    harness.clock.now_ms = data.end_ms
+    write_all(store, data)
+    store.flush()
+    with store.analytics() as sql:
+        before = sql.execute("SELECT count(*) FROM m1").fetchone()[0]
+    sid = registry.intern("c01/r01/s03", "power_watts")
+    store.write(Batch.from_grid(np.array([data.end_ms]), np.array([sid], np.int32), [[np.pi]]))
+    with store.analytics() as sql:
+        rows = sql.execute(
+            "SELECT entity, metric, n, last FROM m1_named WHERE entity = 'c01/r01/s03'"
+        ).fetchall()
+        assert sql.execute("SELECT count(*) FROM m1").fetchone()[0] == before + 1
+    assert rows == [("c01/r01/s03", "power_watts", 1, np.pi)]  # off any decimal grid: bits
+
+
+def test_f64_of_bits_decodes_any_double(harness) -> None:
+    store = harness.open()
+    rng = np.random.default_rng(3)
+    x = np.concatenate(
+        [
+            rng.normal(0, 1e6, 500) * 10.0 ** rng.integers(-300, 300, 500),
+            [0.0, -0.0, 5e-324, -2.2e-308, 1.7976931348623157e308, np.inf, -np.inf],
+        ]
+    )
+    bits = [int(b) for b in x.view(np.int64)]
+    with store.analytics() as sql:
+        got = [sql.execute("SELECT f64_of_bits(?::BIGINT)", [b]).fetchone()[0] for b in bits]
+    np.testing.assert_array_equal(np.array(got), x)
+    with store.analytics() as sql:
+        nan_bits = int(np.array([np.nan]).view(np.int64)[0])
+        assert np.isnan(sql.execute("SELECT f64_of_bits(?::BIGINT)", [nan_bits]).fetchone()[0])

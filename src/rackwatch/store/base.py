@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -252,6 +253,12 @@ class Store(Protocol):
     def inventory(self) -> list[EntityRecord]: ...
 
     def query(self, q: Query) -> QueryResult: ...
+
+    def analytics(self) -> AbstractContextManager[Any]:
+        """A read-only SQL session (a DuckDB connection, DuckDB's dialect) on one consistent
+        snapshot, with the views of store/analytics.py: `series_keys`, `m1`, `h1`,
+        `m1_named`, `h1_named`. Reports and energy accounting aggregate there."""
+        ...
 
     def latest(self, entity: str = "**", metrics: str | Sequence[str] | None = None) -> Latest: ...
 

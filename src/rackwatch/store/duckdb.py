@@ -39,7 +39,7 @@ import pyarrow as pa
 
 from rackwatch.errors import StoreError, StoreLocked
 from rackwatch.model import Batch, Event, SeriesRegistry
-from rackwatch.store import archive, dedup, encoding, records, results, rollup
+from rackwatch.store import analytics, archive, dedup, encoding, records, results, rollup
 from rackwatch.store.base import (
     DAY_MS,
     RAW_COLUMNS,
@@ -894,6 +894,37 @@ class DuckDBStore:
             value = self._latest_value[:n].copy()
         has = ids[ts[ids] != _NO_TS]
         return Latest(tuple(keys[int(i)] for i in has), has, ts[has], value[has])
+
+    @contextmanager
+    def analytics(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only SQL session on one consistent snapshot of the 1-minute and 1-hour
+        tiers, the buckets still in memory included: the views `series_keys`, `m1`, `h1`,
+        `m1_named` and `h1_named` of store/analytics.py. Aggregate in SQL; the session ends
+        (its transaction rolled back) when the block exits."""
+        with self._lock:
+            self._check_open()
+            self._consolidate()
+            cur = self._begin_read()
+            m1, h1 = self._m1.snapshot(), self._h1.snapshot()
+            keys = self._registry.keys()
+        try:
+            analytics.define_macros(cur)
+            cur.register("_memory_1m", analytics.memory_table(m1))
+            cur.register("_memory_1h", analytics.memory_table(h1))
+            cur.register(
+                "series_keys",
+                analytics.keys_table([k.entity for k in keys], [k.metric for k in keys]),
+            )
+            for tier, table in (("m1", "rollup_1m"), ("h1", "rollup_1h")):
+                width = _WIDTH[table]
+                memory = "_memory_1m" if tier == "m1" else "_memory_1h"
+                cur.execute(analytics.tier_view(tier, _PARTS[table], width, memory))
+                cur.execute(analytics.named_view(f"{tier}_named", tier))
+            yield cur
+        finally:
+            cur.execute("ROLLBACK")
+            for name in ("_memory_1m", "_memory_1h", "series_keys"):
+                cur.unregister(name)
 
     # ------------------------------------------------------------------ events and inventory
 
