@@ -53,12 +53,15 @@ from rackwatch.engine.anomaly.scan import (
 from rackwatch.engine.anomaly.scores import I32, Detector, Scores, ZScoring
 from rackwatch.engine.anomaly.state import StateTable
 from rackwatch.engine.anomaly.stream import MAX_CELLS
+from rackwatch.model import entity as entity_path
 from rackwatch.model.records import Batch
 from rackwatch.model.series import SeriesRegistry
 
 MAD_TO_SIGMA_NORMAL = 1.4826
 """A normal distribution's standard deviation over its median absolute deviation."""
 _UNSEEN, _IGNORED, _TARGET = -2, -1, 0
+GPU_CARD_METRICS = frozenset({"gpu_power_watts", "gpu_utilization_ratio"})
+"""A series of one of these on `<machine>/<card>` marks the machine as a GPU host."""
 _MIN_AIRFLOW = 1e-3
 """Airflow below this (a sensor reading 0) is taken as this in the heatsink term: finite, and
 far beyond any history's range, so the term is clipped like the airflow itself."""
@@ -509,6 +512,7 @@ class _Features:
         self.role = np.zeros(0, dtype=np.int64)
         self.device_of = np.zeros(0, dtype=np.int64)
         self.devices: dict[str, int] = {}
+        self.gpu_hosts: set[str] = set()
         fields: dict[str, tuple[type[np.generic], Any]] = {"n": (np.int64, 0)}
         fields["lp_w"] = (np.float64, 0.0)
         for j in range(len(spec.inputs)):
@@ -529,17 +533,37 @@ class _Features:
             self.role = np.concatenate([self.role, np.full(grow, _UNSEEN, np.int64)])
             self.device_of = np.concatenate([self.device_of, np.full(grow, -1, np.int64)])
         roles = {self.spec.target: _TARGET} | {m: j + 1 for j, m in enumerate(self.spec.inputs)}
-        for sid in np.unique(series[self.role[series] == _UNSEEN]).tolist():
+        unseen = np.unique(series[self.role[series] == _UNSEEN]).tolist()
+        self._find_gpu_hosts(unseen)
+        for sid in unseen:
             role = None
             if sid < len(self.registry):
                 key = self.registry.key(sid)
-                role = roles.get(key.metric)
+                role = None if key.entity in self.gpu_hosts else roles.get(key.metric)
             if role is None:
                 self.role[sid] = _IGNORED
                 continue
             self.role[sid] = role
             self.device_of[sid] = self.devices.setdefault(key.entity, len(self.devices))
         self.state.ensure(len(self.devices))
+
+    def _find_gpu_hosts(self, unseen: list[int]) -> None:
+        """Machines with GPU cards are left out: their power includes the cards', which do
+        not heat the CPU, and the CPU's own power is not measured (a job starting on the
+        cards would read as the CPU running cold). Their CPU temperature keeps the
+        per-series detectors. A card seen late un-maps the machine's series already mapped."""
+        found = set()
+        for sid in unseen:
+            if sid < len(self.registry):
+                key = self.registry.key(sid)
+                host = entity_path.parent(key.entity)
+                if key.metric in GPU_CARD_METRICS and host is not None:
+                    found.add(host)
+        for host in found - self.gpu_hosts:
+            self.gpu_hosts.add(host)
+            device = self.devices.get(host)
+            if device is not None:
+                self.role[(self.device_of == device) & (self.role >= 0)] = _IGNORED
 
     def build(self, batch: Batch) -> FeatureRows:
         """Features at each target sample of `batch`, learning the inputs as it goes."""
@@ -839,5 +863,5 @@ def _no_scores() -> Scores:
         detector=np.zeros(0, dtype=np.int8),
         z=empty,
         is_anomaly=np.zeros(0, dtype=np.bool_),
-        components={Detector.RESIDUAL: empty},
+        components={Detector.RESIDUAL: empty, Detector.DRIFT: empty},
     )

@@ -6,7 +6,8 @@ registry grows):
 - **scored**: a gauge whose sudden change says something about the device (temperatures,
   power, airflow, fan speed, memory, disk use...). Its anomalies become `anomaly.*` events
   and count in the health.
-- **load**: a demand signal (`cpu_utilization_ratio`, `gpu_utilization_ratio`). It is scored,
+- **load**: a demand signal (`cpu_utilization_ratio`, `gpu_utilization_ratio`, a GPU's memory
+  in use: a job's allocation). It is scored,
   but a burst of jobs is work, not a fault: its anomalies are never events. Its score marks
   the instants the load *moved*.
 - **command**: a commanded state (`fan_level`). Not scored (every command would be an
@@ -48,7 +49,16 @@ I8 = npt.NDArray[np.int8]
 HEALTH_METRIC = "health_score"
 DERIVED_METRICS = frozenset({HEALTH_METRIC, "anomaly_score", "time_to_failure_seconds"})
 """The series the intelligence publishes itself (never scored)."""
-LOAD_METRICS = frozenset({"cpu_utilization_ratio", "gpu_utilization_ratio"})
+LOAD_METRICS = frozenset(
+    {
+        "cpu_utilization_ratio",
+        "gpu_utilization_ratio",
+        # A job's GPU memory is its allocation: demand, like utilisation (seed 004's fleet).
+        "gpu_memory_used_bytes",
+        "gpu_memory_free_bytes",
+        "gpu_memory_utilization_ratio",
+    }
+)
 COMMAND_METRICS = frozenset({"fan_level"})
 OWN_SCOPE = frozenset({"fan_rpm", "fan_power_watts"})
 """Followers explained by their own entity's command only (a fan's rpm by its level), within
@@ -72,6 +82,15 @@ DEVICE_SCOPE = frozenset(
         "gpu_temperature_celsius",
         "gpu_power_watts",
         "gpu_fan_ratio",
+        # What a machine's jobs hold: memory and disk move when work starts and ends.
+        "memory_used_bytes",
+        "memory_available_bytes",
+        "memory_utilization_ratio",
+        "swap_used_bytes",
+        "swap_utilization_ratio",
+        "disk_used_bytes",
+        "disk_free_bytes",
+        "disk_utilization_ratio",
     }
 )
 """Followers explained by a move of their device's load or of one of its fans' levels."""
