@@ -147,6 +147,12 @@ class EventKind(enum.StrEnum):
     fields); docs/INVENTORY.md."""
     INVENTORY_DISAGREEMENT = "inventory.disagreement"
     """A source reported a declared attribute otherwise (field, declared, discovered)."""
+    JOB_STARTED = "job.started"
+    """The twin's GPU fleet placed a job on a server (attributes: job, user, gpus, gpu_model,
+    gpu_memory_bytes per card, cores, memory_bytes, gpu_utilization_ratio,
+    expected_duration_s, waited_s); `end_ts` is its planned end."""
+    JOB_ENDED = "job.ended"
+    """That job ended and released its cards (attributes as at the start, and duration_s)."""
 
 
 class CommandAction(enum.StrEnum):

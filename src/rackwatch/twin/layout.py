@@ -1,7 +1,9 @@
 """Which columns of a twin frame hold which series.
 
 Columns are grouped by metric (all servers' CPU temperatures, then all inlets, ...), so the
-physics writes one contiguous block per metric and noise/rounding are applied per block.
+physics writes one contiguous block per metric and noise/rounding are applied per block. A GPU
+room adds its cards', hosts', disks' and NICs' series after the others, so a plain room's
+columns are the same whether or not GPU rooms exist.
 
 >>> from rackwatch.twin.topology import build_topology
 >>> layout = SeriesLayout.of(build_topology("small"))
@@ -18,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rackwatch.model.series import SeriesKey
+from rackwatch.twin.gpus import DISK_METRICS, GPU_METRICS, HOST_MEMORY_METRICS, NIC_METRICS
 from rackwatch.twin.topology import CRAC_PATH, ROOM_PATH, Topology
 
 SERVER_METRICS = (
@@ -52,6 +55,14 @@ class SeriesLayout:
             (CRAC_METRICS, (CRAC_PATH,)),
             (ROOM_METRICS, (ROOM_PATH,)),
         ]
+        gpus = topo.gpus
+        if gpus is not None:
+            groups += [
+                (GPU_METRICS, gpus.card_paths),
+                (HOST_MEMORY_METRICS, gpus.server_paths),
+                (DISK_METRICS, gpus.disk_paths),
+                (NIC_METRICS, gpus.nic_paths),
+            ]
         keys: list[SeriesKey] = []
         blocks: dict[str, slice] = {}
         for metrics, entities in groups:

@@ -36,6 +36,17 @@ def server_power(idle_w: ArrayLike, peak_w: ArrayLike, utilization: ArrayLike) -
     return np.asarray(idle_w + (peak_w - idle_w) * utilization, dtype=np.float64)
 
 
+def gpu_power(
+    idle_w: ArrayLike, max_w: ArrayLike, limit_w: ArrayLike, utilization: ArrayLike
+) -> F64:
+    """Board power of a GPU: idle + (max - idle) * utilisation, held to its power limit.
+
+    >>> gpu_power(50.0, 420.0, 400.0, np.array([0.0, 0.5, 1.0])).tolist()
+    [50.0, 235.0, 400.0]
+    """
+    return np.asarray(np.minimum(idle_w + (max_w - idle_w) * utilization, limit_w))
+
+
 def fan_airflow(speed: ArrayLike, max_cfm: ArrayLike) -> F64:
     """Airflow of a fan at `speed` (fraction of max): first affinity law, Q ∝ n."""
     return np.asarray(speed * max_cfm, dtype=np.float64)

@@ -72,8 +72,14 @@ class Plant:
         self._dynamic_w = topo.peak_w - topo.idle_w
         self._min_cfm = p.min_airflow_ratio * topo.nominal_cfm
 
-    def block(self, utilization: F64, fan_level: I64, cond: Conditions) -> dict[str, F64]:
-        """True values of one block, keyed by metric; arrays are (steps, entities)."""
+    def block(
+        self, utilization: F64, fan_level: I64, cond: Conditions, gpu_w: F64 | None = None
+    ) -> dict[str, F64]:
+        """True values of one block, keyed by metric; arrays are (steps, entities).
+
+        `gpu_w` (steps, servers) is the power of the servers' GPUs: it is in their power and
+        their exhaust, and a capped PDU throttles only the CPUs.
+        """
         topo, p = self.topo, self.params
         n_steps, n = utilization.shape
         room = topo.room
@@ -91,6 +97,8 @@ class Plant:
         delta = cond.peek("power_delta_w")
         if delta is not None:
             fixed += delta
+        if gpu_w is not None:
+            fixed += gpu_w
         dynamic = self._dynamic_w * utilization
         cap = topo.pdu_capacity_w * _or_one(cond.peek("pdu_capacity_ratio"))
         scale = ph.throttle_scale(

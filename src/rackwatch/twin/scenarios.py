@@ -2,7 +2,8 @@
 
 The users' four test protocols (fan fail on a small cluster, sensor drift on a medium one,
 degraded air conditioning on a large one, load burst plus progressive fan wear on the default
-very large one), the partial network loss, and the plain presets with no fault.
+very large one), the partial network loss, the plain presets with no fault, and the GPU fleets
+(seed 004: GPU servers shared by a lab's users through jobs).
 
 >>> sorted(SCENARIOS)[:3]
 ['burst-fan-degradation', 'crac-degraded', 'fan-fail']
@@ -15,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rackwatch.twin.faults import ScheduledFault
-from rackwatch.twin.topology import PRESETS
+from rackwatch.twin.topology import GPU_PRESETS, PRESETS
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,15 @@ class Scenario:
 _PLAIN = tuple(
     Scenario(name, name, f"{preset.n_servers} servers per cluster, no scheduled fault.")
     for name, preset in PRESETS.items()
+)
+_GPU = tuple(
+    Scenario(
+        name,
+        name,
+        f"{preset.n_servers} GPU servers per cluster (4-8 cards each: A100, L40S, RTX A6000, "
+        "TITAN Xp) shared by 12 users' jobs, busier in working hours; no scheduled fault.",
+    )
+    for name, preset in GPU_PRESETS.items()
 )
 
 SCENARIOS: dict[str, Scenario] = {
@@ -96,6 +106,7 @@ SCENARIOS: dict[str, Scenario] = {
                 ScheduledFault("telemetry_loss", "c01", 7200.0),
             ),
         ),
+        *_GPU,
     )
 }
 DEFAULT_SCENARIO = "very-large"

@@ -59,6 +59,29 @@ NOISE: dict[str, Noise] = {
     "pue_ratio": Noise(0.0),
 }
 """Each sensor's noise: ~0.1-0.15 °C, 1.5 W, 0.12 % of rpm (≈10 rpm), 0.4 % of utilisation."""
+GPU_NOISE: dict[str, Noise] = {
+    "gpu_utilization_ratio": Noise(0.03, relative=True, low=0.0, high=1.0),
+    "gpu_memory_used_bytes": Noise(0.0),
+    "gpu_memory_free_bytes": Noise(0.0),
+    "gpu_memory_utilization_ratio": Noise(0.0),
+    "gpu_temperature_celsius": Noise(0.5),
+    "gpu_power_watts": Noise(0.0),
+    "gpu_power_limit_watts": Noise(0.0),
+    "memory_used_bytes": Noise(0.0),
+    "memory_available_bytes": Noise(0.0),
+    "memory_utilization_ratio": Noise(0.0),
+    "disk_used_bytes": Noise(0.0),
+    "disk_free_bytes": Noise(0.0),
+    "disk_utilization_ratio": Noise(0.0),
+    "network_receive_bytes_per_second": Noise(0.0),
+    "network_transmit_bytes_per_second": Noise(0.0),
+    "network_receive_bytes_total": Noise(0.0),
+    "network_transmit_bytes_total": Noise(0.0),
+}
+"""The GPU fleet's: an idle card reads exactly 0 %; the core temperature is read in whole °C.
+Power, memory, disk and network carry their own jitter (`fleet.py`: a power reading stays
+under the card's limit, a counter the sum of its rates), so the sensor reads them as they are."""
+_MODELS = NOISE | GPU_NOISE
 
 
 def page_steps_for(n_series: int) -> int:
@@ -70,7 +93,7 @@ class Sensors:
     """Reads a block of true values into the frame's columns."""
 
     def __init__(self, layout: SeriesLayout, seed: int, page_steps: int) -> None:
-        missing = set(layout.blocks) - set(NOISE)
+        missing = set(layout.blocks) - set(_MODELS)
         if missing:
             raise ValueError(f"no noise model for metrics {sorted(missing)}")
         self.layout = layout
@@ -84,7 +107,7 @@ class Sensors:
         n_steps = out.shape[0]
         noise = self._noise(k0, n_steps)
         for metric, columns in self.layout.blocks.items():
-            block, model, true = out[:, columns], NOISE[metric], truth[metric]
+            block, model, true = out[:, columns], _MODELS[metric], truth[metric]
             if model.sigma == 0.0:
                 block[...] = true
             elif model.relative:

@@ -41,6 +41,8 @@ from rackwatch.twin.faults import (
     Window,
     resolve_target,
 )
+from rackwatch.twin.fleet import BACKGROUND, GpuFleet
+from rackwatch.twin.jobs import JobParams
 from rackwatch.twin.layout import SeriesLayout
 from rackwatch.twin.plant import Plant, PlantParams
 from rackwatch.twin.scenarios import SCENARIOS
@@ -68,8 +70,9 @@ class TwinFrame:
     """A block of steps: `values[i, j]` is series `series_keys[j]` at `ts[i]`.
 
     `absent[i, j]` is True where the message was lost (telemetry loss); None when nothing was.
-    NaN in `values` is a sensor that answered NULL. `events` are the faults that started and the
-    commands applied during the block, in time order.
+    NaN in `values` is a sensor that answered NULL. `events` are the faults that started, the
+    commands applied and (in a GPU room) the jobs that started and ended during the block, in
+    time order.
     """
 
     ts: I64
@@ -85,7 +88,8 @@ class Twin:
     """A deterministic simulated server room.
 
     `preset` is small (5 servers), medium (10), large (15) or very-large (20) per cluster, in
-    racks of at most 10; `clusters` copies it. `faults` are scheduled from the start.
+    racks of at most 10, or a GPU fleet, gpu-fleet (16) or gpu-fleet-large (64), whose jobs
+    follow `jobs`; `clusters` copies it. `faults` are scheduled from the start.
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class Twin:
         fan_level: int = DESIGN_LEVEL,
         plant: PlantParams | None = None,
         workload: WorkloadParams | None = None,
+        jobs: JobParams | None = None,
         name: str | None = None,
     ) -> None:
         if not step_s * 1000.0 >= 1.0:
@@ -113,10 +118,18 @@ class Twin:
         self.layout = SeriesLayout.of(self.topology)
         self.series_keys: list[SeriesKey] = list(self.layout.keys)
         self._plant = Plant(self.topology, self.step_s, plant)
+        gpus = self.topology.gpus
+        if workload is None and gpus is not None:
+            workload = BACKGROUND  # a GPU server's CPU is busy with its jobs' cores
         self._workload = Workload(
             self.topology.n_servers, seed, self.start_ms, self.step_s, workload
         )
         self._page_steps = page_steps_for(self.layout.n_series)
+        self._fleet = (
+            None
+            if gpus is None
+            else GpuFleet(gpus, seed, self.start_ms, self.step_ms, self._page_steps, jobs)
+        )
         self._sensors = Sensors(self.layout, seed, self._page_steps)
         self._levels = np.full(self.topology.n_fans, _parse_level(fan_level), dtype=np.int64)
         self._faults: list[ActiveFault] = []
@@ -176,6 +189,8 @@ class Twin:
                 absent[row : row + size] = readings.absent
             row += size
         self._step = k0 + n_steps
+        if self._fleet is not None:
+            events += self._fleet.drain_events()
         events.sort(key=lambda e: e.ts)
         return TwinFrame(ts, values, absent, events)
 
@@ -191,10 +206,17 @@ class Twin:
             if fault.spec.on_physics is not None:
                 fault.spec.on_physics(cond, fault, window)
         utilization = self._workload.utilization(k0, n_steps)
+        gpus = None if self._fleet is None else self._fleet.advance(k0, n_steps)
+        if gpus is not None:
+            utilization = gpus.cpu_utilization(utilization)
         floor = cond.peek("util_floor")
         if floor is not None:
             np.maximum(utilization, floor, out=utilization)
-        truth = self._plant.block(utilization, self._levels, cond)
+        truth = self._plant.block(
+            utilization, self._levels, cond, None if gpus is None else gpus.server_w
+        )
+        if self._fleet is not None and gpus is not None:
+            truth |= self._fleet.truth(gpus, truth["inlet_temperature_celsius"], k0)
         self._sensors.read(truth, k0, out)
         readings = Readings(out)
         for fault, window in active:
@@ -395,7 +417,8 @@ class Twin:
     # --- description -----------------------------------------------------------------------
 
     def inventory(self) -> list[dict[str, Any]]:
-        """Every entity (room, CRAC, clusters, racks, PDUs, servers, fans) and its attributes."""
+        """Every entity (room, CRAC, clusters, racks, PDUs, servers, fans; in a GPU room also
+        the cards, disks and NICs) and its attributes."""
         return self.topology.inventory()
 
 

@@ -3,7 +3,9 @@
 Servers are numbered cluster-major, rack-major, slot-minor, so each rack is a contiguous range
 (`np.add.reduceat` over `rack_start` gives per-rack sums) and fan `2i`, `2i+1` belong to server
 `i`. Static properties (idle/peak power, fan model, heatsink) are drawn once from the seed, with
-the ranges our users gave: idle 50-120 W, peak 150-500 W, fans 3-18 W each at high.
+the ranges our users gave: idle 50-120 W, peak 150-500 W, fans 3-18 W each at high. A GPU
+preset's servers also get cards (`gpus.py`); their fans are scaled to the cards' power so that
+the airflow per kW, and so the exhaust rise, stays that of the other servers.
 
 >>> topo = build_topology("large", clusters=2, seed=0)
 >>> topo.n_servers, topo.n_racks, topo.server_paths[8], topo.fan_paths[1]
@@ -20,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rackwatch.twin.gpus import GpuHardware, draw_gpu_hardware
 from rackwatch.twin.physics import LEVEL_SPEED
 
 F64 = npt.NDArray[np.float64]
@@ -45,6 +48,7 @@ class Preset:
     name: str
     n_servers: int
     """Servers per cluster."""
+    has_gpus: bool = False
 
 
 PRESETS: dict[str, Preset] = {
@@ -57,6 +61,12 @@ PRESETS: dict[str, Preset] = {
     )
 }
 DEFAULT_PRESET = "very-large"
+GPU_PRESETS: dict[str, Preset] = {
+    p.name: p for p in (Preset("gpu-fleet", 16, True), Preset("gpu-fleet-large", 64, True))
+}
+"""GPU servers (docs/TWIN.md, "GPU fleet"); kept apart from PRESETS, which the evaluation
+draws its rooms from."""
+ALL_PRESETS: dict[str, Preset] = PRESETS | GPU_PRESETS
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,8 @@ class Topology:
     pdu_capacity_w: F64
     crac_capacity_w: float
     room: RoomSpec = field(default_factory=RoomSpec)
+    gpus: GpuHardware | None = None
+    """The cards, memory, disk and NIC of every server of a GPU preset; None otherwise."""
 
     @property
     def n_servers(self) -> int:
@@ -191,6 +203,7 @@ class Topology:
                     "idle_watts": float(self.idle_w[s]),
                     "peak_watts": float(self.peak_w[s]),
                     "nominal_airflow_cfm": float(self.nominal_cfm[s]),
+                    **({} if self.gpus is None else self.gpus.server_attributes(s)),
                 }
             )
             for f in (FANS_PER_SERVER * s + k for k in range(FANS_PER_SERVER)):
@@ -211,6 +224,8 @@ class Topology:
                         },
                     }
                 )
+        if self.gpus is not None:
+            items += self.gpus.items()
         return items
 
 
@@ -223,12 +238,12 @@ def build_topology(
     preset: str = DEFAULT_PRESET, clusters: int = 1, seed: int = 0, room: RoomSpec | None = None
 ) -> Topology:
     """Lay out `clusters` copies of `preset` and draw each server's hardware from `seed`."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown twin preset {preset!r}; choose one of {sorted(PRESETS)}")
+    if preset not in ALL_PRESETS:
+        raise ValueError(f"unknown twin preset {preset!r}; choose one of {sorted(ALL_PRESETS)}")
     if clusters < 1:
         raise ValueError(f"clusters must be at least 1, got {clusters}")
     room = room or RoomSpec()
-    sizes = _rack_sizes(PRESETS[preset].n_servers)
+    sizes = _rack_sizes(ALL_PRESETS[preset].n_servers)
     cluster_paths = tuple(f"c{c + 1:02d}" for c in range(clusters))
     rack_paths = tuple(f"{c}/r{r + 1:02d}" for c in cluster_paths for r in range(len(sizes)))
     rack_size = np.array(sizes * clusters, dtype=np.int64)
@@ -249,6 +264,11 @@ def build_topology(
     fan_max_w = np.round(3.0 + 12.0 * fan_size + rng.uniform(0.0, 3.0, n * FANS_PER_SERVER), 2)
     fan_max_cfm = np.round(20.0 + 20.0 * fan_size, 1)
     fan_max_rpm = np.round(16000.0 - 7000.0 * fan_size, -1)
+    gpus = draw_gpu_hardware(server_paths, seed) if ALL_PRESETS[preset].has_gpus else None
+    if gpus is not None:  # fans sized to the whole box: the same cfm per kW at peak
+        fan_scale = np.repeat(1.0 + gpus.server_max_w / peak_w, FANS_PER_SERVER)
+        fan_max_cfm = np.round(fan_max_cfm * fan_scale, 1)
+        fan_max_w = np.round(fan_max_w * fan_scale, 2)
     nominal_cfm = FANS_PER_SERVER * LEVEL_SPEED[DESIGN_LEVEL] * fan_max_cfm[::FANS_PER_SERVER]
     cpu_rise_at_peak = rng.uniform(*CPU_RISE_AT_PEAK_C, n)  # °C above inlet, design airflow
     cpu_r_nominal = cpu_rise_at_peak / (CPU_POWER_SHARE * peak_w)
@@ -265,6 +285,8 @@ def build_topology(
     neighbour_mask = np.stack([has_below, has_above], axis=1).astype(np.float64)
 
     server_max = peak_w + fan_max_w.reshape(n, FANS_PER_SERVER).sum(axis=1)
+    if gpus is not None:
+        server_max += gpus.server_max_w
     pdu_capacity_w = np.ceil(np.add.reduceat(server_max, rack_start) * room.pdu_headroom / 100.0)
     crac_capacity_w = math.ceil(float(server_max.sum()) * room.crac_headroom / 1000.0) * 1000.0
     return Topology(
@@ -292,4 +314,5 @@ def build_topology(
         pdu_capacity_w=pdu_capacity_w * 100.0,
         crac_capacity_w=crac_capacity_w,
         room=room,
+        gpus=gpus,
     )

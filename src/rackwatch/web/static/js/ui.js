@@ -28,6 +28,8 @@ const KIND_TEXT = {
   "incident.opened": "Incident",
   "incident.updated": "Incident updated",
   "incident.closed": "Incident closed",
+  "job.started": "Job started",
+  "job.ended": "Job ended",
 };
 
 export function el(tag, className, text) {
