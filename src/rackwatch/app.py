@@ -32,6 +32,7 @@ from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout, FanPolicy, SafetyLimits
 from rackwatch.engine.control.group import ControllerGroup, FanControl
+from rackwatch.engine.energy import EnergyConfig, LiveEnergy, Membership
 from rackwatch.engine.intelligence import DEFAULT_SKIP, Intelligence, IntelligenceConfig
 from rackwatch.engine.intelligence import SOURCE as INTELLIGENCE_SOURCE
 from rackwatch.engine.intelligence.models import ModelStore
@@ -45,10 +46,19 @@ from rackwatch.engine.notifiers import (
     NotifierRoute,
 )
 from rackwatch.engine.predict import FanWearParams
+from rackwatch.engine.reports import (
+    EnergyOptions,
+    ReportArchive,
+    Reporter,
+    ReportSchedule,
+    account_energy,
+    zone_of,
+)
 from rackwatch.engine.retention import RetentionRunner
 from rackwatch.engine.states import SilencePolicy
 from rackwatch.engine.writer import StoreWriter
 from rackwatch.errors import ConfigError
+from rackwatch.mcp_server.http import mount as mount_mcp
 from rackwatch.model import SeriesKey, SeriesRegistry, Severity
 from rackwatch.settings import (
     DAY_S,
@@ -60,6 +70,7 @@ from rackwatch.settings import (
     SlackNotifierSettings,
     WebhookNotifierSettings,
     build_alert_rules,
+    energy_config,
     offline_after_s,
 )
 from rackwatch.sources.host.loop import Collection, CollectionLoop
@@ -78,7 +89,7 @@ from rackwatch.sources.snmp.poller import SOURCE as SNMP_SOURCE
 from rackwatch.sources.snmp.poller import PduPoller, PduTarget, machine_entity, pdu_entity
 from rackwatch.sources.snmp.profiles import ProfileError, load_profile
 from rackwatch.sources.twin import TwinSource
-from rackwatch.store.base import EntityRecord, Retention
+from rackwatch.store.base import EntityRecord, Retention, Store
 from rackwatch.store.duckdb import (
     DB_FILE,
     DuckDBStore,
@@ -362,6 +373,10 @@ class Services:
     """Sensors and fans on an MQTT broker (`--mqtt`, `[mqtt] url`; docs/MQTT.md)."""
     mqtt_controller: FanController | None = None
     """Closed-loop control of the MQTT devices' fans (later ones join it: `_growing`)."""
+    reporter: Reporter | None = None
+    """Makes and archives the reports (`POST /reports`, the schedule)."""
+    report_schedule: ReportSchedule | None = None
+    """The daily, weekly and monthly reports at `[reports] at` (None: `enabled` off)."""
 
     def close(self) -> None:
         self.store.close()
@@ -507,6 +522,19 @@ MODELS_DIR = "models"
 """Under the data directory: the residual model's versions (`ModelStore`)."""
 
 
+def build_energy(
+    settings: Settings, registry: SeriesRegistry, store: DuckDBStore, live: LiveState
+) -> EnergyConfig:
+    """`[energy]` and `[site]` with a live accountant that counts every batch the live state
+    takes (racks and rooms from the inventory as it is at start)."""
+    config = energy_config(settings)
+    accountant = LiveEnergy(
+        registry, config.tariff, pue=config.pue, membership=Membership.of(store.inventory())
+    )
+    live.listen(accountant.update)
+    return dataclasses.replace(config, live=accountant)
+
+
 def build_retrainer(settings: Settings, store: DuckDBStore, user: ModelUser) -> Retrainer:
     """The residual model's retraining (`[intelligence] retrain_hours` 0: only the last saved
     model is loaded), its versions in `<data_dir>/models/`."""
@@ -515,6 +543,24 @@ def build_retrainer(settings: Settings, store: DuckDBStore, user: ModelUser) -> 
     interval_s = None if i.retrain_hours == 0 else i.retrain_hours * 3600
     return Retrainer(
         store, models, user, interval_s=interval_s, window_s=i.train_window_hours * 3600
+    )
+
+
+REPORTS_DIR = "reports"
+"""Under the data directory: the report archive (docs/REPORTS.md)."""
+
+
+def build_reporter(settings: Settings, store: Store) -> Reporter:
+    """The reports of `[reports]`, in `[site] timezone`, with the energy and cost of
+    `[energy]` (`rackwatch run` and `rackwatch report` alike)."""
+    energy = energy_config(settings)
+    return Reporter(
+        store,
+        ReportArchive(settings.data_dir / REPORTS_DIR),
+        zone_of(settings.site.timezone),
+        formats=tuple(settings.reports.formats),
+        keep=settings.reports.keep,
+        accountant=account_energy(EnergyOptions(energy.tariff, energy.pue)),
     )
 
 
@@ -682,9 +728,11 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             )
             mqtt.on_inventory = _growing(mqtt.on_inventory, mqtt_controller)
         live = LiveState(len(registry))
+        energy = build_energy(settings, registry, store, live)
         alerts = build_alert_engine(settings, bus, registry)
         intelligence = build_intelligence(settings, bus, registry, alerts)
         retrainer = None if intelligence is None else build_retrainer(settings, store, intelligence)
+        reporter = build_reporter(settings, store)
         tokens = TokenStore(settings.data_dir / TOKENS_FILE)
         api = create_app(
             ApiContext(
@@ -706,10 +754,13 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
                 control_source=None if twin is None else "twin",
                 host_offline_after_s=offline_after_s(settings),
                 intelligence=intelligence,
+                energy=energy,
+                reports=reporter,
             )
         )
         writer = StoreWriter(bus, store)
         watch_writer(api, writer)  # its counters in /metrics and GET /status
+        mount_mcp(api, host=settings.server.host)  # MCP at /mcp (docs/MCP.md)
         host = build_host(settings, registry, bus, store)
         scrapes = build_scrapes(targets, registry, bus, store)
         pdu_poller = build_pdus(pdus, registry, bus, store)
@@ -735,6 +786,10 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             retrainer=retrainer,
             mqtt=mqtt,
             mqtt_controller=mqtt_controller,
+            reporter=reporter,
+            report_schedule=ReportSchedule(reporter, at=settings.reports.at)
+            if settings.reports.enabled
+            else None,
         )
     except BaseException:
         store.close()
@@ -802,6 +857,11 @@ async def run_live(
         if services.retrainer is None
         else asyncio.create_task(services.retrainer.run(), name="retrainer")
     )
+    reporting = (  # stops with `stop`; a report in progress gives up (before the store closes)
+        None
+        if services.report_schedule is None
+        else asyncio.create_task(services.report_schedule.run(stop), name="reports")
+    )
     sources = []
     if services.host is not None:
         sources.append(asyncio.create_task(services.host.run(), name="this-host"))
@@ -830,7 +890,9 @@ async def run_live(
             source.cancel()
         if retraining is not None:
             retraining.cancel()  # waits a while for a fit in progress: before the store closes
-        await asyncio.gather(*sources, *filter(None, [retraining]), return_exceptions=True)
+        await asyncio.gather(
+            *sources, *filter(None, [retraining, reporting]), return_exceptions=True
+        )
         if any(t.get_name() == "intelligence" and not t.done() for t in consumers):
             assert intelligence is not None
             # its last events and health samples reach the store writer before the bus closes

@@ -27,8 +27,11 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rackwatch import __version__, cli_devices
+from rackwatch import __version__, cli_devices, cli_mcp
+from rackwatch.cli_energy import energy as energy_command
 from rackwatch.cli_pdu import pdu_cli
+from rackwatch.cli_recommend import recommend as recommend_command
+from rackwatch.cli_report import report as report_command
 from rackwatch.errors import RackwatchError
 
 if TYPE_CHECKING:
@@ -93,7 +96,8 @@ ScenarioOpt = Annotated[
     typer.Option(
         "--scenario",
         "-s",
-        help="A preset or test protocol: see `rackwatch scenarios` \\[default: very-large].",
+        help="A preset, test protocol or GPU fleet (gpu-fleet, gpu-fleet-large): see "
+        "`rackwatch scenarios` \\[default: very-large].",
         metavar="NAME",
         show_default=False,
     ),
@@ -166,14 +170,14 @@ def main_callback(
 
 @cli.command()
 def scenarios() -> None:
-    """List the twin's scenarios: the presets and the test protocols."""
+    """List the twin's scenarios: the presets, the test protocols and the GPU fleets."""
     table = Table("name", "servers/cluster", "scheduled faults", "what happens", show_lines=False)
-    from rackwatch.twin import PRESETS, SCENARIOS
+    from rackwatch.twin import ALL_PRESETS, SCENARIOS
 
     for scenario in SCENARIOS.values():
         faults = ", ".join(sorted({f.kind for f in scenario.faults})) or "-"
         table.add_row(
-            scenario.name, str(PRESETS[scenario.preset].n_servers), faults, scenario.description
+            scenario.name, str(ALL_PRESETS[scenario.preset].n_servers), faults, scenario.description
         )
     console.print(table)
 
@@ -414,6 +418,7 @@ def run(
 
 
 cli.command(name="devices")(cli_devices.devices)
+cli.command(name="mcp")(cli_mcp.mcp)
 
 
 @cli.command()
@@ -832,6 +837,11 @@ def _read_remotely(url: str) -> None:
         markup=False,
         soft_wrap=True,
     )
+
+
+cli.command(name="recommend")(recommend_command)
+cli.command(name="energy")(energy_command)
+cli.command(name="report")(report_command)
 
 
 @cli.command()

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from rackwatch.engine.alerts.rules import Guard, Rule, RuleKind
+from rackwatch.engine.energy import EnergyConfig, Tariff, TariffPeriod, zone_of
 from rackwatch.engine.inventory import DeclaredInventory
 from rackwatch.engine.notifiers import TimeWindow
 from rackwatch.errors import ConfigError
@@ -36,7 +37,8 @@ class TwinSettings(_Section):
     enabled: bool = True
     """Off (`--no-twin`): `rackwatch run` watches real machines only."""
     scenario: str = "very-large"
-    """A preset (small, medium, large, very-large) or a named test protocol."""
+    """A preset (small, medium, large, very-large), a named test protocol or a GPU fleet
+    (gpu-fleet, gpu-fleet-large): `rackwatch scenarios` lists them."""
     seed: int = 0
     clusters: int = Field(1, ge=1, le=1000)
     speed: float = Field(1.0, gt=0, le=1_000_000)
@@ -568,6 +570,92 @@ class InventorySettings(DeclaredInventory):
     file: Path | None = None
 
 
+class SiteSettings(_Section):
+    """`[site]`: what holds for the whole site."""
+
+    timezone: str = "UTC"
+    """The site's IANA time zone (Europe/Paris): its days ("today's" energy, reports) and
+    tariff hours."""
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> SiteSettings:
+        zone_of(self.timezone)
+        return self
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _every_day() -> list[Weekday]:
+    return ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class TariffPeriodSettings(_Section):
+    """`[[energy.periods]]`: a price on some weekdays over local hours [start, end)."""
+
+    name: str = Field(min_length=1, max_length=64)
+    price_per_kwh: float = Field(ge=0, le=1000, allow_inf_nan=False)
+    days: list[Weekday] = Field(default_factory=_every_day, min_length=1, max_length=7)
+    hours: tuple[int, int] = (0, 24)
+    """[start, end) in whole local hours; start > end crosses midnight (22, 6)."""
+
+    def to_period(self) -> TariffPeriod:
+        return TariffPeriod(self.name, self.price_per_kwh, tuple(self.days), self.hours)
+
+    @model_validator(mode="after")
+    def _valid_period(self) -> TariffPeriodSettings:
+        self.to_period()
+        return self
+
+
+class EnergySettings(_Section):
+    """`[energy]`: the price of energy and, for a site without a facility meter, its PUE
+    (docs/ENERGY.md)."""
+
+    price_per_kwh: float = Field(default=0.20, ge=0, le=1000, allow_inf_nan=False)
+    """The price of the hours no period names."""
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    periods: list[TariffPeriodSettings] = Field(default_factory=list, max_length=64)
+    pue: float | None = Field(default=None, ge=1.0, le=3.0, allow_inf_nan=False)
+    """Facility over IT energy, for a site without a facility meter (the twin measures its
+    own); real rooms are 1.1-1.8."""
+
+    @model_validator(mode="after")
+    def _periods_apart(self) -> EnergySettings:
+        self.tariff("UTC")  # two periods sharing an hour are refused here
+        return self
+
+    def tariff(self, timezone: str) -> Tariff:
+        periods = tuple(p.to_period() for p in self.periods)
+        return Tariff(self.price_per_kwh, self.currency, periods, timezone)
+
+
+ReportFormat = Literal["html", "json", "csv"]
+
+
+def _every_format() -> list[ReportFormat]:
+    return ["html", "json", "csv"]
+
+
+class ReportsSettings(_Section):
+    """`[reports]`: the daily, weekly and monthly reports `rackwatch run` makes and archives
+    in `<data_dir>/reports` (docs/REPORTS.md), in `[site] timezone`."""
+
+    enabled: bool = True
+    """Make them on schedule in `rackwatch run` (`rackwatch report` works either way)."""
+    formats: list[ReportFormat] = Field(default_factory=_every_format, min_length=1, max_length=3)
+    keep: int = Field(default=100, ge=1, le=100_000)
+    """Reports of each period kind kept (100 days, 100 weeks, 100 months); older are deleted."""
+    at: dt.time = dt.time(0, 5)
+    """When a period's report is made, on the day after it ends (local time)."""
+
+    @model_validator(mode="after")
+    def _distinct_formats(self) -> ReportsSettings:
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(f"formats lists one twice: {self.formats}")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RACKWATCH_", env_nested_delimiter="__", extra="forbid"
@@ -588,6 +676,9 @@ class Settings(BaseSettings):
     mqtt: MqttSettings = MqttSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
+    site: SiteSettings = SiteSettings()
+    energy: EnergySettings = EnergySettings()
+    reports: ReportsSettings = ReportsSettings()
 
     @model_validator(mode="after")
     def _scrapes_within_offline_after(self) -> Settings:
@@ -679,3 +770,11 @@ def offline_after_s(settings: Settings) -> float:
 def build_alert_rules(alerts: AlertSettings) -> list[Rule]:
     """The engine's rules from `[alerts]` (defaults, replaced or extended, minus disabled)."""
     return [rule.to_rule() for rule in alerts.active_rules()]
+
+
+def energy_config(settings: Settings) -> EnergyConfig:
+    """`[energy]` and `[site] timezone` as the energy accounting takes them (no live
+    accountant: the wiring adds its own)."""
+    return EnergyConfig(
+        tariff=settings.energy.tariff(settings.site.timezone), pue=settings.energy.pue
+    )

@@ -31,6 +31,7 @@ from rackwatch.app import inventory_records
 from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.diagnosis.incident import Cause, Incident, Member, Nature, Scope
+from rackwatch.engine.energy import EnergyConfig, LiveEnergy, Tariff
 from rackwatch.engine.intelligence import SOURCE, Intelligence
 from rackwatch.engine.live import LiveState, feed
 from rackwatch.engine.writer import StoreWriter
@@ -166,6 +167,7 @@ async def build_room(path: Path) -> tuple[ApiContext, DuckDBStore]:
         intelligence=intelligence,
         scenario="fan-fail",
         clock_ms=lambda: END_MS,
+        energy=EnergyConfig(live=LiveEnergy(registry, Tariff(0.2))),  # the overview's tile
     )
     return ctx, store
 

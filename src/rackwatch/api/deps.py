@@ -22,8 +22,10 @@ from rackwatch.api.params import ParamError, is_glob
 from rackwatch.bus import Bus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control.group import FanControl
+from rackwatch.engine.energy.config import EnergyConfig
 from rackwatch.engine.intelligence import Intelligence
 from rackwatch.engine.live import LiveState
+from rackwatch.engine.reports import Reporter
 from rackwatch.engine.retention import RetentionRunner
 from rackwatch.model import METRICS, SeriesRegistry
 from rackwatch.model.entity import ancestors
@@ -82,6 +84,10 @@ class ApiContext:
     intelligence: Intelligence | None = None
     """Open anomalies, fan predictions and health now (None: `[intelligence]` off; the
     stored history still answers GET /health, /predictions and /anomalies)."""
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    """Tariff, configured PUE and the live accountant (`GET /energy`, `/energy/live`)."""
+    reports: Reporter | None = None
+    """Makes and archives reports (`/reports`; None: the routes answer 503)."""
     _selections: dict[tuple[str, tuple[str, ...] | None, int], Ids] = field(
         default_factory=dict, repr=False
     )

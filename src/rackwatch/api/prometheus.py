@@ -39,6 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 
+from rackwatch.api import energy_metrics
 from rackwatch.api.auth import READ_ACCESS
 from rackwatch.api.deps import ApiContext
 from rackwatch.api.fanout import Hub
@@ -90,6 +91,7 @@ OWN_NAMES = frozenset(
         "store_quarantined",
         "health_score",
         "time_to_failure_seconds",
+        *energy_metrics.NAMES,
     }
 )
 """rackwatch's own families, without the prefix: a telemetry metric of one of these names (or
@@ -466,6 +468,7 @@ def build_registry(ctx: ApiContext, hub: Hub) -> MetricsRegistry:
     registry.register(SeriesCollector(ctx, labels))
     registry.register(RackwatchCollector(ctx, hub))
     registry.register(engine)
+    registry.register(energy_metrics.EnergyCollector(ctx))
     ProcessCollector(registry=registry)
     return registry
 

@@ -127,4 +127,3 @@ def keys_table(entities: list[str], metrics: list[str]) -> pa.Table:
             "metric": pa.array(metrics, pa.string()),
         }
     )
-

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from api_support import START_MS, Filled, LiveApp
@@ -20,7 +21,9 @@ from rackwatch.api import ApiContext, create_app
 from rackwatch.bus import MemoryBus
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.control import FanController, FanLayout
+from rackwatch.engine.energy import EnergyConfig, LiveEnergy, Tariff
 from rackwatch.engine.intelligence import Intelligence
+from rackwatch.engine.reports import ReportArchive, Reporter
 from rackwatch.model import Command, Event
 from rackwatch.settings import AlertSettings, build_alert_rules
 from rackwatch.sources.poller import PacedPoller
@@ -32,6 +35,8 @@ Serve = Callable[[FastAPI], LiveApp]
 FAILED_FAN = "c01/r01/s03/fan1"  # the fan-fail scenario stops it at 30 min
 S01 = "c01/r01/s01"
 FAULT_STEPS = 400  # 33 min 20 s: the fan stopped, fan-stopped fired (10 s) and the fan FAILED
+
+UTC = ZoneInfo("UTC")
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,10 @@ def build_room(
         alerts=ctx.pop("alerts", alerts),
         controller=ctx.pop("controller", controller),
         intelligence=ctx.pop("intelligence", intelligence),
+        energy=ctx.pop("energy", EnergyConfig(live=LiveEnergy(filled.registry, Tariff(0.2)))),
+        reports=ctx.pop(
+            "reports", Reporter(filled.store, ReportArchive(filled.store.path / "reports"), UTC)
+        ),
         tokens=ctx.pop("token_store", tokens.store),
         **ctx,
     )

@@ -40,6 +40,11 @@ READS = [
     "/api/v1/alerts/history",
     "/api/v1/states",
     "/api/v1/hosts",
+    "/api/v1/energy",
+    "/api/v1/energy/live",
+    "/api/v1/recommend",
+    "/api/v1/recommend/placement?gpus=1",
+    "/api/v1/reports",
     "/api/v1/fans",
     "/api/v1/twin/faults",
     "/api/v1/health/now",
@@ -60,6 +65,8 @@ CONTROLS: list[tuple[str, str, dict[str, Any] | None]] = [
 ]
 INGESTS = ["/api/v1/ingest"]
 """Agents' pushes: an `ingest` or `control` token (tests/unit/api/test_ingest.py)."""
+REPORT_FILES_AND_MAKING = 2
+"""GET /reports/{name} and POST /reports (tests/unit/api/test_report_routes.py)."""
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +182,9 @@ def test_every_api_route_states_its_access(closed_room: Room) -> None:
                 response = closed_room.request(method, url, "read")
                 assert response.status_code == 403, f"{method} {path} obeys a read token"
             checked += 1
-    assert checked == len(READS) - 1 + len(CONTROLS) + len(INGESTS)  # /metrics: no schema
+    assert checked == (  # /metrics: no schema
+        len(READS) - 1 + len(CONTROLS) + len(INGESTS) + REPORT_FILES_AND_MAKING
+    )
 
 
 def test_a_remote_client_needs_a_token_even_with_open_loopback_reads(

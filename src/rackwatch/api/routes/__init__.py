@@ -5,6 +5,7 @@ checked before the body is read (a test checks that too)."""
 
 from rackwatch.api.routes import (
     alerts,
+    energy,
     events,
     fans,
     health,
@@ -15,6 +16,8 @@ from rackwatch.api.routes import (
     live,
     maintenance,
     plot,
+    recommend,
+    reports,
     series,
     states,
     status,
@@ -31,6 +34,9 @@ ROUTERS = [
     alerts.router,
     states.router,
     hosts.router,
+    energy.router,
+    recommend.router,
+    reports.router,
     health.router,
     incidents.router,
     maintenance.router,
