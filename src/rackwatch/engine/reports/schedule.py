@@ -6,7 +6,8 @@ At start, and whenever it wakes, the schedule makes every report that is due and
 the archive: the newest due period of each kind, and the ones before it back to the newest
 one archived (at most `max_catch_up` per kind), oldest first. So a server that was down at
 00:05 makes the missed reports once when it is back; a fresh data directory makes only the
-newest. A period is tried once per run (a failure is logged and counted, not retried in a
+newest, and a period with no stored data at all (from before the first sample) is skipped.
+A period is tried once per run (a failure is logged and counted, not retried in a
 loop). Each report is made in a worker thread (`Reporter.generate`), never on the event
 loop; the clock and the wait are injectable, so a test drives the schedule with a fake
 clock.
@@ -47,6 +48,8 @@ class ReportSchedule:
     wait: Wait = wait_or_stop
     made: list[str] = field(default_factory=list)
     """Names of the reports made by this schedule, in order."""
+    skipped: list[str] = field(default_factory=list)
+    """Periods due but with no stored data (before the first sample): no report."""
     n_errors: int = 0
     _tried: set[str] = field(default_factory=set)
 
@@ -82,6 +85,10 @@ class ReportSchedule:
                 return
             self._tried.add(period.name)
             try:
+                if not await asyncio.to_thread(self.reporter.has_data, period):
+                    self.skipped.append(period.name)
+                    log.info("no data in %s: no report", period.name)
+                    continue
                 await asyncio.to_thread(self.reporter.generate, period)
             except ReportCancelled:
                 return

@@ -87,6 +87,16 @@ class Reporter:
     def stop(self) -> None:
         self._stopping.set()
 
+    def has_data(self, period: Period) -> bool:
+        """Whether the store holds any 1-hour bucket in `period` (the schedule skips a period
+        from before the first data: a fresh install does not archive empty reports)."""
+        with self.store.analytics() as sql:
+            found = sql.execute(
+                "SELECT 1 FROM h1 WHERE ts >= ? AND ts < ? AND n > 0 LIMIT 1",
+                [period.start_ms - period.start_ms % 3_600_000, period.end_ms],
+            ).fetchone()
+        return found is not None
+
     def generate(
         self,
         period: Period,

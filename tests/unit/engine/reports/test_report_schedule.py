@@ -32,9 +32,13 @@ class FakeReporter(Reporter):
         self.calls.append((period.name, self.clock_ms()))
         self.archive.write(period, {"json": b"{}"})
 
+    def has_data(self, period) -> bool:  # type: ignore[override]
+        return period.end_ms > self.first_data_ms
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self.calls: list[tuple[str, int]] = []
+        self.first_data_ms = 0
 
 
 def paris(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> int:
@@ -162,3 +166,13 @@ def test_the_reporter_writes_every_format_and_prunes(tmp_path):
             reporter.generate(reporter.period("day", DAY))
     finally:
         store.close()
+
+
+def test_periods_before_the_first_data_are_skipped(tmp_path):
+    # A fresh install on Wednesday 4 March 2026: data only from Tuesday the 3rd at 10:00.
+    reporter, clock = make(tmp_path, paris(2026, 3, 4, 12))
+    reporter.first_data_ms = paris(2026, 3, 3, 10)
+    schedule = ReportSchedule(reporter)
+    drive(schedule, clock, until_ms=paris(2026, 3, 4, 13))
+    assert [name for name, _ in reporter.calls] == ["day-2026-03-03"]
+    assert schedule.skipped == ["month-2026-02-01", "week-2026-02-23"]
