@@ -188,6 +188,17 @@ def test_like_server_is_the_top_3_by_free_memory_ties_by_utilisation_then_name()
     assert [a.fleet.machines[r] for r in a.top] == ["host/b", "host/c", "host/a"]
 
 
+def test_like_server_ranks_by_the_memory_free_on_cards_that_are_not_busy() -> None:
+    a = assessed(
+        {
+            **machine("host/a", [card(70, 0.95), card(70, 0.9)]),  # 140 free, all on busy cards
+            **machine("host/b", [card(40, 0.1), card(0, 0.9)]),  # 40 free on an idle card
+            **machine("host/c", [card(30, 0.0)]),
+        }
+    )
+    assert [a.fleet.machines[r] for r in a.top] == ["host/b", "host/c", "host/a"]
+
+
 def test_like_server_skips_excluded_and_full_machines_and_may_be_short() -> None:
     a = assessed(
         {

@@ -69,7 +69,7 @@ def assess(
     if len(excluded) != len(fleet.machines):
         raise ValueError(f"{len(excluded)} exclusions for {len(fleet.machines)} machines")
     thresholds = thresholds or LikeThresholds()
-    sig = signals(fleet)
+    sig = signals(fleet, thresholds.busy_card_ratio)
     available = np.array([e is None for e in excluded], dtype=np.bool_)
     like = [
         level if ok else None

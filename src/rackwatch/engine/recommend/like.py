@@ -13,9 +13,11 @@ utilisation; the ones not known are left out. The level:
 The highest signal, not a mean: a machine whose GPUs idle with their memory full cannot take a
 job, and a mean would call it half free.
 
-**like_server.** The available machines with free GPU memory (> 0), most free memory (all
-cards together) first; ties broken by the lower mean card utilisation, then by path, so the
-answer is the same for the same values.
+**like_server.** The available machines with free GPU memory (> 0), most free memory on the
+cards that are not busy (utilisation under `busy_card_ratio`, or unknown) first: seed 004
+asks for the most *available* GPU memory, and memory free on a card computing flat out is not
+(a job there runs at half speed). Ties broken by all free memory, then the lower mean card
+utilisation, then the path, so the answer is the same for the same values.
 
 >>> t = LikeThresholds()
 >>> [None if x is None else str(x) for x in levels(np.array([0.1, 0.3, 0.69, 0.7, np.nan]), t)]
@@ -78,9 +80,11 @@ class Signals:
     load: F64
     free_bytes: F64
     total_bytes: F64
+    idle_free_bytes: F64
+    """Free memory on the cards that are not busy (NaN when no card's free size is known)."""
 
 
-def signals(fleet: Fleet) -> Signals:
+def signals(fleet: Fleet, busy_card_ratio: float = 0.8) -> Signals:
     """The machines' signals: O(cards) NumPy."""
     n = len(fleet.machines)
     rows = fleet.card_machine
@@ -92,12 +96,14 @@ def signals(fleet: Fleet) -> Signals:
     with np.errstate(invalid="ignore", divide="ignore"):
         gpu_memory = np.where(total > 0, used / total, np.nan)
     free = sum_by(rows, fleet.card_free_bytes, n)
+    busy = np.nan_to_num(util, nan=0.0) >= busy_card_ratio
+    idle_free = sum_by(rows, np.where(busy, 0.0, fleet.card_free_bytes), n)
     sizes = sum_by(rows, fleet.card_total_bytes, n)
     stacked = np.vstack([gpu_util, gpu_memory, fleet.cpu_utilization])
     with warnings.catch_warnings():  # a machine that sent nothing yet: all NaN, load NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         load = np.nanmax(stacked, axis=0) if n else np.zeros(0)
-    return Signals(gpu_util, gpu_memory, fleet.cpu_utilization, load, free, sizes)
+    return Signals(gpu_util, gpu_memory, fleet.cpu_utilization, load, free, sizes, idle_free)
 
 
 def levels(load: F64, thresholds: LikeThresholds) -> list[Like | None]:
@@ -141,7 +147,10 @@ def like_server(s: Signals, available: npt.NDArray[np.bool_], n: int = TOP_N) ->
     """Rows of the top `n` available machines by free GPU memory (module docstring); rows
     are in path order, so the row breaks the last tie."""
     rows = np.flatnonzero(available & (np.nan_to_num(s.free_bytes, nan=0.0) > 0))
-    order = np.lexsort((rows, unknown_last(s.gpu_utilization[rows]), -s.free_bytes[rows]))
+    idle_free = np.nan_to_num(s.idle_free_bytes[rows], nan=0.0)
+    order = np.lexsort(
+        (rows, unknown_last(s.gpu_utilization[rows]), -s.free_bytes[rows], -idle_free)
+    )
     return [int(r) for r in rows[order][:n]]
 
 
