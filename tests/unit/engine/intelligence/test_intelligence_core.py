@@ -312,3 +312,16 @@ def test_a_drift_outlives_a_retrained_model() -> None:
     assert len(scores_after) >= 30 and min(scores_after) >= 0.5  # the level went on
     assert not [e for e in after if e.kind == EventKind.INCIDENT_CLOSED]
     assert core.model is not None and core.model.version == "v2"
+
+
+def test_a_gpu_job_held_for_hours_stays_explained() -> None:
+    """A job's card power sits off its old level for hours and its score wanders round the
+    start threshold: a new crossing that is no new high is no new fault."""
+    core, events, _twin = run("gpu-fleet", minutes=4 * 60, block=60)
+    published = [
+        e.entity
+        for e in events
+        if e.kind == EventKind.ANOMALY_STARTED and e.attributes["metric"] == "gpu_power_watts"
+    ]
+    assert core.anomalies.n_explained > 50  # every job start moved its cards' power
+    assert len(published) <= 1, published
