@@ -1,10 +1,13 @@
 import asyncio
 
+import numpy as np
 import pytest
 
 from rackwatch.bus import MemoryBus
+from rackwatch.bus.codec import CodecError, decode, encode, encode_parts
 from rackwatch.bus.queue import DropOldestQueue
 from rackwatch.bus.subjects import subject_matches
+from rackwatch.model import Batch, Event
 
 
 def test_subject_wildcards() -> None:
@@ -12,22 +15,6 @@ def test_subject_wildcards() -> None:
     assert subject_matches("telemetry.twin.x", "telemetry.>")
     assert not subject_matches("telemetry", "telemetry.>")
     assert not subject_matches("telemetry.twin.x", "telemetry.*")
-
-
-def test_subscriber_receives_matching_messages_in_order() -> None:
-    async def scenario() -> list[tuple[str, object]]:
-        bus = MemoryBus()
-        got: list[tuple[str, object]] = []
-        async with bus.subscribe("events.>") as sub:
-            await bus.publish("events.a", 1)
-            await bus.publish("telemetry.x", 2)
-            await bus.publish("events.b", 3)
-            bus.close()
-            async for item in sub:
-                got.append(item)
-        return got
-
-    assert asyncio.run(scenario()) == [("events.a", 1), ("events.b", 3)]
 
 
 def test_slow_subscriber_drops_oldest_and_counts() -> None:
@@ -71,3 +58,54 @@ def test_drop_oldest_queue_wakes_a_waiting_consumer() -> None:
     assert asyncio.run(scenario()) == 5
     with pytest.raises(ValueError, match="at least one"):
         DropOldestQueue(0)
+
+
+# Publish/subscribe behaviour every bus shares is in tests/contract/test_bus_contract.py.
+
+
+def test_codec_keeps_batch_columns_bit_for_bit() -> None:
+    batch = Batch.of([-1, 2**62], [0, 2**31 - 1], [np.nan, np.inf])
+    got = decode(encode(batch))
+    assert isinstance(got, Batch)
+    assert got.ts.tolist() == [-1, 2**62] and got.series.tolist() == [0, 2**31 - 1]
+    assert got.value.tobytes() == batch.value.tobytes()  # the NaN's bits too
+    assert got.value.flags.writeable  # a copy, not a view of the payload
+    empty = decode(encode(Batch.empty()))
+    assert isinstance(empty, Batch) and len(empty) == 0
+
+
+def test_codec_writes_numpy_attributes_as_plain_values() -> None:
+    ev = Event(1, "anomaly.started", "c01", attributes={"z": np.float64(2.5), "v": np.arange(2)})
+    got = decode(encode(ev))
+    assert isinstance(got, Event) and got.attributes == {"z": 2.5, "v": [0, 1]}
+
+
+def test_codec_refuses_unknown_messages_and_payloads() -> None:
+    with pytest.raises(TypeError, match="Batch, Event or Command, not int"):
+        encode(42)
+    good = encode(Batch.of([1], [2], [3.0]))
+    for payload in (
+        b"",
+        b"XXXX{}",  # a foreign tag
+        good[:-1],  # truncated
+        good + b"\0",  # trailing bytes
+        b"RWE1{not json",
+        b'RWE1{"ts": 1}',  # fields missing
+        b'RWE1{"ts":1,"kind":"k","entity":"e","severity":9,"attributes":{},"end_ts":null}',
+        b'RWC1{"target":"t","action":"a","params":[],"issued_by":"x","ts":null}',
+        b'RWC1{"target":"t","action":"a","params":{},"issued_by":"x","ts":1.5}',
+        b"RWC1[]",
+    ):
+        with pytest.raises(CodecError):
+            decode(payload)
+
+
+def test_codec_splits_a_batch_too_big_for_one_payload() -> None:
+    batch = Batch.of(np.arange(1000), np.arange(1000) % 7, np.linspace(0, 1, 1000))
+    parts = encode_parts(batch, 4096)
+    assert len(parts) > 1 and all(len(p) <= 4096 for p in parts)
+    got = Batch.concat([b for b in map(decode, parts) if isinstance(b, Batch)])
+    assert got.ts.tolist() == batch.ts.tolist() and got.value.tolist() == batch.value.tolist()
+    assert encode_parts(batch, 10**6) == [encode(batch)]
+    with pytest.raises(CodecError, match="Event of"):
+        encode_parts(Event(1, "k", "e", attributes={"big": "x" * 100}), 64)

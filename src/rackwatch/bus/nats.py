@@ -1,0 +1,265 @@
+"""A NATS JetStream bus: the Bus protocol over durable streams (needs the `nats` extra).
+
+Messages go through `bus.codec`; one stream per subject family, bounded in age and size;
+subscriptions are JetStream consumers that acknowledge each message once handed over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import NotFoundError
+
+from rackwatch.bus import subjects
+from rackwatch.bus.codec import CodecError, decode, encode_parts
+from rackwatch.bus.queue import DropOldestQueue
+
+FAMILIES = (subjects.TELEMETRY, subjects.EVENTS, subjects.COMMANDS)
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much each stream keeps; the oldest messages go first. -1: no limit on that count."""
+
+    max_age_s: float = 24 * 3600.0
+    max_bytes: int = 1 << 30
+    max_msgs: int = -1
+
+
+class NatsSubscription:
+    """One JetStream consumer's messages, decoded, in a bounded queue (as MemorySubscription).
+
+    A message is acknowledged when the reader comes back for the next one, so a reader that
+    dies mid-message has it redelivered (to a durable consumer) after `ack_wait`. `rejected`
+    counts payloads that could not be decoded: terminated on the server and skipped.
+    """
+
+    def __init__(self, prefix: str, max_pending: int) -> None:
+        self._strip = len(prefix) + 1 if prefix else 0
+        self._queue: DropOldestQueue[tuple[str, Any, Msg]] = DropOldestQueue(max_pending)
+        self._in_hand: Msg | None = None  # handed to the reader, acked when it asks again
+        self._dropped = 0
+        self.rejected = 0
+
+    async def offer(self, msg: Msg) -> None:
+        """The NATS callback: decode and queue, never raise (it would only be logged)."""
+        try:
+            message = decode(msg.data)
+        except CodecError:
+            self.rejected += 1
+            with contextlib.suppress(NatsError):
+                await msg.term()  # it will never decode: no redelivery
+            return
+        # Full only when redeliveries pile up past max_ack_pending: the oldest goes, as in
+        # MemoryBus, acked so that it stays gone.
+        full = len(self._queue) >= self._queue.capacity
+        oldest = self._queue.get_nowait() if full else None
+        if oldest is not None:
+            self._dropped += 1
+            with contextlib.suppress(NatsError):
+                await oldest[2].ack()
+        self._queue.put((msg.subject[self._strip :], message, msg))
+
+    async def release(self) -> None:
+        """Give back what the reader did not finish (nak: redelivered now, not after ack_wait)."""
+        unread = [msg for _, _, msg in self._queue.clear()]
+        if self._in_hand is not None:
+            unread.insert(0, self._in_hand)
+            self._in_hand = None
+        for msg in unread:
+            with contextlib.suppress(NatsError):
+                await msg.nak()
+        self._queue.close()
+
+    def close(self) -> None:
+        self._queue.close()
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
+        while True:
+            await self._ack_in_hand()  # the reader is back (through any iterator): done with it
+            item = await self._queue.get()
+            if item is None:
+                return
+            subject, message, self._in_hand = item
+            yield subject, message
+
+    async def _ack_in_hand(self) -> None:
+        msg, self._in_hand = self._in_hand, None
+        if msg is not None:
+            with contextlib.suppress(NatsError):  # closed meanwhile: redelivered later
+                await msg.ack()
+
+
+class NatsBus:
+    """The Bus over NATS JetStream: `await connect(url)`, publish and subscribe, `await close()`.
+
+    Streams: one per family, `<PREFIX>_TELEMETRY`, `_EVENTS`, `_COMMANDS` (prefix `RACKWATCH`
+    by default), holding `telemetry.>`, `events.>` and `commands.>`; a non-empty `prefix` is
+    also put before every subject on the wire (`<prefix>.events.x`), so that several rackwatch
+    instances (or tests) share one server. Each stream is created if missing, its retention
+    (`Retention`) applied at every connect; a publish waits for the stream's ack.
+
+    `subscribe(pattern)` takes MemoryBus's patterns (`*` one token, `>` the rest) inside one
+    family. Plain subscribers get an ephemeral consumer from now on; `durable="name"` names a
+    consumer that resumes where it stopped (and `replay=True` starts a new consumer at the
+    stream's oldest message). Acks are explicit; an unacked message comes again after
+    `ack_wait_s`, or at once when a subscription ends with it unread. `max_pending` is also
+    the consumer's `max_ack_pending`, so the server holds back rather than overflow a reader.
+    Messages of one subject arrive in order (redeliveries aside).
+
+    A Kafka adapter maps one to one: a topic per family (the subject as the record key, so one
+    subject stays in one partition and in order), retention.ms/retention.bytes for
+    `Retention`, a consumer group per durable name (a fresh group at the latest offset for a
+    plain subscriber, `auto.offset.reset=earliest` for `replay`), offsets committed where
+    this acks, and the pattern matched on the key by the adapter.
+    """
+
+    def __init__(
+        self,
+        *,
+        prefix: str = "",
+        retention: Retention | None = None,
+        ack_wait_s: float = 30.0,
+    ) -> None:
+        if prefix and not _TOKEN.fullmatch(prefix):
+            raise ValueError(f"a bus prefix is one token of letters, digits, _ or -: {prefix!r}")
+        self.prefix = prefix
+        self.retention = retention or Retention()
+        self.ack_wait_s = ack_wait_s
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._max_payload = 0
+        self._subscriptions: list[NatsSubscription] = []
+
+    @property
+    def stream_names(self) -> dict[str, str]:
+        """The stream of each family."""
+        head = (self.prefix or "rackwatch").upper()
+        return {family: f"{head}_{family.upper()}" for family in FAMILIES}
+
+    def wire_subject(self, subject: str) -> str:
+        """`subject` as it is on the server (after the prefix)."""
+        return f"{self.prefix}.{subject}" if self.prefix else subject
+
+    async def connect(self, url: str = "nats://127.0.0.1:4222") -> None:
+        self._nc = await nats.connect(url, name="rackwatch")
+        self._js = self._nc.jetstream()
+        self._max_payload = self._nc.max_payload  # the server's, from its INFO
+        for family, name in self.stream_names.items():
+            await self._ensure_stream(name, self.wire_subject(f"{family}.>"))
+
+    async def _ensure_stream(self, name: str, wire_subjects: str) -> None:
+        js = self._jetstream()
+        kept = self.retention
+        config = StreamConfig(
+            name=name,
+            subjects=[wire_subjects],
+            storage=StorageType.FILE,
+            discard=DiscardPolicy.OLD,  # bounded: the oldest go, a publish is never refused
+            max_age=kept.max_age_s,
+            max_bytes=kept.max_bytes,
+            max_msgs=kept.max_msgs,
+        )
+        try:
+            await js.stream_info(name)
+        except NotFoundError:
+            await js.add_stream(config)
+        else:
+            await js.update_stream(config)  # the retention asked for now wins
+
+    async def close(self) -> None:
+        """End every subscription's iteration (what is queued is still read) and disconnect."""
+        for sub in self._subscriptions:
+            sub.close()
+        if self._nc is not None:
+            await self._nc.close()
+        self._nc = self._js = None
+
+    async def publish(self, subject: str, message: Any) -> None:
+        """Publish and wait for the stream's ack; a Batch over the server's max payload goes
+        as several Batches (in order), which readers of telemetry take as they come."""
+        self._family(subject, min_tokens=2)
+        js, wire = self._jetstream(), self.wire_subject(subject)
+        for payload in encode_parts(message, self._max_payload):
+            await js.publish(wire, payload)
+
+    @asynccontextmanager
+    async def subscribe(
+        self,
+        pattern: str,
+        *,
+        max_pending: int = 10_000,
+        durable: str | None = None,
+        replay: bool = False,
+    ) -> AsyncIterator[NatsSubscription]:
+        family = self._family(pattern, min_tokens=1)
+        if durable is not None and not _TOKEN.fullmatch(durable):
+            raise ValueError(f"a durable name is one token of letters, digits, _ or -: {durable!r}")
+        sub = NatsSubscription(self.prefix, max_pending)
+        config = ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.ack_wait_s,
+            max_ack_pending=max_pending,
+            deliver_policy=DeliverPolicy.ALL if replay else DeliverPolicy.NEW,
+        )
+        nats_sub = await self._jetstream().subscribe(
+            self.wire_subject(pattern),
+            stream=self.stream_names[family],
+            durable=durable,
+            config=config,
+            manual_ack=True,
+            cb=sub.offer,
+        )
+        self._subscriptions.append(sub)
+        try:
+            yield sub
+        finally:
+            self._subscriptions.remove(sub)
+            with contextlib.suppress(NatsError):  # already closed with the bus
+                await nats_sub.unsubscribe()
+            await sub.release()
+
+    def _family(self, subject: str, *, min_tokens: int) -> str:
+        tokens = subject.split(".")
+        if tokens[0] not in FAMILIES or len(tokens) < min_tokens or "" in tokens:
+            raise ValueError(
+                f"{subject!r}: a NATS bus subject starts with one of {', '.join(FAMILIES)}"
+            )
+        return tokens[0]
+
+    @property
+    def jetstream(self) -> JetStreamContext:
+        """The connection's JetStream context (for tools and tests: stream and consumer info)."""
+        return self._jetstream()
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("NatsBus is not connected: await connect(url) first")
+        return self._js
