@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from aiomqtt import MqttError
 from fastapi import FastAPI
@@ -105,7 +105,13 @@ from rackwatch.twin import (
     draw_random_faults,
 )
 
+if TYPE_CHECKING:
+    from rackwatch.bus.nats import NatsBus
+
 log = logging.getLogger(__name__)
+
+AppBus: TypeAlias = "MemoryBus | NatsBus"
+"""The bus of `rackwatch run`: `[bus] url` (docs/BUS.md)."""
 
 STORE_FILE = DB_FILE
 DAY_MS = DAY_S * 1000
@@ -229,7 +235,7 @@ def scrape_targets(settings: Settings) -> list[ScrapeTarget]:
 
 
 def build_scrapes(
-    targets: Sequence[ScrapeTarget], registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+    targets: Sequence[ScrapeTarget], registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
 ) -> list[ScrapeLoop]:
     """A loop per target: its readings on the bus (`telemetry.scrape`), its inventory item in
     the store."""
@@ -301,7 +307,7 @@ def pdu_targets(settings: Settings) -> list[PduTarget]:
 
 
 def build_pdus(
-    targets: Sequence[PduTarget], registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+    targets: Sequence[PduTarget], registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
 ) -> PduPoller | None:
     """The PDUs' poller (None without `[[pdus]]`): readings on `telemetry.snmp`, the PDUs and
     their outlets in the store's inventory."""
@@ -315,7 +321,7 @@ def build_pdus(
 
 
 def build_host(
-    settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+    settings: Settings, registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
 ) -> CollectionLoop | None:
     """This machine as a source of `rackwatch run`: its collections on the bus
     (`telemetry.host`), its inventory in the store; None when `[host] enabled` is off."""
@@ -344,7 +350,7 @@ class Services:
     settings: Settings
     registry: SeriesRegistry
     store: DuckDBStore
-    bus: MemoryBus
+    bus: AppBus
     live: LiveState
     writer: StoreWriter
     twin: Twin | None
@@ -480,7 +486,7 @@ def build_notifier_routes(notifiers: list[NotifierSettings], data_dir: Path) -> 
     return routes
 
 
-def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegistry) -> AlertEngine:
+def build_alert_engine(settings: Settings, bus: AppBus, registry: SeriesRegistry) -> AlertEngine:
     a = settings.alerts
     return AlertEngine(
         bus,
@@ -501,7 +507,7 @@ def build_alert_engine(settings: Settings, bus: MemoryBus, registry: SeriesRegis
 
 
 def build_intelligence(
-    settings: Settings, bus: MemoryBus, registry: SeriesRegistry, alerts: AlertEngine
+    settings: Settings, bus: AppBus, registry: SeriesRegistry, alerts: AlertEngine
 ) -> Intelligence | None:
     """The `[intelligence]` consumer (None when disabled): it reads the alert engine's open
     alerts and device states for the health."""
@@ -583,7 +589,7 @@ def silence_policy(settings: Settings) -> SilencePolicy:
 
 def build_controller(
     settings: Settings,
-    bus: MemoryBus,
+    bus: AppBus,
     registry: SeriesRegistry,
     twin: Twin | None,
     *,
@@ -632,7 +638,7 @@ def mqtt_broker(settings: Settings) -> tuple[BrokerAddress, str] | None:
 
 
 def build_mqtt(
-    settings: Settings, registry: SeriesRegistry, bus: MemoryBus, store: DuckDBStore
+    settings: Settings, registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
 ) -> tuple[MqttSource | None, list[InventoryItem]]:
     """The `[mqtt]` source (None without a URL) and the devices announced at start (their
     retained capabilities, gathered for `discovery_seconds`; none if the broker is away: the
@@ -712,7 +718,7 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         twin, resume = _start_twin(settings, store, start_ms)
         inventory_config.sync(settings, store, int(time.time() * 1000))  # declared inventory
         retention = RetentionRunner(store, settings.store.retention_interval_seconds)
-        bus = MemoryBus()
+        bus = build_bus(settings)
         poller = None
         controller = None
         if twin is not None:
@@ -796,6 +802,39 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
         raise
 
 
+def build_bus(settings: Settings) -> AppBus:
+    """The bus of `[bus] url`: MemoryBus, or a NatsBus that `connect_bus` connects (in the
+    event loop of `run_live`)."""
+    if settings.bus.url == "memory":
+        return MemoryBus()
+    try:
+        from rackwatch.bus.nats import NatsBus
+    except ImportError as exc:  # the optional extra
+        raise ConfigError(
+            f"--bus {settings.bus.url} needs the nats extra: pip install 'rackwatch[nats]' "
+            "(or use --bus memory)"
+        ) from exc
+    return NatsBus(prefix=settings.bus.prefix)
+
+
+async def connect_bus(services: Services) -> None:
+    """Connect a NATS bus; ConfigError (a clear line, no traceback) when it does not answer."""
+    bus = services.bus
+    if isinstance(bus, MemoryBus):
+        return
+    from nats.errors import Error as NatsError
+
+    url = services.settings.bus.url
+    try:
+        await bus.connect(url)
+    except (OSError, TimeoutError, NatsError) as exc:
+        await bus.close()
+        raise ConfigError(
+            f"cannot reach NATS at {url} ({type(exc).__name__}: {exc}): start nats-server -js "
+            "or use --bus memory"
+        ) from exc
+
+
 def _start_twin(
     settings: Settings, store: DuckDBStore, start_ms: int | None
 ) -> tuple[Twin | None, int | None]:
@@ -828,6 +867,7 @@ async def run_live(
     """
     bus = services.bus
     intelligence = services.intelligence
+    await connect_bus(services)  # before any part subscribes or publishes
 
     # The order the tasks start in is the order they take each batch: the controller acts on
     # a step before the live state shows it, as it always has.
@@ -875,6 +915,8 @@ async def run_live(
     for ready in subscribed:
         await ready.wait()
     await asyncio.sleep(0)  # let the other subscriptions open before the first publish
+    if not isinstance(bus, MemoryBus):
+        await bus.wait_subscribed(SETTLE_S)  # those without a ready event too (commands, live)
     try:
         if serve_http:
             server = services.settings.server
@@ -897,7 +939,12 @@ async def run_live(
             assert intelligence is not None
             # its last events and health samples reach the store writer before the bus closes
             await intelligence.settle(SETTLE_S)
-        bus.close()
+        if isinstance(bus, MemoryBus):
+            bus.close()
+        else:
+            # What the server still holds for the readers reaches them before they end.
+            await bus.settle(SETTLE_S)
+            await bus.close()
         outcomes = await asyncio.gather(*consumers, housekeeping, return_exceptions=True)
         await asyncio.to_thread(services.store.flush)
         for task, outcome in zip([*consumers, housekeeping], outcomes, strict=True):

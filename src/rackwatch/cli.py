@@ -348,6 +348,15 @@ def run(
             metavar="URL",
         ),
     ] = None,
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            help="The bus the parts talk through: memory (in-process) or a NATS server with "
+            "JetStream, e.g. nats://127.0.0.1:4222 (docs/BUS.md) \\[default: memory].",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The main job: run the twin live and watch this machine, store everything, serve the
@@ -365,6 +374,7 @@ def run(
         server={"host": host, "port": port},
         host={"enabled": False if no_host else None},
         mqtt={"url": mqtt},
+        bus={"url": bus},
     )
     if no_twin:
         settings = settings.model_copy(
@@ -407,6 +417,10 @@ def run(
     console.print("Press Ctrl-C to stop.")
     try:
         asyncio.run(_run_with_summary(services))
+    except RackwatchError as exc:  # a bus that does not answer: one line, not a traceback
+        console.print()  # the live panel leaves the cursor on its last line
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     finally:
         server_file.discard(settings.data_dir)  # the server has stopped answering
         services.close()

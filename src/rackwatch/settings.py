@@ -10,6 +10,7 @@ import datetime as dt
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -563,6 +564,40 @@ class MqttSettings(_Section):
     controller's first layout (devices that announce themselves later join it as they come)."""
 
 
+class BusSettings(_Section):
+    """`[bus]`: what the parts of `rackwatch run` talk through (docs/BUS.md);
+    `rackwatch run --bus URL`."""
+
+    url: str = "memory"
+    """`memory` (in-process, the default) or `nats://host:port`, a NATS server with JetStream."""
+    prefix: str = Field(default="rackwatch", pattern=r"^[A-Za-z0-9_-]+$", max_length=64)
+    """Before every subject and stream name on the NATS server, so instances can share one."""
+
+    @model_validator(mode="after")
+    def _known_url(self) -> BusSettings:
+        if self.url != "memory":
+            nats_address(self.url)  # raises ValueError, which pydantic reports with the field
+        return self
+
+
+def nats_address(url: str) -> tuple[str, int]:
+    """`(host, port)` of a `nats://host:port` URL; ValueError saying what is wrong."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a port that is not a number or out of range
+        raise ValueError(f"bus url {url!r}: the port must be a number from 1 to 65535") from exc
+    if parts.scheme != "nats":
+        raise ValueError(f"bus url {url!r}: use memory or nats://HOST:PORT")
+    if not parts.hostname:
+        raise ValueError(f"bus url {url!r} names no host: nats://HOST:PORT")
+    if port is None or port == 0:
+        raise ValueError(f"bus url {url!r} needs a port from 1 to 65535: nats://HOST:PORT")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"bus url {url!r}: only nats://HOST:PORT, nothing after the port")
+    return parts.hostname, port
+
+
 class InventorySettings(DeclaredInventory):
     """`[inventory]`: sites, rooms, racks, PDUs and machines declared here (`[[inventory.
     machines]]`…) and/or in the TOML file `file` names (docs/INVENTORY.md)."""
@@ -674,6 +709,7 @@ class Settings(BaseSettings):
     intelligence: IntelligenceSettings = IntelligenceSettings()
     inventory: InventorySettings = InventorySettings()
     mqtt: MqttSettings = MqttSettings()
+    bus: BusSettings = BusSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""
     site: SiteSettings = SiteSettings()

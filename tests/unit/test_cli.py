@@ -246,6 +246,44 @@ def test_run_on_a_port_in_use_refuses_before_writing_anything(tmp_path: Path) ->
     assert not (tmp_path / "d").exists()  # no directory, no token, no store
 
 
+def test_run_on_a_nats_bus_that_does_not_answer_is_one_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    pytest.importorskip("nats", reason="nats-py is not installed (the `nats` extra)")
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"nats://127.0.0.1:{port}"
+    options = ["--no-twin", "--no-host", "--port", "0", "--data-dir", "d"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rackwatch", "run", "--bus", url, *options],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"cannot reach NATS at {url}" in proc.stderr
+    assert "start nats-server -js or use --bus memory" in proc.stderr
+    assert "Traceback" not in proc.stderr and "stopped:" not in proc.stdout
+
+
+def test_run_refuses_a_bus_url_that_is_not_memory_or_nats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rackwatch.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["run", "--bus", "kafka://127.0.0.1:9092", "--data-dir", "d"])
+    # The settings refuse it (main() prints it as one `error:` line, exit 2).
+    assert isinstance(result.exception, ConfigError), result.output
+    assert "bus url 'kafka://127.0.0.1:9092': use memory or nats://HOST:PORT" in str(
+        result.exception
+    )
+    assert not (tmp_path / "d").exists()
+
+
 def test_the_live_panel_shows_no_nan_before_data_and_counts_alerts(tmp_path: Path) -> None:
     from rich.console import Console
 

@@ -56,3 +56,33 @@ def test_offline_after_defaults_to_a_minute_and_must_outlast_two_collections(
         match=r"options\): Value error, \[host\] offline_after_seconds \(30\) .* http://127",
     ):
         load_settings(config)
+
+
+def test_bus_defaults_to_memory_and_takes_a_nats_url() -> None:
+    assert load_settings().bus.url == "memory"
+    assert load_settings().bus.prefix == "rackwatch"
+    nats = load_settings(bus={"url": "nats://10.0.0.5:4222", "prefix": "site-a"}).bus
+    assert (nats.url, nats.prefix) == ("nats://10.0.0.5:4222", "site-a")
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:4222", "use memory or nats://HOST:PORT"),
+        ("memroy", "use memory or nats://HOST:PORT"),
+        ("nats://:4222", "names no host"),
+        ("nats://127.0.0.1", "needs a port from 1 to 65535"),
+        ("nats://127.0.0.1:0", "needs a port from 1 to 65535"),
+        ("nats://127.0.0.1:70000", "the port must be a number from 1 to 65535"),
+        ("nats://127.0.0.1:x", "the port must be a number from 1 to 65535"),
+        ("nats://127.0.0.1:4222/streams", "nothing after the port"),
+    ],
+)
+def test_bad_bus_urls_are_refused_with_what_to_write(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=r"bus: .*" + message.replace(".", r"\.")):
+        load_settings(bus={"url": url})
+
+
+def test_bus_prefix_is_one_token() -> None:
+    with pytest.raises(ConfigError, match=r"bus\.prefix"):
+        load_settings(bus={"prefix": "a.b"})

@@ -6,7 +6,9 @@ subscriptions are JetStream consumers that acknowledge each message once handed 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +36,13 @@ from rackwatch.bus.queue import DropOldestQueue
 
 FAMILIES = (subjects.TELEMETRY, subjects.EVENTS, subjects.COMMANDS)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_RECONNECT_ATTEMPTS = 60  # nats-py's default, 2 s apart
+log = logging.getLogger(__name__)
+
+
+async def _log_error(exc: Exception) -> None:
+    # One line, not nats-py's traceback for every failed try.
+    log.warning("NATS: %s", exc or type(exc).__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,8 @@ class NatsSubscription:
         self._in_hand: Msg | None = None  # handed to the reader, acked when it asks again
         self._dropped = 0
         self.rejected = 0
+        self.consumer: JetStreamContext.PushSubscription | None = None
+        """The server side (for `NatsBus.settle`), set once subscribed."""
 
     async def offer(self, msg: Msg) -> None:
         """The NATS callback: decode and queue, never raise (it would only be logged)."""
@@ -96,6 +107,11 @@ class NatsSubscription:
     @property
     def dropped(self) -> int:
         return self._dropped
+
+    @property
+    def in_hand(self) -> Msg | None:
+        """The message the reader is handling (acked when it asks for the next)."""
+        return self._in_hand
 
     @property
     def pending(self) -> int:
@@ -157,6 +173,7 @@ class NatsBus:
         self._js: JetStreamContext | None = None
         self._max_payload = 0
         self._subscriptions: list[NatsSubscription] = []
+        self._opening = 0
 
     @property
     def stream_names(self) -> dict[str, str]:
@@ -169,7 +186,15 @@ class NatsBus:
         return f"{self.prefix}.{subject}" if self.prefix else subject
 
     async def connect(self, url: str = "nats://127.0.0.1:4222") -> None:
-        self._nc = await nats.connect(url, name="rackwatch")
+        """Connect and make the streams; a server that does not answer raises (after two
+        tries, about 2 s) an OSError or a nats error, such as NoServersError."""
+        # Two tries at start, not nats-py's 60 (two minutes of retries before an error)...
+        nc = await nats.connect(
+            url, name="rackwatch", max_reconnect_attempts=1, error_cb=_log_error
+        )
+        # ...then its usual patience once running: a server restart is ridden out.
+        nc.options["max_reconnect_attempts"] = _RECONNECT_ATTEMPTS
+        self._nc = nc
         self._js = self._nc.jetstream()
         self._max_payload = self._nc.max_payload  # the server's, from its INFO
         for family, name in self.stream_names.items():
@@ -193,6 +218,46 @@ class NatsBus:
             await js.add_stream(config)
         else:
             await js.update_stream(config)  # the retention asked for now wins
+
+    async def wait_subscribed(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) until every subscription asked for so far has its
+        consumer on the server: a consumer starts at new messages, so a publish made before
+        would never reach it (MemoryBus subscribes at once, NATS takes a round trip)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._opening and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def settle(self, timeout_s: float) -> None:
+        """Wait (at most `timeout_s`) until every message the server holds for a subscription
+        has reached its queue, so that closing after a stop loses none of them to the readers."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._subscriptions and not await self._all_delivered():
+            if asyncio.get_running_loop().time() >= deadline:
+                return
+            await asyncio.sleep(0.05)
+
+    async def _all_delivered(self) -> bool:
+        for sub in list(self._subscriptions):
+            if sub.consumer is None:
+                continue
+            try:
+                info = await sub.consumer.consumer_info()
+            except NatsError:
+                return True  # the connection is gone: nothing more will come
+            # Delivered and not acked on the server: in our queue or in the reader's hand.
+            held = sub.pending + (sub.in_hand is not None)
+            if info.num_pending or (info.num_ack_pending or 0) > held:
+                return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Messages queued and not yet read, over every subscription (as MemoryBus)."""
+        return sum(sub.pending for sub in self._subscriptions)
+
+    @property
+    def dropped(self) -> int:
+        return sum(sub.dropped for sub in self._subscriptions)
 
     async def close(self) -> None:
         """End every subscription's iteration (what is queued is still read) and disconnect."""
@@ -223,20 +288,25 @@ class NatsBus:
         if durable is not None and not _TOKEN.fullmatch(durable):
             raise ValueError(f"a durable name is one token of letters, digits, _ or -: {durable!r}")
         sub = NatsSubscription(self.prefix, max_pending)
+        self._opening += 1  # until the server has the consumer (see `wait_subscribed`)
         config = ConsumerConfig(
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_ack_pending=max_pending,
             deliver_policy=DeliverPolicy.ALL if replay else DeliverPolicy.NEW,
         )
-        nats_sub = await self._jetstream().subscribe(
-            self.wire_subject(pattern),
-            stream=self.stream_names[family],
-            durable=durable,
-            config=config,
-            manual_ack=True,
-            cb=sub.offer,
-        )
+        try:
+            nats_sub = await self._jetstream().subscribe(
+                self.wire_subject(pattern),
+                stream=self.stream_names[family],
+                durable=durable,
+                config=config,
+                manual_ack=True,
+                cb=sub.offer,
+            )
+        finally:
+            self._opening -= 1
+        sub.consumer = nats_sub
         self._subscriptions.append(sub)
         try:
             yield sub
