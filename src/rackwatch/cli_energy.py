@@ -176,7 +176,11 @@ def _range(store: Store, from_: str | None, to: str | None, day_bounds: Any) -> 
     except ParamError as exc:
         raise _BadTime(str(exc), "--to") from None
     try:
-        start = day_bounds(end - 1)[0] if from_ is None else parse_time(from_, now_ms=now)
+        start = (
+            day_bounds(end - 1)[0]
+            if from_ is None
+            else parse_time(from_, now_ms=now, name="--from")
+        )
     except ParamError as exc:
         raise _BadTime(str(exc), "--from") from None
     if end <= start:

@@ -95,6 +95,8 @@ def test_codec_refuses_unknown_messages_and_payloads() -> None:
         b'RWC1{"target":"t","action":"a","params":[],"issued_by":"x","ts":null}',
         b'RWC1{"target":"t","action":"a","params":{},"issued_by":"x","ts":1.5}',
         b"RWC1[]",
+        b'RWC1{"target":"t","action":"a","params":{},"issued_by":"x","ts":9223372036854775808}',
+        b"RWE1" + b"[" * 100_000,  # nested past the interpreter's stack
     ):
         with pytest.raises(CodecError):
             decode(payload)

@@ -26,6 +26,7 @@ EVENT = b"RWE1"
 COMMAND = b"RWC1"
 _ROWS = struct.Struct("<Q")
 _ROW_BYTES = 8 + 4 + 8  # ts int64, series int32, value float64
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
 _COLUMNS: tuple[np.dtype[Any], ...] = (np.dtype("<i8"), np.dtype("<i4"), np.dtype("<f8"))
 
 
@@ -88,12 +89,12 @@ def decode(payload: bytes) -> Batch | Event | Command:
         if tag == EVENT:
             e = _object(json.loads(body))
             return Event(
-                ts=_of(e["ts"], int),
+                ts=_ts(e["ts"]),
                 kind=_of(e["kind"], str),
                 entity=_of(e["entity"], str),
                 severity=Severity(e["severity"]),
                 attributes=_object(e["attributes"]),
-                end_ts=None if e["end_ts"] is None else _of(e["end_ts"], int),
+                end_ts=None if e["end_ts"] is None else _ts(e["end_ts"]),
             )
         if tag == COMMAND:
             c = _object(json.loads(body))
@@ -102,11 +103,12 @@ def decode(payload: bytes) -> Batch | Event | Command:
                 action=_of(c["action"], str),
                 params=_object(c["params"]),
                 issued_by=_of(c["issued_by"], str),
-                ts=None if c["ts"] is None else _of(c["ts"], int),
+                ts=None if c["ts"] is None else _ts(c["ts"]),
             )
     except CodecError:
         raise
-    except (ValueError, KeyError, TypeError) as exc:  # bad JSON, a missing field, a bad enum
+    # Bad JSON, a missing field, a bad enum; RecursionError: JSON nested past the stack.
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
         raise CodecError(f"malformed {tag!r} payload: {exc}") from exc
     raise CodecError(f"unknown payload tag {tag!r}")
 
@@ -141,6 +143,14 @@ def _of(value: Any, kind: type[T]) -> T:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise CodecError(f"{value!r} is not a {kind.__name__}")
     return value
+
+
+def _ts(value: Any) -> int:
+    """A timestamp (epoch ms) that fits the int64 columns it ends up in."""
+    ts = _of(value, int)
+    if not _INT64_MIN <= ts <= _INT64_MAX:
+        raise CodecError(f"timestamp {ts} is out of the int64 range")
+    return ts
 
 
 def _object(value: Any) -> dict[str, Any]:

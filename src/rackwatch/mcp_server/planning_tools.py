@@ -14,6 +14,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult
 from pydantic import Field
 
+from rackwatch.engine.recommend.placement import MAX_CORES, MAX_GPU_MEMORY_GB, MAX_GPUS
 from rackwatch.mcp_server import args, shaping
 from rackwatch.mcp_server.api_client import path_part
 from rackwatch.mcp_server.args import TimeText
@@ -81,14 +82,19 @@ def add_planning_tools(server: MCPServer, link: Link) -> None:
     async def recommend_server(
         ctx: Context,
         gpus: Annotated[
-            int | None, Field(ge=1, le=64, description="GPUs the workload needs.")
+            int | None, Field(ge=1, le=MAX_GPUS, description="GPUs the workload needs.")
         ] = None,
         gpu_memory_gb: Annotated[
             float | None,
-            Field(gt=0, le=4096, description="GPU memory it needs per GPU, in GB."),
+            Field(
+                gt=0,
+                le=MAX_GPU_MEMORY_GB,
+                allow_inf_nan=False,
+                description="GPU memory it needs per GPU, in GB.",
+            ),
         ] = None,
         cores: Annotated[
-            int | None, Field(ge=1, le=4096, description="CPU cores it needs.")
+            int | None, Field(ge=1, le=MAX_CORES, description="CPU cores it needs.")
         ] = None,
     ) -> CallToolResult:
         """Which server to use. Without arguments: the servers ranked for new work (health,

@@ -97,7 +97,8 @@ def from_server(
             if made.status_code == 400:
                 raise ReportError(_detail(made))
             _check(made, url, "POST /reports")
-            answer = made.json()["report"]
+            body = made.json()
+            answer = body["report"]
             file_name = answer["files"][asked.fmt]["name"]
             got = api.client.get(f"/reports/{file_name}", headers=headers)
             _check(got, url, f"GET /reports/{file_name}")
@@ -109,7 +110,7 @@ def from_server(
         asked.fmt,
         got.content,
         data_dir / "reports" / kind / file_name,
-        float(made.json().get("seconds", 0.0)),
+        float(body.get("seconds", 0.0)),
         url,
     )
 

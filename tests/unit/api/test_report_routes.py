@@ -122,6 +122,7 @@ def test_making_a_report_needs_a_control_token(http: httpx.Client, tokens: Token
         ({"period": "day", "date": "01/02/2026"}, "YYYY-MM-DD"),
         ({"period": "month", "date": "2026-02-30"}, "not a calendar day"),
         ({"period": "day", "date": "2026-01-02"}, "has not started"),
+        ({"period": "week", "date": "0001-01-01"}, "before 1970"),
         ({}, "period"),
     ],
 )

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from rackwatch.engine.recommend.fleet import Fleet
 from rackwatch.engine.recommend.like import (
@@ -43,10 +42,6 @@ class Assessment:
     like: tuple[Like | None, ...]
     top: tuple[int, ...]
     thresholds: LikeThresholds
-
-    @property
-    def available(self) -> npt.NDArray[np.bool_]:
-        return np.array([e is None for e in self.excluded], dtype=np.bool_)
 
     def why(self, row: int) -> str:
         """The like index in words, or why the machine is excluded."""

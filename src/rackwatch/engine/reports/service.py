@@ -70,7 +70,8 @@ class Reporter:
 
     def period(self, kind: str | PeriodKind, day: dt.date | None = None) -> Period:
         """The period of `kind` holding `day`, or the last complete one. A period that has
-        not started yet is refused; the current one may be reported (what it holds so far)."""
+        not started yet, or ended before 1970, is refused; the current one may be reported
+        (what it holds so far)."""
         kind = parse_kind(kind) if isinstance(kind, str) else kind
         now = self.clock_ms()
         if day is None:
@@ -81,6 +82,11 @@ class Reporter:
             raise ReportError(
                 f"the {kind} of {day.isoformat()} has not started yet (today is "
                 f"{today.isoformat()} in {self.zone.key}): give a day up to today"
+            )
+        if period.end_ms <= 0:
+            raise ReportError(
+                f"the {kind} of {day.isoformat()} ended before 1970: the store holds nothing "
+                "that old"
             )
         return period
 

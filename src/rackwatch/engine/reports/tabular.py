@@ -11,21 +11,17 @@ a header line, `\\r\\n` line ends (the csv module's, which spreadsheets expect).
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rackwatch.engine.reports.compose import local_iso
 from rackwatch.engine.reports.content import EventRow, Report
 
 HEADER = ("section", "time", "entity", "metric", "statistic", "value", "unit")
 Row = tuple[str, str, str, str, str, Any, str]
 FLEET = "fleet"
-
-
-def _local(ts_ms: int, zone: ZoneInfo) -> str:
-    return dt.datetime.fromtimestamp(ts_ms / 1000, zone).isoformat(timespec="minutes")
 
 
 def _meta(report: Report) -> Iterator[Row]:
@@ -150,41 +146,23 @@ def _memory_disk_network(report: Report) -> Iterator[Row]:
     )
 
 
+GPU_RATES = (
+    ("gpu_memory_free_bytes", "gpu_idle_rate"),
+    ("gpu_memory_utilization_ratio", "gpu_low_memory_rate"),
+)
+"""(metric, statistic) of the two GPU rates, an attribute of the fleet, a server and a card."""
+
+
 def _gpu(report: Report) -> Iterator[Row]:
     gpu = report.gpu
-    yield ("gpu", "", FLEET, "gpu_memory_free_bytes", "gpu_idle_rate", gpu.gpu_idle_rate, "ratio")
-    yield (
-        "gpu",
-        "",
-        FLEET,
-        "gpu_memory_utilization_ratio",
-        "gpu_low_memory_rate",
-        gpu.gpu_low_memory_rate,
-        "ratio",
-    )
+    for metric, statistic in GPU_RATES:
+        yield ("gpu", "", FLEET, metric, statistic, getattr(gpu, statistic), "ratio")
     for s in gpu.servers:
-        yield (
-            "gpu_servers",
-            "",
-            s.entity,
-            "gpu_memory_free_bytes",
-            "gpu_idle_rate",
-            s.gpu_idle_rate,
-            "ratio",
-        )
-        yield (
-            "gpu_servers",
-            "",
-            s.entity,
-            "gpu_memory_utilization_ratio",
-            "gpu_low_memory_rate",
-            s.gpu_low_memory_rate,
-            "ratio",
-        )
+        for metric, statistic in GPU_RATES:
+            yield ("gpu_servers", "", s.entity, metric, statistic, getattr(s, statistic), "ratio")
     for card in gpu.cards:
         for metric, statistic, value in (
-            ("gpu_memory_free_bytes", "gpu_idle_rate", card.gpu_idle_rate),
-            ("gpu_memory_utilization_ratio", "gpu_low_memory_rate", card.gpu_low_memory_rate),
+            *((m, st, getattr(card, st)) for m, st in GPU_RATES),
             ("gpu_utilization_ratio", "average", card.utilization_ratio),
             ("gpu_memory_utilization_ratio", "average", card.memory_utilization_ratio),
         ):
@@ -239,7 +217,7 @@ def _trends(report: Report, zone: ZoneInfo) -> Iterator[Row]:
     for trend in report.trends:
         highs = trend.high or [None] * len(trend.ts_ms)
         for ts, value, high in zip(trend.ts_ms, trend.value, highs, strict=True):
-            when = _local(ts, zone)
+            when = local_iso(ts, zone)
             yield ("trend", when, FLEET, trend.metric, trend.statistic, value, trend.unit)
             if high is not None:
                 yield ("trend", when, FLEET, trend.metric, "highest_series", high, trend.unit)
