@@ -107,11 +107,14 @@ from rackwatch.twin import (
 
 if TYPE_CHECKING:
     from rackwatch.bus.nats import NatsBus
+    from rackwatch.bus.spaced import SpacedBus
 
 log = logging.getLogger(__name__)
 
 AppBus: TypeAlias = "MemoryBus | NatsBus"
 """The bus of `rackwatch run`: `[bus] url` (docs/BUS.md)."""
+AnyBus: TypeAlias = "MemoryBus | NatsBus | SpacedBus"
+"""What the parts are built on: `rackwatch run`'s bus, or a worker's (`rackwatch.worker`)."""
 
 STORE_FILE = DB_FILE
 DAY_MS = DAY_S * 1000
@@ -140,7 +143,10 @@ def open_store(
     data_dir: Path | None = None,
     *,
     live: bool = False,
+    synced_writes: bool = False,
 ) -> DuckDBStore:
+    if settings.store.url != "duckdb":
+        raise ConfigError(f"store {settings.store.url}: only duckdb opens in this version")
     directory = data_dir or settings.data_dir
     private_dir(directory)
     s = settings.store
@@ -154,6 +160,8 @@ def open_store(
             store_path(directory),
             registry,
             retention=retention,
+            # A store worker acknowledges what write() returned: nothing may wait in memory.
+            wal_sync_seconds=0 if synced_writes else 1.0,
             flush_rows=LIVE_FLUSH_ROWS,
             consolidate_rows=LIVE_FLUSH_ROWS // 8,
             duckdb_config={"memory_limit": LIVE_DUCKDB_MEMORY},
@@ -486,7 +494,7 @@ def build_notifier_routes(notifiers: list[NotifierSettings], data_dir: Path) -> 
     return routes
 
 
-def build_alert_engine(settings: Settings, bus: AppBus, registry: SeriesRegistry) -> AlertEngine:
+def build_alert_engine(settings: Settings, bus: AnyBus, registry: SeriesRegistry) -> AlertEngine:
     a = settings.alerts
     return AlertEngine(
         bus,
@@ -507,7 +515,7 @@ def build_alert_engine(settings: Settings, bus: AppBus, registry: SeriesRegistry
 
 
 def build_intelligence(
-    settings: Settings, bus: AppBus, registry: SeriesRegistry, alerts: AlertEngine
+    settings: Settings, bus: AnyBus, registry: SeriesRegistry, alerts: AlertEngine
 ) -> Intelligence | None:
     """The `[intelligence]` consumer (None when disabled): it reads the alert engine's open
     alerts and device states for the health."""
@@ -589,7 +597,7 @@ def silence_policy(settings: Settings) -> SilencePolicy:
 
 def build_controller(
     settings: Settings,
-    bus: AppBus,
+    bus: AnyBus,
     registry: SeriesRegistry,
     twin: Twin | None,
     *,
@@ -814,7 +822,7 @@ def build_bus(settings: Settings) -> AppBus:
             f"--bus {settings.bus.url} needs the nats extra: pip install 'rackwatch[nats]' "
             "(or use --bus memory)"
         ) from exc
-    return NatsBus(prefix=settings.bus.prefix)
+    return NatsBus(prefix=settings.bus.prefix, ack_wait_s=settings.bus.ack_wait_seconds)
 
 
 async def connect_bus(services: Services) -> None:
@@ -822,9 +830,13 @@ async def connect_bus(services: Services) -> None:
     bus = services.bus
     if isinstance(bus, MemoryBus):
         return
+    await connect_nats(bus, services.settings.bus.url)
+
+
+async def connect_nats(bus: NatsBus, url: str) -> None:
+    """`bus.connect(url)`; ConfigError (a clear line, no traceback) when it does not answer."""
     from nats.errors import Error as NatsError
 
-    url = services.settings.bus.url
     try:
         await bus.connect(url)
     except (OSError, TimeoutError, NatsError) as exc:
@@ -844,7 +856,7 @@ def _start_twin(
         return None, None
     # The next step boundary: the poller publishes each step when the wall clock reaches
     # its instant (a boundary already past would stamp every sample up to a step late).
-    first_ms = start_ms if start_ms is not None else _aligned_now_ms(5000, up=True)
+    first_ms = start_ms if start_ms is not None else aligned_now_ms(5000, up=True)
     twin = build_twin(settings, first_ms)
     resume = continue_after(store, twin) if start_ms is None else None
     if resume is not None and resume > twin.start_ms:  # the stored data runs ahead of now
@@ -1017,7 +1029,7 @@ def simulate(
         if mode == "append" and last is not None:
             start_ms = last + step_ms
         if start_ms is None:
-            start_ms = _aligned_now_ms(DAY_MS) - int(duration_s * 1000)
+            start_ms = aligned_now_ms(DAY_MS) - int(duration_s * 1000)
             start_ms -= start_ms % DAY_MS
         twin = build_twin(settings, start_ms, horizon_s=duration_s)
         n_steps = int(duration_s / twin.step_s)
@@ -1054,7 +1066,7 @@ def _utc(ms: int) -> str:
     return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _aligned_now_ms(step_ms: int, *, up: bool = False) -> int:
+def aligned_now_ms(step_ms: int, *, up: bool = False) -> int:
     """The wall clock rounded down (`up`: up) to a multiple of `step_ms`."""
     now = int(time.time() * 1000)
     return now - now % step_ms + (step_ms if up and now % step_ms else 0)

@@ -27,7 +27,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from rackwatch import __version__, cli_devices, cli_mcp
+from rackwatch import __version__, cli_devices, cli_mcp, cli_worker
 from rackwatch.cli_energy import energy as energy_command
 from rackwatch.cli_pdu import pdu_cli
 from rackwatch.cli_recommend import recommend as recommend_command
@@ -433,6 +433,7 @@ def run(
 
 cli.command(name="devices")(cli_devices.devices)
 cli.command(name="mcp")(cli_mcp.mcp)
+cli.command(name="worker")(cli_worker.worker)
 
 
 @cli.command()

@@ -50,11 +50,23 @@ class TwinSettings(_Section):
 
 
 class StoreSettings(_Section):
+    url: str = Field(default="duckdb", max_length=2048)
+    """`duckdb` (the embedded store in the data directory, the default) or
+    `postgresql://user@host:port/database`, a PostgreSQL server shared by several processes
+    (docs/STORAGE.md, "PostgreSQL"; `--store URL`)."""
     raw_retention_days: float = Field(7, gt=0, le=36_500)
     minute_retention_days: float = Field(90, gt=0, le=36_500)
     hour_retention_days: float = Field(5 * 365, gt=0, le=36_500)
     retention_interval_seconds: float = Field(600, gt=0, le=86_400)
     """`rackwatch run` applies retention at start and then this often."""
+
+    @model_validator(mode="after")
+    def _known_url(self) -> StoreSettings:
+        if self.url != "duckdb" and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"store url {self.url[:80]!r}: use duckdb or postgresql://user@host:port/db"
+            )
+        return self
 
 
 class ServerSettings(_Section):
@@ -572,6 +584,12 @@ class BusSettings(_Section):
     """`memory` (in-process, the default) or `nats://host:port`, a NATS server with JetStream."""
     prefix: str = Field(default="rackwatch", pattern=r"^[A-Za-z0-9_-]+$", max_length=64)
     """Before every subject and stream name on the NATS server, so instances can share one."""
+    ack_wait_seconds: float = Field(default=30, ge=0.5, le=3600)
+    """A message a durable reader took and did not acknowledge (it stopped, it was killed)
+    comes again after this long."""
+    partitions: int = Field(default=1, ge=1, le=1024)
+    """Telemetry partitions on a NATS bus, by rack (`rackwatch worker`, docs/SCALE.md): every
+    process of a site must say the same."""
 
     @model_validator(mode="after")
     def _known_url(self) -> BusSettings:

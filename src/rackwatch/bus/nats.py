@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 from rackwatch.bus import subjects
 from rackwatch.bus.codec import CodecError, decode, encode_parts
@@ -36,6 +37,7 @@ from rackwatch.bus.queue import DropOldestQueue
 
 FAMILIES = (subjects.TELEMETRY, subjects.EVENTS, subjects.COMMANDS)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
+_HEADER_ROOM = 256  # the message id header counts toward the server's max payload
 _RECONNECT_ATTEMPTS = 60  # nats-py's default, 2 s apart
 log = logging.getLogger(__name__)
 
@@ -163,6 +165,7 @@ class NatsBus:
         prefix: str = "",
         retention: Retention | None = None,
         ack_wait_s: float = 30.0,
+        publish_patience_s: float = 120.0,
     ) -> None:
         if prefix and not _TOKEN.fullmatch(prefix):
             raise ValueError(f"a bus prefix is one token of letters, digits, _ or -: {prefix!r}")
@@ -174,6 +177,11 @@ class NatsBus:
         self._max_payload = 0
         self._subscriptions: list[NatsSubscription] = []
         self._opening = 0
+        self.publish_patience_s = publish_patience_s
+        self.n_publish_retries = 0
+        """Publishes tried again (the server was away or slow to answer)."""
+        self._publisher_id = secrets.token_hex(8)  # message ids unique to this connection
+        self._sent = 0
 
     @property
     def stream_names(self) -> dict[str, str]:
@@ -269,11 +277,40 @@ class NatsBus:
 
     async def publish(self, subject: str, message: Any) -> None:
         """Publish and wait for the stream's ack; a Batch over the server's max payload goes
-        as several Batches (in order), which readers of telemetry take as they come."""
+        as several Batches (in order), which readers of telemetry take as they come.
+
+        While the server is away (a restart), the publish is tried again until it is stored
+        or `publish_patience_s` has passed (then the error is raised). Each payload carries a
+        message id, so one stored before its ack was lost is not stored twice (JetStream drops
+        a repeated id within the stream's duplicate window, 2 minutes)."""
         self._family(subject, min_tokens=2)
         js, wire = self._jetstream(), self.wire_subject(subject)
-        for payload in encode_parts(message, self._max_payload):
-            await js.publish(wire, payload)
+        for payload in encode_parts(message, self._max_payload - _HEADER_ROOM):
+            self._sent += 1
+            await self._publish_until_stored(
+                js, wire, payload, f"{self._publisher_id}-{self._sent}"
+            )
+
+    async def _publish_until_stored(
+        self, js: JetStreamContext, wire: str, payload: bytes, msg_id: str
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_patience_s
+        pause = 0.05
+        while True:
+            try:
+                await js.publish(wire, payload, timeout=2.0, headers={"Nats-Msg-Id": msg_id})
+                return
+            except (TimeoutError, NatsError) as exc:  # away, reconnecting, or slow
+                # The stream refused it: asking again changes nothing, unless it is starting.
+                refused = isinstance(exc, APIError) and not isinstance(exc, ServiceUnavailableError)
+                closed = self._nc is None or self._nc.is_closed
+                if refused or closed or loop.time() + pause > deadline:
+                    raise
+                self.n_publish_retries += 1
+                log.debug("publish on %s: %s; trying again", wire, exc or type(exc).__name__)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     @asynccontextmanager
     async def subscribe(

@@ -64,8 +64,12 @@ class StoreWriter:
         *,
         max_pending: int = 100_000,
         max_retry_rows: int = 20_000_000,
+        gather: bool = True,
     ) -> None:
         self._bus = bus
+        self._gather = gather
+        """Write messages queued meanwhile together. Off for a durable bus consumer: a message
+        is acknowledged when the next is read, so each is written before the next is read."""
         self._max_pending = max_pending
         self._max_retry_rows = max_retry_rows
         self._telemetry = _Lane[Batch](
@@ -102,7 +106,7 @@ class StoreWriter:
     async def _drain(self, subscription: Subscription, lane: _Lane[Any]) -> None:
         async for _subject, record in subscription:
             lane.pending.append(record)
-            if subscription.pending:
+            if subscription.pending and self._gather:
                 continue  # more already queued: gather them into one write
             await self._flush(lane)
         await self._flush(lane)

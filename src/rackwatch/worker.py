@@ -1,0 +1,173 @@
+"""`rackwatch worker`: one part of rackwatch as its own process on a NATS JetStream bus.
+
+A site that outgrows one `rackwatch run` splits it (docs/SCALE.md): producers publish
+telemetry partitioned by rack, and each consuming role runs as workers, one per partition,
+reading with durable consumers (a worker that stops resumes where it stopped):
+
+- `twin`: the simulated room, published on `telemetry.twin` in `--partitions N`; obeys the
+  fan commands of `commands.twin`.
+- `store`: writes its partition's telemetry into the shared store (PostgreSQL for more than
+  one worker); partition 0 also writes the events. Each message is written before it is
+  acknowledged, and the store keeps one value per series and instant, so a message delivered
+  twice (after a crash) is stored once.
+- `alerts`: the alert rules over its partition's racks, alert events on the bus.
+- `control`: the closed fan loop for the fans of its partition's racks (commands to the twin).
+- `detect`: anomaly detection, diagnosis, predictions and health for its partition's racks.
+
+Every process has its own series ids; the bus's catalogue maps them (bus/spaced.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rackwatch import app
+from rackwatch.bus.nats import NatsBus
+from rackwatch.bus.spaced import Partition, SpacedBus, partition_of
+from rackwatch.engine.writer import StoreWriter
+from rackwatch.errors import ConfigError
+from rackwatch.model import SeriesRegistry
+from rackwatch.settings import Settings
+from rackwatch.sources.poller import PacedPoller
+from rackwatch.sources.twin import TwinSource
+from rackwatch.store.base import Store
+
+log = logging.getLogger(__name__)
+
+
+class Role(enum.StrEnum):
+    TWIN = "twin"
+    STORE = "store"
+    ALERTS = "alerts"
+    CONTROL = "control"
+    DETECT = "detect"
+
+
+@dataclass
+class WorkerStatus:
+    """What a running worker has done (`rackwatch worker` prints it on stop)."""
+
+    role: Role
+    partition: Partition
+    counters: dict[str, Callable[[], int]] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, int]:
+        return {name: read() for name, read in self.counters.items()}
+
+
+def space_of(role: Role, partition: Partition) -> str:
+    """The worker's series space and durable consumer name: one per role and partition."""
+    return f"{role.value}-p{partition.index}of{partition.count}"
+
+
+async def connect(settings: Settings) -> NatsBus:
+    if settings.bus.url == "memory":
+        raise ConfigError(
+            "rackwatch worker runs on a NATS bus: give --bus nats://HOST:PORT (or [bus] url)"
+        )
+    bus = app.build_bus(settings)
+    assert isinstance(bus, NatsBus)
+    await app.connect_nats(bus, settings.bus.url)
+    return bus
+
+
+async def run_worker(
+    settings: Settings,
+    role: Role,
+    partition: Partition,
+    stop: asyncio.Event,
+    *,
+    on_ready: Callable[[WorkerStatus], None] | None = None,
+) -> WorkerStatus:
+    """Run `role` for `partition` until `stop` is set; then finish what was read and close."""
+    nats_bus = await connect(settings)
+    store: Store | None = None
+    try:
+        registry = SeriesRegistry()
+        if role is Role.STORE:
+            store = await asyncio.to_thread(
+                app.open_store, settings, registry, live=True, synced_writes=True
+            )
+        bus = SpacedBus(
+            nats_bus,
+            registry,
+            space_of(role, partition),
+            partitions=partition.count,
+            take=None if role is Role.TWIN else partition,
+            durable=None if role is Role.TWIN else space_of(role, partition),
+            take_events=role is not Role.STORE or partition.index == 0,
+        )
+        await bus.start()
+        status = WorkerStatus(role, partition)
+        jobs = _jobs(settings, role, partition, bus, registry, store, status, stop)
+        tasks = [asyncio.create_task(job, name=f"{role}-{name}") for name, job in jobs]
+        await nats_bus.wait_subscribed(app.SETTLE_S)
+        if on_ready is not None:
+            on_ready(status)
+        await stop.wait()
+        if role is Role.TWIN:  # its last steps are published: give the readers time
+            await asyncio.gather(tasks[0], return_exceptions=True)
+        await bus.settle(app.SETTLE_S)
+        await bus.close()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, outcome in zip(tasks, outcomes, strict=True):
+            if isinstance(outcome, BaseException) and not isinstance(
+                outcome, asyncio.CancelledError
+            ):
+                log.error("%s stopped with an error", task.get_name(), exc_info=outcome)
+        return status
+    finally:
+        await nats_bus.close()
+        if store is not None:
+            await asyncio.to_thread(store.flush)
+            store.close()
+
+
+def _jobs(
+    settings: Settings,
+    role: Role,
+    partition: Partition,
+    bus: SpacedBus,
+    registry: SeriesRegistry,
+    store: Store | None,
+    status: WorkerStatus,
+    stop: asyncio.Event,
+) -> list[tuple[str, Any]]:
+    status.counters["unresolved_samples"] = lambda: bus.n_unresolved
+    if role is Role.TWIN:
+        twin = app.build_twin(settings, app.aligned_now_ms(5000, up=True))
+        poller = PacedPoller(
+            TwinSource(twin, registry), bus, step_s=twin.step_s, speed=settings.twin.speed
+        )
+        status.counters["samples"] = lambda: poller.n_samples
+        return [("steps", poller.run(stop)), ("commands", poller.obey())]
+    if role is Role.STORE:
+        assert store is not None
+        writer = StoreWriter(bus, store, gather=False)  # written, then acknowledged
+        status.counters["samples"] = lambda: writer.n_samples
+        status.counters["events"] = lambda: writer.n_events
+        status.counters["quarantined"] = lambda: writer.n_quarantined
+        return [("writer", writer.run())]
+    alerts = app.build_alert_engine(settings, bus, registry)
+    if role is Role.ALERTS:
+        return [("rules", alerts.run())]
+    if role is Role.CONTROL:
+        twin = app.build_twin(settings, app.aligned_now_ms(5000, up=True))
+        mine = [
+            item
+            for item in twin.inventory()
+            if partition_of(str(item["entity"]), partition.count) == partition.index
+        ]
+        controller = app.build_controller(
+            settings, bus, registry, None, inventory=mine, source="twin"
+        )
+        return [("fans", controller.run())]
+    intelligence = app.build_intelligence(settings, bus, registry, alerts)
+    if intelligence is None:
+        raise ConfigError("the detect role needs [intelligence] enabled = true")
+    return [("rules", alerts.run()), ("intelligence", intelligence.run())]

@@ -1,0 +1,177 @@
+"""`rackwatch worker` processes on a real NATS server: every sample the twin publishes is stored
+once, through a store worker killed (SIGKILL) and restarted and through a NATS restart.
+
+The twin runs fast (speed 120) so that a few seconds hold a few hundred steps. Each test has its
+own subject prefix; the NATS restart test runs its own nats-server on a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rackwatch.model import SeriesRegistry
+from rackwatch.store.base import Query
+from rackwatch.store.duckdb import DuckDBStore
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Workers:
+    def __init__(self, tmp: Path, url: str) -> None:
+        self.tmp = tmp
+        self.url = url
+        self.env = {
+            **os.environ,
+            "RACKWATCH_BUS__PREFIX": f"w{uuid.uuid4().hex[:10]}",
+            "RACKWATCH_BUS__ACK_WAIT_SECONDS": "2",
+        }
+        self.procs: list[subprocess.Popen[str]] = []
+        self.logs: dict[int, Path] = {}
+
+    def start(self, role: str, *args: str) -> subprocess.Popen[str]:
+        path = self.tmp / f"{role}-{len(self.procs)}.log"
+        log = path.open("w")
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "rackwatch", "worker", "--role", role),
+                *("--bus", self.url, "--data-dir", str(self.tmp / "data"), *args),
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        log.close()  # the worker has its own copy
+        self.procs.append(proc)
+        self.logs[proc.pid] = path
+        self.wait_for(proc, "running")
+        return proc
+
+    def output(self, proc: subprocess.Popen[str]) -> str:
+        return self.logs[proc.pid].read_text()
+
+    def wait_for(self, proc: subprocess.Popen[str], text: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output(proc):
+            assert proc.poll() is None or text in self.output(proc), self.output(proc)
+            assert time.monotonic() < deadline, f"no {text!r}: {self.output(proc)}"
+            time.sleep(0.1)
+
+    def stop(self, proc: subprocess.Popen[str]) -> str:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        out = self.output(proc)
+        assert proc.returncode == 0, out
+        return out
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def count(out: str, name: str) -> int:
+    """A counter of the worker's last line, `stopped: a 1, samples 27,576, ...`."""
+    found = re.search(rf"(?:: |, ){name} ([\d,]+)", ": " + out.rsplit("stopped:", 1)[1])
+    assert found, out
+    return int(found.group(1).replace(",", ""))
+
+
+def stored(data: Path) -> tuple[int, int]:
+    """Samples in the store, and distinct (series, instant) pairs among them."""
+    store = DuckDBStore(data / "rackwatch.duckdb", SeriesRegistry())
+    try:
+        result = store.query(Query(0, 1 << 62))
+        distinct = sum(len(set(rows["ts"].tolist())) for _, rows in result)
+        return len(result), distinct
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(tmp_path, "nats://127.0.0.1:4222")
+    yield w
+    w.close()
+
+
+def test_a_killed_store_worker_resumes_and_nothing_is_lost_or_stored_twice(
+    workers: Workers,
+) -> None:
+    store = workers.start("store")
+    twin = workers.start("twin", "--scenario", "small", "--speed", "120")
+    time.sleep(4)
+    store.send_signal(signal.SIGKILL)  # mid-run: what it took and did not acknowledge comes again
+    store.wait()
+    time.sleep(1)
+    store = workers.start("store")
+    time.sleep(3)
+    published = count(workers.stop(twin), "samples")
+    time.sleep(3)  # the last messages, and any taken by the killed worker (ack wait 2 s)
+    workers.stop(store)
+    n, distinct = stored(workers.tmp / "data")
+    assert published > 1000
+    assert n == distinct == published
+
+
+def test_a_nats_restart_loses_nothing(tmp_path: Path) -> None:
+    if not Path(NATS_SERVER).exists():
+        pytest.skip("nats-server is not installed (apt install nats-server)")
+    port = free_port()
+    store_dir = tmp_path / "jetstream"
+
+    def nats() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(store_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return proc
+            time.sleep(0.05)
+        raise AssertionError("nats-server did not start")
+
+    server = nats()
+    w = Workers(tmp_path, f"nats://127.0.0.1:{port}")
+    try:
+        store = w.start("store")
+        twin = w.start("twin", "--scenario", "small", "--speed", "120")
+        time.sleep(3)
+        server.send_signal(signal.SIGTERM)  # a clean restart, as an operator's would be
+        server.wait(timeout=20)
+        time.sleep(1.5)
+        server = nats()
+        time.sleep(6)  # both reconnect (nats-py tries every 2 s) and the twin catches up
+        published = count(w.stop(twin), "samples")
+        time.sleep(3)
+        w.stop(store)
+        n, distinct = stored(tmp_path / "data")
+        assert published > 1000
+        assert n == distinct == published
+    finally:
+        w.close()
+        server.kill()
+        server.wait()
