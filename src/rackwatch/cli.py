@@ -472,6 +472,19 @@ def agent(
             metavar="DIR",
         ),
     ] = Path("rackwatch-agent-buffer"),
+    nats: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish on this NATS bus instead of (or as well as) pushing to a server, e.g. "
+            "nats://127.0.0.1:4222: for a site run by `rackwatch worker` (docs/SCALE.md; "
+            "[bus] prefix and partitions from --config).",
+            metavar="URL",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Settings file ([bus] prefix and partitions).", metavar="FILE"),
+    ] = None,
     listen: Annotated[
         str | None,
         typer.Option(
@@ -489,6 +502,11 @@ def agent(
 
     if server is not None and not server.startswith(("http://", "https://")):
         raise typer.BadParameter(f"{server!r} is not an http(s) URL", param_hint="--server")
+    if nats is not None and not nats.startswith(("nats://", "tls://")):
+        raise typer.BadParameter(f"{nats!r} is not a nats:// URL", param_hint="--nats")
+    from rackwatch.settings import load_settings
+
+    bus_settings = load_settings(config).bus
     try:
         address = None if listen is None else parse_listen(listen)
     except ValueError as exc:
@@ -502,6 +520,9 @@ def agent(
                 interval_s=interval,
                 buffer_dir=buffer,
                 listen=address,
+                nats=nats,
+                nats_prefix=bus_settings.prefix,
+                partitions=bus_settings.partitions,
             )
         )
     except ValueError as exc:
@@ -509,6 +530,8 @@ def agent(
     doing = []
     if server is not None:
         doing.append(f"pushing to {server} (buffer {buffer})")
+    if nats is not None:
+        doing.append(f"publishing on {nats}")
     if address is not None:
         doing.append(f"serving ws://{address[0]}:{address[1]}/")
     console.print(
@@ -518,6 +541,10 @@ def agent(
     try:
         asyncio.run(_run_agent(the_agent))
     except OSError as exc:
+        if the_agent.publisher is not None and listen is None:
+            raise typer.BadParameter(
+                f"cannot reach NATS at {nats}: {exc}", param_hint="--nats"
+            ) from None
         raise typer.BadParameter(
             f"cannot serve on {listen}: {exc}", param_hint="--listen"
         ) from None
@@ -526,6 +553,11 @@ def agent(
         console.print(
             f"stopped: {the_agent.loop.n_collections} collections, {pusher.stats.sent} pushed, "
             f"{the_agent.buffer.n_pending} waiting in {buffer} for the next start"
+        )
+    if the_agent.publisher is not None:
+        console.print(
+            f"stopped: {the_agent.publisher.n_published} collections published on {nats}, "
+            f"{the_agent.publisher.n_failed} lost"
         )
 
 

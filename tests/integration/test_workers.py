@@ -48,22 +48,29 @@ class Workers:
         self.logs: dict[int, Path] = {}
 
     def start(self, role: str, *args: str) -> subprocess.Popen[str]:
-        path = self.tmp / f"{role}-{len(self.procs)}.log"
-        log = path.open("w")
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "rackwatch", "worker", "--role", role),
-                *("--bus", self.url, "--data-dir", str(self.tmp / "data"), *args),
-            ],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            text=True,
+        """A worker, once it says it runs."""
+        return self.launch(
+            f"{role}-{len(self.procs)}",
+            ["worker", "--role", role, "--bus", self.url, "--data-dir", str(self.tmp / "data")],
+            *args,
+            ready="running",
         )
-        log.close()  # the worker has its own copy
+
+    def launch(
+        self, name: str, command: list[str], *args: str, ready: str
+    ) -> subprocess.Popen[str]:
+        path = self.tmp / f"{name}.log"
+        with path.open("w") as log:  # the process has its own copy
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rackwatch", *command, *args],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         self.procs.append(proc)
         self.logs[proc.pid] = path
-        self.wait_for(proc, "running")
+        self.wait_for(proc, ready)
         return proc
 
     def output(self, proc: subprocess.Popen[str]) -> str:
@@ -175,3 +182,28 @@ def test_a_nats_restart_loses_nothing(tmp_path: Path) -> None:
         w.close()
         server.kill()
         server.wait()
+
+
+def test_an_agent_publishes_this_host_onto_the_bus_for_the_store_worker(
+    workers: Workers,
+) -> None:
+    store = workers.start("store")
+    agent = workers.launch(
+        "agent",
+        ["agent", "--nats", workers.url, "--name", "bus-agent-01", "--interval", "0.5"],
+        ready="Press Ctrl-C",
+    )
+    time.sleep(4)
+    out = workers.stop(agent)
+    published = int(re.search(r"(\d+) collections published", out).group(1))  # type: ignore[union-attr]
+    assert published >= 3, out
+    time.sleep(1)
+    workers.stop(store)
+    db = DuckDBStore(workers.tmp / "data" / "rackwatch.duckdb", SeriesRegistry())
+    try:
+        result = db.query(Query(0, 1 << 62, entity="host/bus-agent-01/**"))
+        cpu = [rows for key, rows in result if key.metric == "cpu_utilization_ratio"]
+        assert cpu, [k for k, _ in result]
+        assert len(cpu[0]["ts"]) >= published - 1  # the first has no CPU rate yet
+    finally:
+        db.close()

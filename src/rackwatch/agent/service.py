@@ -13,12 +13,16 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rackwatch.agent.buffer import DiskBuffer
 from rackwatch.agent.protocol import ProtocolServer
 from rackwatch.agent.push import Pusher
 from rackwatch.sources.host.loop import Collection, CollectionLoop, Collector, entities_of
 from rackwatch.sources.host.machine import host_collectors, host_name
+
+if TYPE_CHECKING:
+    from rackwatch.agent.bus_push import BusPublisher
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +39,21 @@ class AgentConfig:
     buffer_max_bytes: int = 64 * 2**20
     listen: tuple[str, int] | None = None
     """Serve the host monitoring protocol (`agent/protocol.py`) on (host, port); None: not."""
+    nats: str | None = None
+    """Publish on this NATS server's bus (`nats://host:4222`, `agent/bus_push.py`); None: not."""
+    nats_prefix: str = "rackwatch"
+    partitions: int = 1
 
 
 class Agent:
     """The parts of one agent, built and connected, not started."""
 
     def __init__(self, config: AgentConfig, collectors: list[Collector] | None = None) -> None:
-        if config.server is None and config.listen is None:
-            raise ValueError("give --server (push to rackwatch), --listen (serve here), or both")
+        if config.server is None and config.listen is None and config.nats is None:
+            raise ValueError(
+                "give --server (push to rackwatch), --nats (publish on a NATS bus), "
+                "--listen (serve here), or several"
+            )
         if config.server is not None and not config.token:
             raise ValueError(
                 "pushing to a server needs a token: create one on the server with "
@@ -63,6 +74,14 @@ class Agent:
             self.pusher = Pusher(config.server, config.token, self.buffer)
             self.loop.listeners.append(self._buffer)
             self.loop.inventory_listeners.append(self.pusher.set_inventory)
+        self.publisher: BusPublisher | None = None
+        if config.nats is not None:
+            from rackwatch.agent.bus_push import BusPublisher  # the nats extra, only then
+
+            self.publisher = BusPublisher(
+                config.nats, self.name, prefix=config.nats_prefix, partitions=config.partitions
+            )
+            self.loop.listeners.append(self.publisher.publish)
         self.protocol: ProtocolServer | None = None
         if config.listen is not None:
             self.protocol = ProtocolServer(*config.listen)
@@ -79,6 +98,8 @@ class Agent:
         be bound."""
         if self.protocol is not None:
             await self.protocol.start()
+        if self.publisher is not None:
+            await self.publisher.start()
         tasks = [asyncio.create_task(self.loop.run(), name="agent-collect")]
         if self.pusher is not None:
             tasks.append(asyncio.create_task(self.pusher.run(self.wake), name="agent-push"))
@@ -94,3 +115,5 @@ class Agent:
                 await self.pusher.aclose()
             if self.protocol is not None:
                 await self.protocol.close()
+            if self.publisher is not None:
+                await self.publisher.close()
