@@ -924,7 +924,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="jsonl (a file per UTC day) or parquet (store archive: a file per day).",
+            help="jsonl (a file per UTC day) or parquet (Hive-style archive: a file per UTC day and "
+            "metric, docs/ARCHIVE.md).",
             metavar="jsonl|parquet",
         ),
     ] = "jsonl",
@@ -968,7 +969,8 @@ def export(
     JSON lines: monitoring_YYYYMMDD.jsonl (.jsonl.gz with --gzip), one object per row as in
     `query --format json` ({"timestamp", "ts_ms", "entity", "metric", "value"}, or the
     bucket columns), in time order; a day larger than --max-bytes goes on in
-    monitoring_YYYYMMDD.1.jsonl, .2.jsonl… Parquet: DIR/<tier>/YYYY-MM-DD.parquet. Files
+    monitoring_YYYYMMDD.1.jsonl, .2.jsonl… Parquet (Hive-style, docs/ARCHIVE.md):
+    DIR/tier=<tier>/date=YYYY-MM-DD/metric=<metric>/part-0.parquet. Files
     appear whole, a day at a time; existing ones are never replaced without --force. While
     `rackwatch run` holds the store, the rows come through its REST API.
     """

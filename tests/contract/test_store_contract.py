@@ -387,14 +387,15 @@ def test_parquet_export_by_day_equals_the_query(loaded, tmp_path):
     store, data, _ = loaded
     out = tmp_path / "archive"
     paths = store.export_parquet(T0, data.end_ms, out)
-    names = sorted(str(p.relative_to(out)) for p in paths)
-    assert names == [
-        f"{tier}/{day}.parquet"
+    days = sorted({p.relative_to(out).parent.parent.as_posix() for p in paths})
+    assert days == [
+        f"tier={tier}/date={day}"
         for tier in ("1h", "1m", "raw")
         for day in ("2026-11-23", "2026-11-24")
     ]
+    assert all(p.name == "part-0.parquet" and p.parent.name.startswith("metric=") for p in paths)
     for tier in ("raw", "1m", "1h"):
-        files = sorted((out / tier).glob("*.parquet"))
+        files = sorted((out / f"tier={tier}").glob("date=*/metric=*/part-0.parquet"))
         table = pa.concat_tables([pq.read_table(f) for f in files])
         table = table.sort_by([("series", "ascending"), ("ts", "ascending")])
         result = store.query(Query(T0, data.end_ms, tier=tier))

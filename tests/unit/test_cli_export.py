@@ -114,7 +114,9 @@ def parts(out: Path, day: str) -> list[Path]:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Each file's bytes by its path under `folder`."""
+    files = sorted(folder.rglob("*"))
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in files if p.is_file()}
 
 
 # --------------------------------------------------------------------------- JSON lines
@@ -214,30 +216,52 @@ def test_step_1m_writes_minute_buckets(simulated: Path, tmp_path: Path) -> None:
     assert as_rows(objects) == stored(simulated, 0, last["ts_ms"] + 60_000, SERVER, 60_000)
 
 
-def test_parquet_writes_a_file_per_day_that_duckdb_and_pyarrow_read(
+def test_parquet_writes_a_hive_partition_per_day_and_metric_that_duckdb_reads(
     simulated: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
     shown = export(simulated, out, "--from", "2026-01-01", "--entity", SERVER, "-f", "parquet")
     assert shown.exit_code == 0, shown.output
-    days = sorted(p.name for p in (out / "raw").iterdir())
-    assert days == ["2026-01-01.parquet", "2026-01-02.parquet"]
+    days = sorted(p.name for p in (out / "tier=raw").iterdir())
+    assert days == ["date=2026-01-01", "date=2026-01-02"]
     expected = [(ts, e, m, v[0]) for ts, e, m, v in stored(simulated, 0, 2**62, SERVER)]
-    found = duckdb.sql(
-        f"SELECT ts, entity, metric, value FROM read_parquet('{out}/raw/*.parquet') "
-        "ORDER BY ts, entity, metric"
+    metrics = sorted({m for _, _, m, _ in expected})
+    first_day = out / "tier=raw" / "date=2026-01-01"
+    assert sorted(p.name for p in first_day.iterdir()) == [f"metric={m}" for m in metrics]
+    found = duckdb.execute(
+        f"SELECT ts, entity, metric, value FROM read_parquet('{out}/**/*.parquet', "
+        "hive_partitioning = true) ORDER BY ts, entity, metric"
     ).fetchall()
-    assert [(ts, e, m, None if np.isnan(v) else v) for ts, e, m, v in found] == expected
-    table = pq.read_table(out / "raw" / "2026-01-01.parquet")
-    assert table.num_rows == sum(ts < JAN_2 for ts, *_ in expected)
-    assert {"entity", "metric", "ts", "value"} <= set(table.column_names)
+    assert found == expected  # the NaN reading comes back as NULL, not NaN
+    nan_file = first_day.parent / "date=2026-01-02" / f"metric={NAN_SERIES[1]}" / "part-0.parquet"
+    table = pq.read_table(nan_file)  # the file alone: no partition columns inside
+    assert table.column_names == ["series", "entity", "ts", "value"]
+    assert table.column("value").null_count == 1  # the NaN reading is a Parquet null
+    assert table.num_rows == sum(ts >= JAN_2 and m == NAN_SERIES[1] for ts, _, m, _ in expected)
 
     minutes = tmp_path / "minutes"
     shown = export(simulated, minutes, "--from", "2026-01-02", "--step", "1m", "-f", "parquet")
     assert shown.exit_code == 0, shown.output
-    buckets = pq.read_table(minutes / "1m" / "2026-01-02.parquet")
+    buckets = pq.read_table(minutes / "tier=1m" / "date=2026-01-02")  # a day, every metric
     assert "avg" in buckets.column_names and buckets.num_rows > 0
     assert all(ts % 60_000 == 0 for ts in buckets.column("ts").to_pylist())
+
+
+def test_parquet_again_with_force_replaces_the_day_without_doubling_rows(
+    simulated: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    args = ("--from", "2026-01-01", "--entity", SERVER, "-f", "parquet")
+    assert export(simulated, out, *args).exit_code == 0
+    before = snapshot(out)
+    refused = export(simulated, out, *args)
+    assert refused.exit_code == 2 and "already exists" in refused.output, refused.output
+    assert snapshot(out) == before
+    again = export(simulated, out, *args, "--force")
+    assert again.exit_code == 0, again.output
+    assert sorted(snapshot(out)) == sorted(before)
+    n_rows = duckdb.execute(f"SELECT count(*) FROM read_parquet('{out}/**/*.parquet')").fetchall()
+    assert n_rows == [(len(stored(simulated, 0, 2**62, SERVER)),)]
 
 
 # --------------------------------------------------------------------------- never replaced

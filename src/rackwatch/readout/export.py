@@ -9,8 +9,10 @@ a `rackwatch run` holds it, through that server's REST API (as `rackwatch query`
   in parts `monitoring_YYYYMMDD.1.jsonl`, `.2.jsonl`… (the number before the extension, so
   that `.gz` stays last). `max_bytes` bounds each file as it lies on disk, compressed or not
   (default 10 MiB, the document's rotation size); a part holds at least one row.
-- Parquet: `store.archive.export_parquet`, one file per day of the tier asked for
-  (`<out>/<tier>/YYYY-MM-DD.parquet`).
+- Parquet: `store.archive.export_parquet`, the store's archive laid out Hive-style, a file
+  per day and metric of the tier asked for
+  (`<out>/tier=<tier>/date=YYYY-MM-DD/metric=<metric>/part-0.parquet`), which Spark, Trino
+  and DuckDB read as one partitioned table (docs/ARCHIVE.md).
 
 Every file is written under a temporary name and renamed once its whole day is written, so
 an interrupted export leaves whole days only. An existing file of a day in the range is never
@@ -44,6 +46,7 @@ from rackwatch.model import SeriesKey
 from rackwatch.readout import fetch
 from rackwatch.readout.fetch import Answer, NoSeries, OpenStore, ReadoutError
 from rackwatch.readout.formats import duration_text, iso_times
+from rackwatch.store import archive
 from rackwatch.store.archive import day_name, export_parquet
 from rackwatch.store.base import (
     DAY_MS,
@@ -112,7 +115,8 @@ def options(
         raise ExportError("Parquet files are compressed already (zstd): drop --gzip", "--gzip")
     if fmt == "parquet" and max_bytes is not None:
         raise ExportError(
-            "Parquet files are written one per day, not rotated: drop --max-bytes", "--max-bytes"
+            "Parquet files are written one per day and metric, not rotated: drop --max-bytes",
+            "--max-bytes",
         )
     size = DEFAULT_MAX_BYTES if max_bytes is None else parse_size(max_bytes)
     out = DEFAULT_OUT if out_dir is None else out_dir
@@ -454,9 +458,9 @@ def day_files(out_dir: Path, fmt: str, days: Sequence[int], tier: Tier) -> dict[
         return found
     if fmt == "parquet":
         for day in days:
-            path = out_dir / tier.value / f"{day_name(day)}.parquet"
-            if path.exists():
-                found[day] = [path]
+            files = archive.day_files(out_dir, tier, day)
+            if files:
+                found[day] = files
         return found
     stamps = {_stamp(day): day for day in days}
     for entry in sorted(os.listdir(out_dir)):
