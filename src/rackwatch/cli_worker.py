@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -78,6 +79,14 @@ def worker(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="The twin's seed.", metavar="N")] = None,
+    stats: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the counters and the lag (p50, p99 over the last 2 s) to this JSON "
+            "file every 2 s.",
+            metavar="FILE",
+        ),
+    ] = None,
     data_dir: DataDirOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -115,7 +124,7 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        return await run_worker(settings, Role(role), share, stop, on_ready=ready)
+        return await run_worker(settings, Role(role), share, stop, on_ready=ready, stats_file=stats)
 
     try:
         status = asyncio.run(main())
@@ -123,4 +132,76 @@ def worker(
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     counts = ", ".join(f"{name} {value:,}" for name, value in status.snapshot().items())
+    lags = status.lags.overall()
+    if lags["lag_p50_s"] is not None:
+        counts += f", lag p50 {lags['lag_p50_s']:g} s, p99 {lags['lag_p99_s']:g} s"
     console.print(f"stopped: {counts}")
+
+
+def serve(
+    bus: Annotated[
+        str | None,
+        typer.Option(
+            help="The site's NATS server, e.g. nats://127.0.0.1:4222 \\[default: [bus] url].",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="The store the workers share: postgresql://user@host:port/db "
+            "\\[default: [store] url].",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to serve on \\[default: 127.0.0.1].", show_default=False),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="Port (0: a free one) \\[default: 8000].", min=0, max=65535),
+    ] = None,
+    data_dir: DataDirOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve the dashboard, the API and /metrics of a site run by `rackwatch worker`: history
+    from the shared store, live telemetry from the bus. Several may run. Ctrl-C stops."""
+    from rackwatch.errors import RackwatchError
+    from rackwatch.frontend import build_front_end, serve_front_end
+    from rackwatch.settings import load_settings
+
+    overrides: dict[str, object] = {
+        "bus": {"url": bus},
+        "store": {"url": store},
+        "server": {"host": host, "port": port},
+    }
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    settings = load_settings(config, **overrides)
+    front = build_front_end(settings)
+    stop = asyncio.Event()
+
+    def serving(url: str) -> None:
+        console.print(
+            f"rackwatch serve: {url} (store {settings.store.url.split('@')[-1]}, bus "
+            f"{settings.bus.url}). Ctrl-C stops."
+        )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve_front_end(front, stop, serving)
+
+    try:
+        asyncio.run(main())
+    except RackwatchError as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        front.close()
+    console.print("stopped")

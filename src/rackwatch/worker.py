@@ -20,11 +20,17 @@ Every process has its own series ids; the bus's catalogue maps them (bus/spaced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from rackwatch import app
 from rackwatch.bus.nats import NatsBus
@@ -48,6 +54,49 @@ class Role(enum.StrEnum):
     DETECT = "detect"
 
 
+class LagMeter:
+    """Seconds from the stream storing a telemetry message to this worker being done with it
+    (for a store worker: written), over the last window and over the whole run (a bounded
+    uniform sample), and how many messages came more than once."""
+
+    KEPT = 100_000
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._window: list[float] = []
+        self._kept: list[float] = []
+        self._seen = 0
+        self._rng = np.random.default_rng(0)
+        self.n_messages = 0
+        self.n_redelivered = 0
+
+    def __call__(self, stored_at_s: float, delivered: int) -> None:
+        lag = max(0.0, self._clock() - stored_at_s)
+        self.n_messages += 1
+        self.n_redelivered += delivered > 1
+        self._window.append(lag)
+        self._seen += 1
+        if len(self._kept) < self.KEPT:
+            self._kept.append(lag)
+        elif (slot := int(self._rng.integers(self._seen))) < self.KEPT:
+            self._kept[slot] = lag  # reservoir sampling: every lag equally likely kept
+
+    def window(self) -> dict[str, float | None]:
+        """p50 and p99 of the lags since the last call."""
+        lags, self._window = self._window, []
+        return _percentiles(lags)
+
+    def overall(self) -> dict[str, float | None]:
+        return _percentiles(self._kept)
+
+
+def _percentiles(lags: list[float]) -> dict[str, float | None]:
+    if not lags:
+        return {"lag_p50_s": None, "lag_p99_s": None}
+    p50, p99 = np.percentile(lags, [50, 99])
+    return {"lag_p50_s": round(float(p50), 4), "lag_p99_s": round(float(p99), 4)}
+
+
 @dataclass
 class WorkerStatus:
     """What a running worker has done (`rackwatch worker` prints it on stop)."""
@@ -55,9 +104,25 @@ class WorkerStatus:
     role: Role
     partition: Partition
     counters: dict[str, Callable[[], int]] = field(default_factory=dict)
+    lags: LagMeter = field(default_factory=LagMeter)
 
     def snapshot(self) -> dict[str, int]:
         return {name: read() for name, read in self.counters.items()}
+
+    def write_stats(self, path: Path) -> None:
+        """The counters and the last window's lags as JSON, replaced whole (for a watcher)."""
+        stats = {
+            "role": self.role.value,
+            "partition": f"{self.partition.index}/{self.partition.count}",
+            "wall_s": time.time(),
+            **self.snapshot(),
+            "messages": self.lags.n_messages,
+            "redelivered_messages": self.lags.n_redelivered,
+            **self.lags.window(),
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(stats))
+        tmp.replace(path)
 
 
 def space_of(role: Role, partition: Partition) -> str:
@@ -83,6 +148,8 @@ async def run_worker(
     stop: asyncio.Event,
     *,
     on_ready: Callable[[WorkerStatus], None] | None = None,
+    stats_file: Path | None = None,
+    stats_interval_s: float = 2.0,
 ) -> WorkerStatus:
     """Run `role` for `partition` until `stop` is set; then finish what was read and close."""
     nats_bus = await connect(settings)
@@ -93,6 +160,7 @@ async def run_worker(
             store = await asyncio.to_thread(
                 app.open_store, settings, registry, live=True, synced_writes=True
             )
+        status = WorkerStatus(role, partition)
         bus = SpacedBus(
             nats_bus,
             registry,
@@ -101,15 +169,21 @@ async def run_worker(
             take=None if role is Role.TWIN else partition,
             durable=None if role is Role.TWIN else space_of(role, partition),
             take_events=role is not Role.STORE or partition.index == 0,
+            on_telemetry_done=status.lags,
         )
         await bus.start()
-        status = WorkerStatus(role, partition)
         jobs = _jobs(settings, role, partition, bus, registry, store, status, stop)
         tasks = [asyncio.create_task(job, name=f"{role}-{name}") for name, job in jobs]
         await nats_bus.wait_subscribed(app.SETTLE_S)
         if on_ready is not None:
             on_ready(status)
-        await stop.wait()
+        if stats_file is None:
+            await stop.wait()
+        else:
+            while not stop.is_set():
+                status.write_stats(stats_file)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), stats_interval_s)
         if role is Role.TWIN:  # its last steps are published: give the readers time
             await asyncio.gather(tasks[0], return_exceptions=True)
         await bus.settle(app.SETTLE_S)
@@ -120,6 +194,8 @@ async def run_worker(
                 outcome, asyncio.CancelledError
             ):
                 log.error("%s stopped with an error", task.get_name(), exc_info=outcome)
+        if stats_file is not None:
+            status.write_stats(stats_file)
         return status
     finally:
         await nats_bus.close()

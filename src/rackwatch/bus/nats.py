@@ -11,7 +11,7 @@ import contextlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -64,8 +64,12 @@ class NatsSubscription:
     counts payloads that could not be decoded: terminated on the server and skipped.
     """
 
-    def __init__(self, prefix: str, max_pending: int) -> None:
+    def __init__(
+        self, prefix: str, max_pending: int, on_acked: Callable[[float, int], None] | None = None
+    ) -> None:
         self._strip = len(prefix) + 1 if prefix else 0
+        self._on_acked = on_acked
+        """Told of each message done: when the stream stored it (epoch s), times delivered."""
         self._queue: DropOldestQueue[tuple[str, Any, Msg]] = DropOldestQueue(max_pending)
         self._in_hand: Msg | None = None  # handed to the reader, acked when it asks again
         self._dropped = 0
@@ -133,6 +137,9 @@ class NatsSubscription:
         if msg is not None:
             with contextlib.suppress(NatsError):  # closed meanwhile: redelivered later
                 await msg.ack()
+            if self._on_acked is not None:
+                meta = msg.metadata
+                self._on_acked(meta.timestamp.timestamp(), meta.num_delivered)
 
 
 class NatsBus:
@@ -320,11 +327,12 @@ class NatsBus:
         max_pending: int = 10_000,
         durable: str | None = None,
         replay: bool = False,
+        on_acked: Callable[[float, int], None] | None = None,
     ) -> AsyncIterator[NatsSubscription]:
         family = self._family(pattern, min_tokens=1)
         if durable is not None and not _TOKEN.fullmatch(durable):
             raise ValueError(f"a durable name is one token of letters, digits, _ or -: {durable!r}")
-        sub = NatsSubscription(self.prefix, max_pending)
+        sub = NatsSubscription(self.prefix, max_pending, on_acked)
         self._opening += 1  # until the server has the consumer (see `wait_subscribed`)
         config = ConsumerConfig(
             ack_policy=AckPolicy.EXPLICIT,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +152,7 @@ class SpacedBus:
         take: Partition | None = None,
         durable: str | None = None,
         take_events: bool = True,
+        on_telemetry_done: Callable[[float, int], None] | None = None,
     ) -> None:
         self.nats = nats_bus
         self.registry = registry
@@ -164,6 +165,8 @@ class SpacedBus:
             check_space(durable)
         self.durable = durable
         self.take_events = take_events
+        self.on_telemetry_done = on_telemetry_done
+        """Told of each telemetry message read and acknowledged (`NatsSubscription`)."""
         self._partitioner = _Partitioner(registry, self.partitions)
         self._publisher: Publisher | None = None
         self._resolver: Resolver | None = None
@@ -224,7 +227,10 @@ class SpacedBus:
         if self.durable is not None:
             durable = f"{self.durable}-{pattern.replace('.', '_').replace('>', 'all')}"
             durable = durable.replace("*", "any")
-        async with self.nats.subscribe(wire, max_pending=max_pending, durable=durable) as inner:
+        done = self.on_telemetry_done if family == subjects.TELEMETRY else None
+        async with self.nats.subscribe(
+            wire, max_pending=max_pending, durable=durable, on_acked=done
+        ) as inner:
             yield _SpacedSubscription(inner, self._started()[1])
 
     async def wait_subscribed(self, timeout_s: float) -> None:
