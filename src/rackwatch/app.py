@@ -46,6 +46,7 @@ from rackwatch.engine.notifiers import (
     NotifierRoute,
 )
 from rackwatch.engine.predict import FanWearParams
+from rackwatch.engine.remote_write import RemoteWriteSink
 from rackwatch.engine.reports import (
     EnergyOptions,
     ReportArchive,
@@ -144,9 +145,8 @@ def open_store(
     *,
     live: bool = False,
     synced_writes: bool = False,
-) -> DuckDBStore:
-    if settings.store.url != "duckdb":
-        raise ConfigError(f"store {settings.store.url}: only duckdb opens in this version")
+) -> Store:
+    """The store of `[store] url`: DuckDB in the data directory, or a PostgreSQL schema."""
     directory = data_dir or settings.data_dir
     private_dir(directory)
     s = settings.store
@@ -155,6 +155,16 @@ def open_store(
         m1_ms=int(s.minute_retention_days * DAY_MS),
         h1_ms=int(s.hour_retention_days * DAY_MS),
     )
+    if s.url != "duckdb":
+        try:
+            from rackwatch.store.postgres import PostgresStore  # psycopg only where it is used
+        except ImportError as exc:
+            raise ConfigError(
+                f"--store {s.url.split('@')[-1]} needs psycopg: pip install 'rackwatch[postgres]'"
+            ) from exc
+
+        # A store worker acknowledges what write() returned: then the commit waits for disk.
+        return PostgresStore(s.url, registry, retention=retention, synchronous_commit=synced_writes)
     if live:
         return DuckDBStore(
             store_path(directory),
@@ -187,7 +197,7 @@ def build_twin(settings: Settings, start_ms: int, horizon_s: float = 365 * DAY_S
     return twin
 
 
-def newest_instant(store: DuckDBStore, keys: Iterable[SeriesKey] | None = None) -> int | None:
+def newest_instant(store: Store, keys: Iterable[SeriesKey] | None = None) -> int | None:
     """The newest stored instant of the series `keys` (None: of any series), if any."""
     latest = store.latest()
     if keys is None:
@@ -198,7 +208,7 @@ def newest_instant(store: DuckDBStore, keys: Iterable[SeriesKey] | None = None) 
     return int(ts.max()) if len(ts) else None
 
 
-def continue_after(store: DuckDBStore, twin: Twin) -> int | None:
+def continue_after(store: Store, twin: Twin) -> int | None:
     """The first instant after the twin's data already stored (None when there is none):
     a restarted twin starts there, never over it."""
     last = newest_instant(store, twin.series_keys)
@@ -243,7 +253,7 @@ def scrape_targets(settings: Settings) -> list[ScrapeTarget]:
 
 
 def build_scrapes(
-    targets: Sequence[ScrapeTarget], registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
+    targets: Sequence[ScrapeTarget], registry: SeriesRegistry, bus: AppBus, store: Store
 ) -> list[ScrapeLoop]:
     """A loop per target: its readings on the bus (`telemetry.scrape`), its inventory item in
     the store."""
@@ -315,7 +325,7 @@ def pdu_targets(settings: Settings) -> list[PduTarget]:
 
 
 def build_pdus(
-    targets: Sequence[PduTarget], registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
+    targets: Sequence[PduTarget], registry: SeriesRegistry, bus: AppBus, store: Store
 ) -> PduPoller | None:
     """The PDUs' poller (None without `[[pdus]]`): readings on `telemetry.snmp`, the PDUs and
     their outlets in the store's inventory."""
@@ -329,7 +339,7 @@ def build_pdus(
 
 
 def build_host(
-    settings: Settings, registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
+    settings: Settings, registry: SeriesRegistry, bus: AppBus, store: Store
 ) -> CollectionLoop | None:
     """This machine as a source of `rackwatch run`: its collections on the bus
     (`telemetry.host`), its inventory in the store; None when `[host] enabled` is off."""
@@ -357,7 +367,7 @@ class Services:
 
     settings: Settings
     registry: SeriesRegistry
-    store: DuckDBStore
+    store: Store
     bus: AppBus
     live: LiveState
     writer: StoreWriter
@@ -391,6 +401,8 @@ class Services:
     """Makes and archives the reports (`POST /reports`, the schedule)."""
     report_schedule: ReportSchedule | None = None
     """The daily, weekly and monthly reports at `[reports] at` (None: `enabled` off)."""
+    remote_write: RemoteWriteSink | None = None
+    """Every sample to a TSDB by Prometheus remote write (`[remote_write]`; None: no url)."""
 
     def close(self) -> None:
         self.store.close()
@@ -537,7 +549,7 @@ MODELS_DIR = "models"
 
 
 def build_energy(
-    settings: Settings, registry: SeriesRegistry, store: DuckDBStore, live: LiveState
+    settings: Settings, registry: SeriesRegistry, store: Store, live: LiveState
 ) -> EnergyConfig:
     """`[energy]` and `[site]` with a live accountant that counts every batch the live state
     takes (racks and rooms from the inventory as it is at start)."""
@@ -549,7 +561,7 @@ def build_energy(
     return dataclasses.replace(config, live=accountant)
 
 
-def build_retrainer(settings: Settings, store: DuckDBStore, user: ModelUser) -> Retrainer:
+def build_retrainer(settings: Settings, store: Store, user: ModelUser) -> Retrainer:
     """The residual model's retraining (`[intelligence] retrain_hours` 0: only the last saved
     model is loaded), its versions in `<data_dir>/models/`."""
     i = settings.intelligence
@@ -646,7 +658,7 @@ def mqtt_broker(settings: Settings) -> tuple[BrokerAddress, str] | None:
 
 
 def build_mqtt(
-    settings: Settings, registry: SeriesRegistry, bus: AppBus, store: DuckDBStore
+    settings: Settings, registry: SeriesRegistry, bus: AppBus, store: Store
 ) -> tuple[MqttSource | None, list[InventoryItem]]:
     """The `[mqtt]` source (None without a URL) and the devices announced at start (their
     retained capabilities, gathered for `discovery_seconds`; none if the broker is away: the
@@ -804,10 +816,38 @@ def build_services(settings: Settings, *, start_ms: int | None = None) -> Servic
             report_schedule=ReportSchedule(reporter, at=settings.reports.at)
             if settings.reports.enabled
             else None,
+            remote_write=build_remote_write(settings, registry, bus),
         )
     except BaseException:
         store.close()
         raise
+
+
+def build_remote_write(
+    settings: Settings, registry: SeriesRegistry, bus: AnyBus
+) -> RemoteWriteSink | None:
+    """The `[remote_write]` sink of every sample (None without a url)."""
+    rw = settings.remote_write
+    if rw.url is None:
+        return None
+    try:
+        return RemoteWriteSink(
+            bus,
+            registry,
+            rw.url.get_secret_value(),
+            external_labels=rw.external_labels,
+            headers={k: v.get_secret_value() for k, v in rw.headers.items()},
+            nulls=rw.nulls,
+            batch_samples=rw.batch_samples,
+            flush_seconds=rw.flush_seconds,
+            queue_samples=rw.queue_samples,
+            timeout_seconds=rw.timeout_seconds,
+            backoff_seconds=rw.backoff_seconds,
+            backoff_max_seconds=rw.backoff_max_seconds,
+            drain_seconds=rw.drain_seconds,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"[remote_write]: {exc}") from exc
 
 
 def build_bus(settings: Settings) -> AppBus:
@@ -848,7 +888,7 @@ async def connect_nats(bus: NatsBus, url: str) -> None:
 
 
 def _start_twin(
-    settings: Settings, store: DuckDBStore, start_ms: int | None
+    settings: Settings, store: Store, start_ms: int | None
 ) -> tuple[Twin | None, int | None]:
     """The twin of `rackwatch run` (None with `[twin] enabled` off) and, when the store
     already held its data, the instant it continues from."""
@@ -894,6 +934,7 @@ async def run_live(
         None if services.poller is None else (services.poller.obey(), "twin-commands"),
         None if services.mqtt is None else (services.mqtt.obey(), "mqtt-commands"),
         None if intelligence is None else (intelligence.run(), "intelligence"),
+        None if services.remote_write is None else (services.remote_write.run(), "remote-write"),
     ]
     consumers = [asyncio.create_task(job, name=name) for job, name in filter(None, parts)]
     subscribed = [services.writer.ready, services.alerts.ready]
@@ -903,6 +944,8 @@ async def run_live(
         subscribed.append(services.mqtt_controller.ready)
     if intelligence is not None:
         subscribed.append(intelligence.ready)
+    if services.remote_write is not None:
+        subscribed.append(services.remote_write.ready)
     housekeeping = asyncio.create_task(services.retention.run(stop), name="retention")
     retraining = (
         None

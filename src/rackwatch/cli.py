@@ -434,6 +434,7 @@ def run(
 cli.command(name="devices")(cli_devices.devices)
 cli.command(name="mcp")(cli_mcp.mcp)
 cli.command(name="worker")(cli_worker.worker)
+cli.command(name="serve")(cli_worker.serve)
 
 
 @cli.command()
@@ -924,8 +925,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="jsonl (a file per UTC day) or parquet (Hive-style archive: a file per UTC day and "
-            "metric, docs/ARCHIVE.md).",
+            help="jsonl (a file per UTC day) or parquet (Hive-style archive: a file per UTC day "
+            "and metric, docs/ARCHIVE.md).",
             metavar="jsonl|parquet",
         ),
     ] = "jsonl",

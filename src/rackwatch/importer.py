@@ -21,7 +21,7 @@ import numpy as np
 from rackwatch.model import Batch, SeriesRegistry
 from rackwatch.model.entity import validate
 from rackwatch.sources import rrd
-from rackwatch.store.duckdb import DuckDBStore
+from rackwatch.store.base import Store
 
 _METRIC = re.compile(r"^[a-z_][a-z0-9_]{0,127}$")
 
@@ -59,7 +59,7 @@ class ImportSummary:
 
 
 def import_rrd(
-    store: DuckDBStore,
+    store: Store,
     registry: SeriesRegistry,
     files: Sequence[Path],
     entity: str,
@@ -75,7 +75,7 @@ def import_rrd(
     read = [(f, rrd.read(f, consolidation=consolidation, since_s=since_s, ds=ds)) for f in files]
     names = {f: rrd.metric_names(f, [s.ds for s in r.series], metric) for f, r in read}
     out = []
-    skipped_before = store.n_duplicates + store.n_expired
+    before = store.usage()
     for path, file in read:
         for series in file.series:
             name = names[path][series.ds]
@@ -97,6 +97,7 @@ def import_rrd(
         if on_file is not None:
             on_file(path)
     store.flush()  # the store drops repeated and expired instants as it consolidates
-    skipped = store.n_duplicates + store.n_expired - skipped_before
+    after = store.usage()
+    skipped = after.n_duplicates + after.n_expired - before.n_duplicates - before.n_expired
     total = sum(i.n_points for i in out)
     return ImportSummary(tuple(out), total - skipped, skipped)

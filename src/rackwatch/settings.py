@@ -576,6 +576,37 @@ class MqttSettings(_Section):
     controller's first layout (devices that announce themselves later join it as they come)."""
 
 
+class RemoteWriteSettings(_Section):
+    """`[remote_write]`: every sample also sent to a TSDB by Prometheus remote write
+    (VictoriaMetrics, Mimir, Thanos; docs/REMOTE_WRITE.md). Off without a url."""
+
+    url: SecretStr | None = None
+    """`http(s)://host:port/api/v1/write` (it may carry credentials)."""
+    batch_samples: int = Field(default=10_000, ge=1, le=1_000_000)
+    flush_seconds: float = Field(default=5.0, gt=0, le=3600)
+    queue_samples: int = Field(default=2_000_000, ge=1, le=100_000_000)
+    """Samples waiting for a TSDB that does not answer; past this the oldest go (counted)."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    backoff_seconds: float = Field(default=0.5, gt=0, le=600)
+    backoff_max_seconds: float = Field(default=30.0, gt=0, le=3600)
+    drain_seconds: float = Field(default=10.0, gt=0, le=3600)
+    """At stop, how long what is queued may still be sent."""
+    external_labels: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    """Such as X-Scope-OrgID (Mimir) or Authorization."""
+    nulls: Literal["stale", "skip"] = "stale"
+    """A NULL reading: Prometheus' staleness marker (a gap), or nothing sent."""
+
+    @model_validator(mode="after")
+    def _valid(self) -> RemoteWriteSettings:
+        url = None if self.url is None else self.url.get_secret_value()
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        if self.queue_samples < self.batch_samples:
+            raise ValueError("queue_samples must be at least batch_samples")
+        return self
+
+
 class BusSettings(_Section):
     """`[bus]`: what the parts of `rackwatch run` talk through (docs/BUS.md);
     `rackwatch run --bus URL`."""
@@ -727,6 +758,7 @@ class Settings(BaseSettings):
     intelligence: IntelligenceSettings = IntelligenceSettings()
     inventory: InventorySettings = InventorySettings()
     mqtt: MqttSettings = MqttSettings()
+    remote_write: RemoteWriteSettings = RemoteWriteSettings()
     bus: BusSettings = BusSettings()
     notifiers: list[NotifierSettings] = Field(default_factory=list)
     """Where alerts go (`[[notifiers]]` with type console, file, email, webhook or slack)."""

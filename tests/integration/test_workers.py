@@ -207,3 +207,68 @@ def test_an_agent_publishes_this_host_onto_the_bus_for_the_store_worker(
         assert len(cpu[0]["ts"]) >= published - 1  # the first has no CPU rate yet
     finally:
         db.close()
+
+
+@pytest.fixture
+def database() -> Iterator[str]:
+    psycopg = pytest.importorskip("psycopg")
+    name = f"rw_{uuid.uuid4().hex[:12]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_partitioned_store_workers_share_postgresql_and_a_front_end_serves_it(
+    workers: Workers, database: str
+) -> None:
+    import httpx
+
+    workers.env["RACKWATCH_BUS__PARTITIONS"] = "2"
+    stores = [workers.start("store", "--partition", f"{k}/2", "--store", database) for k in (0, 1)]
+    twin = workers.start("twin", "--partition", "0/2", "--scenario", "large", "--speed", "120")
+    port = free_port()
+    front = workers.launch(
+        "serve",
+        ["serve", "--bus", workers.url, "--store", database, "--port", str(port)],
+        *("--data-dir", str(workers.tmp / "data")),
+        ready="Ctrl-C stops",
+    )
+    time.sleep(4)
+    stores[1].send_signal(signal.SIGKILL)  # one partition's worker dies and comes back
+    stores[1].wait()
+    stores[1] = workers.start("store", "--partition", "1/2", "--store", database)
+    time.sleep(2)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    live = httpx.get(f"{base}/status", timeout=10).json()
+    assert live["samples_total"] > 0  # the front end follows the bus
+    published = count(workers.stop(twin), "samples")
+    time.sleep(4)  # ack wait 2 s: what the killed worker held comes again
+    stored = [count(workers.stop(store), "samples") for store in stores]
+    assert all(stored), "each partition's worker stored its racks"
+
+    from rackwatch.model import SeriesRegistry as Registry
+    from rackwatch.store.postgres import PostgresStore
+
+    shared = PostgresStore(database, Registry())
+    try:
+        result = shared.query(Query(0, 1 << 62))
+        distinct = sum(len(set(rows["ts"].tolist())) for _, rows in result)
+        assert len(result) == distinct == published  # none lost, none twice
+        servers = [key.entity for key, rows in result if key.entity.count("/") == 2]
+        racks = {path.split("/")[1] for path in servers}
+        assert len(racks) > 1
+    finally:
+        shared.close()
+    answer = httpx.get(
+        f"{base}/series",
+        params={"entity": "c01/*/s01", "metric": "power_watts", "from": "2020-01-01T00:00:00Z"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["series"]
+    assert len(served) == len(racks)  # history from the shared store, every rack
+    assert all(len(s["ts"]) > 10 for s in served)
+    workers.stop(front)
