@@ -357,6 +357,15 @@ def run(
             metavar="URL",
         ),
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Where to store: duckdb (in --data-dir) or a PostgreSQL server, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/rackwatch (docs/STORAGE.md) \\[default: duckdb].",
+            show_default=False,
+            metavar="URL",
+        ),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """The main job: run the twin live and watch this machine, store everything, serve the
@@ -375,6 +384,7 @@ def run(
         host={"enabled": False if no_host else None},
         mqtt={"url": mqtt},
         bus={"url": bus},
+        store={"url": store},
     )
     if no_twin:
         settings = settings.model_copy(
@@ -391,7 +401,7 @@ def run(
 
     services = app.build_services(settings)
     token_file = app.ensure_control_token(settings)
-    store_file = app.store_path(settings.data_dir)
+    store_file = _store_name(settings)
     console.print(f"rackwatch {__version__}: {_watching(services)}, storing in {store_file}")
     if (
         services.twin is None
@@ -427,7 +437,7 @@ def run(
     console.print()  # the live panel leaves the cursor on its last line
     console.print(
         f"stopped: {services.writer.n_samples:,} samples and "
-        f"{services.writer.n_events} events written to {app.store_path(settings.data_dir)}"
+        f"{services.writer.n_events} events written to {_store_name(settings)}"
     )
 
 
@@ -568,6 +578,16 @@ async def _run_agent(the_agent: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await the_agent.run(stop)
+
+
+def _store_name(settings: Settings) -> str:
+    """The store for people: the DuckDB file, or the PostgreSQL server (no credentials)."""
+    from rackwatch import app
+
+    url = settings.store.url
+    if url == "duckdb":
+        return str(app.store_path(settings.data_dir))
+    return f"PostgreSQL at {url.split('@')[-1]}"
 
 
 def _check_can_serve(host: str, port: int) -> None:
