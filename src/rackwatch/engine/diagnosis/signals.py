@@ -55,8 +55,10 @@ class SignalBook:
         n = len(self.registry)
         if n == self._known:
             return
-        extra = max(n, 2 * len(self.latest)) - len(self.latest)
-        if extra > 0:
+        if n > len(self.latest):
+            # Doubling, only when the arrays are full: growing them on every new series
+            # doubled them per device that announced itself (gigabytes after a few dozen).
+            extra = max(n, 2 * len(self.latest)) - len(self.latest)
             self.rule_code = np.concatenate([self.rule_code, np.zeros(extra, dtype=np.int8)])
             self.partner = np.concatenate([self.partner, np.full(extra, -1, dtype=np.int64)])
             self.latest = np.concatenate([self.latest, np.full(extra, np.nan)])
