@@ -108,6 +108,7 @@ from rackwatch.twin import (
 
 if TYPE_CHECKING:
     from rackwatch.bus.nats import NatsBus
+    from rackwatch.bus.nats import Retention as NatsRetention
     from rackwatch.bus.spaced import SpacedBus
 
 log = logging.getLogger(__name__)
@@ -862,7 +863,19 @@ def build_bus(settings: Settings) -> AppBus:
             f"--bus {settings.bus.url} needs the nats extra: pip install 'rackwatch[nats]' "
             "(or use --bus memory)"
         ) from exc
-    return NatsBus(prefix=settings.bus.prefix, ack_wait_s=settings.bus.ack_wait_seconds)
+    return NatsBus(
+        prefix=settings.bus.prefix,
+        retention=stream_retention(settings),
+        ack_wait_s=settings.bus.ack_wait_seconds,
+    )
+
+
+def stream_retention(settings: Settings) -> NatsRetention:
+    """What each NATS stream keeps, from `[bus]`."""
+    from rackwatch.bus.nats import Retention as NatsRetention
+
+    bus = settings.bus
+    return NatsRetention(max_age_s=bus.stream_max_age_hours * 3600, max_bytes=bus.stream_max_bytes)
 
 
 async def connect_bus(services: Services) -> None:
@@ -877,8 +890,13 @@ async def connect_nats(bus: NatsBus, url: str) -> None:
     """`bus.connect(url)`; ConfigError (a clear line, no traceback) when it does not answer."""
     from nats.errors import Error as NatsError
 
+    from rackwatch.bus.nats import StreamStorageError
+
     try:
         await bus.connect(url)
+    except StreamStorageError as exc:
+        await bus.close()
+        raise ConfigError(f"NATS at {url}: {exc}") from exc
     except (OSError, TimeoutError, NatsError) as exc:
         await bus.close()
         raise ConfigError(

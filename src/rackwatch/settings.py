@@ -618,6 +618,11 @@ class BusSettings(_Section):
     ack_wait_seconds: float = Field(default=30, ge=0.5, le=3600)
     """A message a durable reader took and did not acknowledge (it stopped, it was killed)
     comes again after this long."""
+    stream_max_bytes: int = Field(default=1 << 30, ge=1 << 20, le=1 << 50)
+    """What each NATS stream (telemetry, events, commands) keeps at most; the oldest go first.
+    The server reserves it for the stream, so it must fit in its JetStream storage."""
+    stream_max_age_hours: float = Field(default=24, gt=0, le=24 * 365)
+    """...and for how long: a reader away longer than this misses what aged out."""
     partitions: int = Field(default=1, ge=1, le=1024)
     """Telemetry partitions on a NATS bus, by rack (`rackwatch worker`, docs/SCALE.md): every
     process of a site must say the same."""

@@ -46,6 +46,10 @@ from rackwatch.store.base import Store
 log = logging.getLogger(__name__)
 
 
+STORE_PENDING = 64
+"""Messages a store worker holds unacknowledged: read, gathered, not yet written."""
+
+
 class Role(enum.StrEnum):
     TWIN = "twin"
     STORE = "store"
@@ -170,6 +174,7 @@ async def run_worker(
             durable=None if role is Role.TWIN else space_of(role, partition),
             take_events=role is not Role.STORE or partition.index == 0,
             on_telemetry_done=status.lags,
+            ack_later=role is Role.STORE,  # acknowledged once written (StoreWriter)
         )
         await bus.start()
         jobs = _jobs(settings, role, partition, bus, registry, store, status, stop)
@@ -187,8 +192,9 @@ async def run_worker(
         if role is Role.TWIN:  # its last steps are published: give the readers time
             await asyncio.gather(tasks[0], return_exceptions=True)
         await bus.settle(app.SETTLE_S)
-        await bus.close()
+        bus.end_subscriptions()  # the readers finish (and acknowledge) what they hold
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.close()
         for task, outcome in zip(tasks, outcomes, strict=True):
             if isinstance(outcome, BaseException) and not isinstance(
                 outcome, asyncio.CancelledError
@@ -224,7 +230,9 @@ def _jobs(
         return [("steps", poller.run(stop)), ("commands", poller.obey())]
     if role is Role.STORE:
         assert store is not None
-        writer = StoreWriter(bus, store, gather=False)  # written, then acknowledged
+        # Messages queued meanwhile go in one write, then are acknowledged; at most
+        # STORE_PENDING held (each up to NATS's 1 MB payload).
+        writer = StoreWriter(bus, store, max_pending=STORE_PENDING)
         status.counters["samples"] = lambda: writer.n_samples
         status.counters["events"] = lambda: writer.n_events
         status.counters["quarantined"] = lambda: writer.n_quarantined

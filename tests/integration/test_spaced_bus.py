@@ -189,3 +189,41 @@ def test_bad_partitions_are_refused() -> None:
     for text in ("3/3", "1", "a/b", "0/0", "-1/2", "0/5000"):
         with pytest.raises(ValueError, match="K/N"):
             Partition.parse(text)
+
+
+def test_ack_later_holds_messages_unacknowledged_until_the_reader_says_written() -> None:
+    async def scenario(prefix: str) -> None:
+        async def consumer_acks_pending(bus: SpacedBus) -> int:
+            [info] = [
+                c
+                for c in await bus.nats.jetstream.consumers_info(bus.nats.stream_names["telemetry"])
+                if c.name.startswith("store")
+            ]
+            return int(info.num_ack_pending or 0)
+
+        writer = await spaced(prefix, "writer")
+        ids = writer.registry.intern_many(racks_keys(1, 2))
+        reader = await spaced(prefix, "reader", durable="store", ack_later=True)
+        async with reader.subscribe("telemetry.>") as sub:
+            await reader.wait_subscribed(5)
+            for t in range(3):
+                await writer.publish("telemetry.twin", Batch.of(np.full(2, t), ids, np.ones(2)))
+            await take_rows(sub, 6)
+            await asyncio.sleep(0.3)
+            assert sub.pending == 0
+            assert await consumer_acks_pending(reader) == 3  # read, none acknowledged
+            await sub.ack_held()
+            await asyncio.sleep(0.3)
+            assert await consumer_acks_pending(reader) == 0
+            await writer.publish("telemetry.twin", Batch.of(np.full(2, 9), ids, np.ones(2)))
+            [(_, unwritten)] = await take_rows(sub, 2)
+        await reader.close()  # read, never said written: given back
+        again = await spaced(prefix, "reader", durable="store", ack_later=True)
+        async with again.subscribe("telemetry.>") as sub:
+            [(_, redelivered)] = await take_rows(sub, 2)
+            assert redelivered.ts.tolist() == unwritten.ts.tolist() == [9, 9]
+            await sub.ack_held()
+        await again.close()
+        await writer.close()
+
+    run(scenario)

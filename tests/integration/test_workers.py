@@ -7,6 +7,8 @@ own subject prefix; the NATS restart test runs its own nats-server on a free por
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -43,6 +45,9 @@ class Workers:
             **os.environ,
             "RACKWATCH_BUS__PREFIX": f"w{uuid.uuid4().hex[:10]}",
             "RACKWATCH_BUS__ACK_WAIT_SECONDS": "2",
+            # The server reserves this per stream: the 1 GiB default, test after test,
+            # would promise away a shared server's storage.
+            "RACKWATCH_BUS__STREAM_MAX_BYTES": str(256 << 20),
         }
         self.procs: list[subprocess.Popen[str]] = []
         self.logs: dict[int, Path] = {}
@@ -95,6 +100,24 @@ class Workers:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+        with contextlib.suppress(OSError, TimeoutError):  # a server the test stopped
+            asyncio.run(delete_streams(self.url, self.env["RACKWATCH_BUS__PREFIX"]))
+
+
+async def delete_streams(url: str, prefix: str) -> None:
+    """The streams and KV buckets named after `prefix` (this test's, nobody else's)."""
+    import nats
+
+    nc = await nats.connect(url, max_reconnect_attempts=1, connect_timeout=2)
+    try:
+        js = nc.jetstream()
+        head = prefix.upper() + "_"
+        for info in await js.streams_info():
+            name = info.config.name or ""
+            if name.startswith((head, "KV_" + head)):
+                await js.delete_stream(name)
+    finally:
+        await nc.close()
 
 
 def count(out: str, name: str) -> int:
@@ -178,6 +201,47 @@ def test_a_nats_restart_loses_nothing(tmp_path: Path) -> None:
         n, distinct = stored(tmp_path / "data")
         assert published > 1000
         assert n == distinct == published
+    finally:
+        w.close()
+        server.kill()
+        server.wait()
+
+
+def test_a_server_without_room_for_the_streams_is_one_clear_error(tmp_path: Path) -> None:
+    if not Path(NATS_SERVER).exists():
+        pytest.skip("nats-server is not installed (apt install nats-server)")
+    port = free_port()
+    config = tmp_path / "nats.conf"
+    config.write_text(f'jetstream {{ store_dir: "{tmp_path / "js"}", max_file_store: 64MB }}\n')
+    server = subprocess.Popen(
+        [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-c", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    w = Workers(tmp_path, f"nats://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "nats-server did not start"
+            time.sleep(0.05)
+        del w.env["RACKWATCH_BUS__STREAM_MAX_BYTES"]  # the 1 GiB default > 64 MB
+        refused = subprocess.run(
+            [sys.executable, "-m", "rackwatch", "worker", "--role", "store", "--bus", w.url],
+            env=w.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert "cannot reserve 1,024 MiB for stream" in refused.stderr
+        assert "Lower [bus] stream_max_bytes" in refused.stderr
+        w.env["RACKWATCH_BUS__STREAM_MAX_BYTES"] = str(16 << 20)  # 3 streams x 16 MiB fit
+        store = w.start("store")
+        w.stop(store)
     finally:
         w.close()
         server.kill()

@@ -142,6 +142,7 @@ def test_run_refuses_a_scrape_url_it_cannot_scrape_before_writing_anything(
 @pytest.mark.slow
 def test_run_stops_cleanly_on_ctrl_c_with_everything_written(tmp_path: Path) -> None:
     env = {**os.environ, "COLUMNS": "120"}
+    log = (tmp_path / "out.log").open("w")  # the process has its own copy
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -157,15 +158,22 @@ def test_run_stops_cleanly_on_ctrl_c_with_everything_written(tmp_path: Path) -> 
             "--port",
             "0",
         ],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
         cwd=tmp_path,
     )
-    time.sleep(4)
+    log.close()
+    # From the moment it says it runs (a loaded machine may take seconds to import and start).
+    deadline = time.monotonic() + 60
+    while "Press Ctrl-C to stop." not in (tmp_path / "out.log").read_text():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr
+        time.sleep(0.1)
+    time.sleep(3)
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=60)
+    stdout = (tmp_path / "out.log").read_text()
     assert proc.returncode == 0, stderr
     assert "stopped:" in stdout
     written = int(stdout.rsplit("stopped:", 1)[1].split("samples")[0].replace(",", ""))

@@ -16,7 +16,7 @@ import re
 from nats.errors import Error as NatsError
 
 from rackwatch.bus import subjects
-from rackwatch.bus.nats import NatsBus
+from rackwatch.bus.nats import NatsBus, StreamStorageError
 from rackwatch.bus.spaced import SpacedBus
 from rackwatch.model import SeriesRegistry
 from rackwatch.sources.host.loop import Collection
@@ -40,7 +40,8 @@ class BusPublisher:
     def __init__(self, url: str, host_name: str, *, prefix: str, partitions: int) -> None:
         self.url = url
         self.registry = SeriesRegistry()
-        self._nats = NatsBus(prefix=prefix)
+        # Streams the site made keep the retention it chose; an agent makes only missing ones.
+        self._nats = NatsBus(prefix=prefix, manage_streams=False)
         self.bus = SpacedBus(self._nats, self.registry, space_of(host_name), partitions=partitions)
         self.n_published = 0
         self.n_failed = 0
@@ -49,6 +50,9 @@ class BusPublisher:
         """Connect; ConnectionError when the server does not answer."""
         try:
             await self._nats.connect(self.url)
+        except StreamStorageError as exc:
+            await self._nats.close()
+            raise ConnectionError(str(exc)) from exc
         except (OSError, TimeoutError, NatsError) as exc:
             await self._nats.close()
             raise ConnectionError(

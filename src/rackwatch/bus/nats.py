@@ -39,6 +39,7 @@ FAMILIES = (subjects.TELEMETRY, subjects.EVENTS, subjects.COMMANDS)
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 _HEADER_ROOM = 256  # the message id header counts toward the server's max payload
 _RECONNECT_ATTEMPTS = 60  # nats-py's default, 2 s apart
+_NO_STORAGE = 10047  # JetStream: the server cannot reserve a stream's max_bytes
 log = logging.getLogger(__name__)
 
 
@@ -56,6 +57,11 @@ class Retention:
     max_msgs: int = -1
 
 
+class StreamStorageError(RuntimeError):
+    """The server has no room left to reserve a stream's `max_bytes` (its JetStream storage is
+    promised to other streams): the message says what to do."""
+
+
 class NatsSubscription:
     """One JetStream consumer's messages, decoded, in a bounded queue (as MemorySubscription).
 
@@ -65,9 +71,16 @@ class NatsSubscription:
     """
 
     def __init__(
-        self, prefix: str, max_pending: int, on_acked: Callable[[float, int], None] | None = None
+        self,
+        prefix: str,
+        max_pending: int,
+        on_acked: Callable[[float, int], None] | None = None,
+        ack_later: bool = False,
     ) -> None:
         self._strip = len(prefix) + 1 if prefix else 0
+        self._ack_later = ack_later
+        self._held: list[Msg] = []
+        """With `ack_later`: messages read, waiting for `ack_held` (the reader's effect done)."""
         self._on_acked = on_acked
         """Told of each message done: when the stream stored it (epoch s), times delivered."""
         self._queue: DropOldestQueue[tuple[str, Any, Msg]] = DropOldestQueue(max_pending)
@@ -87,13 +100,17 @@ class NatsSubscription:
                 await msg.term()  # it will never decode: no redelivery
             return
         # Full only when redeliveries pile up past max_ack_pending: the oldest goes, as in
-        # MemoryBus, acked so that it stays gone.
+        # MemoryBus, acked so that it stays gone; a reader that acknowledges once its effect
+        # is done (ack_later) must not lose it: it is given back, to come again.
         full = len(self._queue) >= self._queue.capacity
         oldest = self._queue.get_nowait() if full else None
         if oldest is not None:
-            self._dropped += 1
             with contextlib.suppress(NatsError):
-                await oldest[2].ack()
+                if self._ack_later:
+                    await oldest[2].nak()
+                else:
+                    self._dropped += 1
+                    await oldest[2].ack()
         self._queue.put((msg.subject[self._strip :], message, msg))
 
     async def release(self) -> None:
@@ -102,6 +119,7 @@ class NatsSubscription:
         if self._in_hand is not None:
             unread.insert(0, self._in_hand)
             self._in_hand = None
+        unread[:0], self._held = self._held, []  # read, never written: they come again
         for msg in unread:
             with contextlib.suppress(NatsError):
                 await msg.nak()
@@ -134,12 +152,29 @@ class NatsSubscription:
 
     async def _ack_in_hand(self) -> None:
         msg, self._in_hand = self._in_hand, None
-        if msg is not None:
-            with contextlib.suppress(NatsError):  # closed meanwhile: redelivered later
-                await msg.ack()
-            if self._on_acked is not None:
-                meta = msg.metadata
-                self._on_acked(meta.timestamp.timestamp(), meta.num_delivered)
+        if msg is None:
+            return
+        if self._ack_later:
+            self._held.append(msg)
+            return
+        await self._ack(msg)
+
+    async def ack_held(self) -> None:
+        """Acknowledge every message read so far (with `ack_later`: the reader has written
+        them; a reader that gathers messages into one effect calls this after it)."""
+        if self._in_hand is not None:
+            self._held.append(self._in_hand)
+            self._in_hand = None
+        held, self._held = self._held, []
+        for msg in held:
+            await self._ack(msg)
+
+    async def _ack(self, msg: Msg) -> None:
+        with contextlib.suppress(NatsError):  # closed meanwhile: redelivered later
+            await msg.ack()
+        if self._on_acked is not None:
+            meta = msg.metadata
+            self._on_acked(meta.timestamp.timestamp(), meta.num_delivered)
 
 
 class NatsBus:
@@ -173,11 +208,15 @@ class NatsBus:
         retention: Retention | None = None,
         ack_wait_s: float = 30.0,
         publish_patience_s: float = 120.0,
+        manage_streams: bool = True,
     ) -> None:
         if prefix and not _TOKEN.fullmatch(prefix):
             raise ValueError(f"a bus prefix is one token of letters, digits, _ or -: {prefix!r}")
         self.prefix = prefix
         self.retention = retention or Retention()
+        self.manage_streams = manage_streams
+        """Off: streams missing are made, existing ones left as the site configured them
+        (an agent on a host without the site's config must not reset its retention)."""
         self.ack_wait_s = ack_wait_s
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
@@ -228,11 +267,22 @@ class NatsBus:
             max_msgs=kept.max_msgs,
         )
         try:
-            await js.stream_info(name)
-        except NotFoundError:
-            await js.add_stream(config)
-        else:
-            await js.update_stream(config)  # the retention asked for now wins
+            try:
+                await js.stream_info(name)
+            except NotFoundError:
+                await js.add_stream(config)
+            else:
+                if self.manage_streams:
+                    await js.update_stream(config)  # the retention asked for now wins
+        except APIError as exc:
+            if exc.err_code != _NO_STORAGE:
+                raise
+            raise StreamStorageError(
+                f"the NATS server cannot reserve {kept.max_bytes / 2**20:,.0f} MiB for stream "
+                f"{name}: its JetStream storage is promised to other streams. Lower [bus] "
+                "stream_max_bytes, give the server more (jetstream max_file_store) or delete "
+                "streams no longer used (nats stream ls; nats stream rm NAME)"
+            ) from exc
 
     async def wait_subscribed(self, timeout_s: float) -> None:
         """Wait (at most `timeout_s`) until every subscription asked for so far has its
@@ -274,10 +324,15 @@ class NatsBus:
     def dropped(self) -> int:
         return sum(sub.dropped for sub in self._subscriptions)
 
-    async def close(self) -> None:
-        """End every subscription's iteration (what is queued is still read) and disconnect."""
+    def end_subscriptions(self) -> None:
+        """End every subscription's iteration (what is queued is still read), connected: the
+        readers can still acknowledge what they finish."""
         for sub in self._subscriptions:
             sub.close()
+
+    async def close(self) -> None:
+        """End every subscription's iteration (what is queued is still read) and disconnect."""
+        self.end_subscriptions()
         if self._nc is not None:
             await self._nc.close()
         self._nc = self._js = None
@@ -328,11 +383,12 @@ class NatsBus:
         durable: str | None = None,
         replay: bool = False,
         on_acked: Callable[[float, int], None] | None = None,
+        ack_later: bool = False,
     ) -> AsyncIterator[NatsSubscription]:
         family = self._family(pattern, min_tokens=1)
         if durable is not None and not _TOKEN.fullmatch(durable):
             raise ValueError(f"a durable name is one token of letters, digits, _ or -: {durable!r}")
-        sub = NatsSubscription(self.prefix, max_pending, on_acked)
+        sub = NatsSubscription(self.prefix, max_pending, on_acked, ack_later)
         self._opening += 1  # until the server has the consumer (see `wait_subscribed`)
         config = ConsumerConfig(
             ack_policy=AckPolicy.EXPLICIT,

@@ -103,6 +103,9 @@ class _NoEvents:
         self.dropped = 0
         self.pending = 0
 
+    async def ack_held(self) -> None:
+        return
+
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
         await self._closed.wait()
         return
@@ -127,6 +130,9 @@ class _SpacedSubscription:
     @property
     def rejected(self) -> int:
         return int(self._inner.rejected)
+
+    async def ack_held(self) -> None:
+        await self._inner.ack_held()
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, Any]]:
         async for subject, message in self._inner:
@@ -153,6 +159,7 @@ class SpacedBus:
         durable: str | None = None,
         take_events: bool = True,
         on_telemetry_done: Callable[[float, int], None] | None = None,
+        ack_later: bool = False,
     ) -> None:
         self.nats = nats_bus
         self.registry = registry
@@ -166,6 +173,9 @@ class SpacedBus:
         self.durable = durable
         self.take_events = take_events
         self.on_telemetry_done = on_telemetry_done
+        self.ack_later = ack_later
+        """Subscriptions acknowledge only on `ack_held()` (a reader that gathers messages
+        into one write acknowledges them once written)."""
         """Told of each telemetry message read and acknowledged (`NatsSubscription`)."""
         self._partitioner = _Partitioner(registry, self.partitions)
         self._publisher: Publisher | None = None
@@ -229,7 +239,7 @@ class SpacedBus:
             durable = durable.replace("*", "any")
         done = self.on_telemetry_done if family == subjects.TELEMETRY else None
         async with self.nats.subscribe(
-            wire, max_pending=max_pending, durable=durable, on_acked=done
+            wire, max_pending=max_pending, durable=durable, on_acked=done, ack_later=self.ack_later
         ) as inner:
             yield _SpacedSubscription(inner, self._started()[1])
 
@@ -239,8 +249,13 @@ class SpacedBus:
     async def settle(self, timeout_s: float) -> None:
         await self.nats.settle(timeout_s)
 
-    async def close(self) -> None:
+    def end_subscriptions(self) -> None:
+        """End the readers' iterations, still connected (see NatsBus.end_subscriptions)."""
         self._closed.set()
+        self.nats.end_subscriptions()
+
+    async def close(self) -> None:
+        self.end_subscriptions()
         await self.nats.close()
 
     def _started(self) -> tuple[Publisher, Resolver]:

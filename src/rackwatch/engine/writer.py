@@ -64,12 +64,8 @@ class StoreWriter:
         *,
         max_pending: int = 100_000,
         max_retry_rows: int = 20_000_000,
-        gather: bool = True,
     ) -> None:
         self._bus = bus
-        self._gather = gather
-        """Write messages queued meanwhile together. Off for a durable bus consumer: a message
-        is acknowledged when the next is read, so each is written before the next is read."""
         self._max_pending = max_pending
         self._max_retry_rows = max_retry_rows
         self._telemetry = _Lane[Batch](
@@ -104,12 +100,19 @@ class StoreWriter:
             await asyncio.gather(self._drain(tel, self._telemetry), self._drain(evs, self._events))
 
     async def _drain(self, subscription: Subscription, lane: _Lane[Any]) -> None:
+        # A bus whose subscriptions acknowledge on demand (a store worker's, ack_later): what
+        # was read is acknowledged once written, so a crash before that has it come again.
+        acknowledge = getattr(subscription, "ack_held", None)
         async for _subject, record in subscription:
             lane.pending.append(record)
-            if subscription.pending and self._gather:
+            if subscription.pending:
                 continue  # more already queued: gather them into one write
             await self._flush(lane)
+            if not lane.pending and acknowledge is not None:
+                await acknowledge()  # a durable bus's messages, now written
         await self._flush(lane)
+        if not lane.pending and acknowledge is not None:
+            await acknowledge()
         self._give_up(lane, lane.pending)
 
     async def _flush(self, lane: _Lane[T]) -> None:
