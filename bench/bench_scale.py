@@ -4,6 +4,7 @@ store workers, with a store worker killed (SIGKILL) and restarted and the NATS s
     python bench/bench_scale.py [--servers 10000] [--speed 9] [--minutes 10] [--partitions 2]
                                 [--store postgresql://postgres@127.0.0.1:5432/rackwatch_scale]
                                 [--kill-at 0.4] [--nats-restart-at 0.7] [--no-faults]
+                                [--stream-gib 4]
 
 Every part is a real process: a nats-server of its own (on a free port, so that it can be
 restarted), `rackwatch worker --role twin` (the `very-large` scenario, 20 servers a cluster;
@@ -166,6 +167,7 @@ def main() -> None:
     ap.add_argument("--kill-at", type=float, default=0.4)
     ap.add_argument("--nats-restart-at", type=float, default=0.7)
     ap.add_argument("--no-faults", action="store_true", help="no kill, no NATS restart")
+    ap.add_argument("--stream-gib", type=int, default=4, help="[bus] stream_max_bytes, GiB")
     args = ap.parse_args()
 
     clusters = max(1, round(args.servers / 20))
@@ -184,6 +186,11 @@ def main() -> None:
         **os.environ,
         "RACKWATCH_BUS__PREFIX": f"scale{uuid.uuid4().hex[:6]}",
         "RACKWATCH_BUS__ACK_WAIT_SECONDS": "10",
+        # A backlog the store workers have not written yet must not age out of the stream
+        # (1 GiB holds about 4 minutes of a 10,000-server twin). The server reserves it per
+        # stream out of 75 % of the disk free when it starts: 3 x 16 GiB made a restarted
+        # server refuse to recover the telemetry stream once PostgreSQL had filled the disk.
+        "RACKWATCH_BUS__STREAM_MAX_BYTES": str(args.stream_gib << 30),
     }
     url = f"nats://127.0.0.1:{port}"
     worker = [sys.executable, "-m", "rackwatch", "worker", "--bus", url]

@@ -488,13 +488,13 @@ def agent(
         typer.Option(
             help="Publish on this NATS bus instead of (or as well as) pushing to a server, e.g. "
             "nats://127.0.0.1:4222: for a site run by `rackwatch worker` (docs/SCALE.md; "
-            "[bus] prefix and partitions from --config).",
+            "\\[bus] prefix and partitions from --config).",
             metavar="URL",
         ),
     ] = None,
     config: Annotated[
         Path | None,
-        typer.Option(help="Settings file ([bus] prefix and partitions).", metavar="FILE"),
+        typer.Option(help="Settings file (\\[bus] prefix and partitions).", metavar="FILE"),
     ] = None,
     listen: Annotated[
         str | None,

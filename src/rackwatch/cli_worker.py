@@ -40,7 +40,7 @@ def worker(
         str | None,
         typer.Option(
             help="The NATS server with JetStream, e.g. nats://127.0.0.1:4222 \\[default: "
-            "[bus] url].",
+            "\\[bus] url].",
             show_default=False,
             metavar="URL",
         ),
@@ -57,7 +57,7 @@ def worker(
         str | None,
         typer.Option(
             help="The store role's store: duckdb (in --data-dir, one store worker) or "
-            "postgresql://user@host:port/db \\[default: [store] url].",
+            "postgresql://user@host:port/db \\[default: \\[store] url].",
             show_default=False,
             metavar="URL",
         ),
@@ -142,7 +142,7 @@ def serve(
     bus: Annotated[
         str | None,
         typer.Option(
-            help="The site's NATS server, e.g. nats://127.0.0.1:4222 \\[default: [bus] url].",
+            help="The site's NATS server, e.g. nats://127.0.0.1:4222 \\[default: \\[bus] url].",
             show_default=False,
             metavar="URL",
         ),
@@ -151,7 +151,7 @@ def serve(
         str | None,
         typer.Option(
             help="The store the workers share: postgresql://user@host:port/db "
-            "\\[default: [store] url].",
+            "\\[default: \\[store] url].",
             show_default=False,
             metavar="URL",
         ),

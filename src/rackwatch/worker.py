@@ -7,9 +7,9 @@ reading with durable consumers (a worker that stops resumes where it stopped):
 - `twin`: the simulated room, published on `telemetry.twin` in `--partitions N`; obeys the
   fan commands of `commands.twin`.
 - `store`: writes its partition's telemetry into the shared store (PostgreSQL for more than
-  one worker); partition 0 also writes the events. Each message is written before it is
-  acknowledged, and the store keeps one value per series and instant, so a message delivered
-  twice (after a crash) is stored once.
+  one worker); partition 0 also writes the events. What is queued is gathered into one write
+  and acknowledged once written, and the store keeps one value per series and instant, so a
+  message delivered twice (after a crash) is stored once.
 - `alerts`: the alert rules over its partition's racks, alert events on the bus.
 - `control`: the closed fan loop for the fans of its partition's racks (commands to the twin).
 - `detect`: anomaly detection, diagnosis, predictions and health for its partition's racks.

@@ -227,3 +227,28 @@ def test_ack_later_holds_messages_unacknowledged_until_the_reader_says_written()
         await writer.close()
 
     run(scenario)
+
+
+def test_a_reader_slower_than_ack_wait_is_not_sent_its_backlog_twice() -> None:
+    async def scenario(prefix: str) -> None:
+        writer = await spaced(prefix, "writer")
+        ids = writer.registry.intern_many(racks_keys(1, 2))
+        nats_bus = NatsBus(prefix=prefix, ack_wait_s=1.0)
+        await nats_bus.connect(URL)
+        reader = SpacedBus(nats_bus, SeriesRegistry(), "reader", durable="store", ack_later=True)
+        await reader.start()
+        async with reader.subscribe("telemetry.>") as sub:
+            await reader.wait_subscribed(5)
+            for t in range(3):
+                await writer.publish("telemetry.twin", Batch.of(np.full(2, t), ids, np.ones(2)))
+            await take_rows(sub, 6)
+            await asyncio.sleep(3.5)  # "writing" for 3.5 ack waits: told in progress
+            stream = nats_bus.stream_names["telemetry"]
+            [info] = await nats_bus.jetstream.consumers_info(stream)
+            assert sub.pending == 0 and (info.num_redelivered or 0) == 0
+            assert info.num_ack_pending == 3
+            await sub.ack_held()
+        await reader.close()
+        await writer.close()
+
+    run(scenario)

@@ -159,6 +159,25 @@ class NatsSubscription:
             return
         await self._ack(msg)
 
+    async def keep_alive(self, every_s: float) -> None:
+        """Every `every_s`, tell the server that the messages delivered and not yet
+        acknowledged are being worked on (JetStream's in-progress ack, which restarts their
+        ack_wait): those queued, and with `ack_later` those read (held, in hand). A reader
+        with a backlog longer than ack_wait would otherwise have it delivered a second time,
+        and do it twice; a reader that dies stops telling, and they come again after
+        ack_wait. A plain reader's message in hand is not kept: held past ack_wait, it comes
+        again (the reader is stuck on it)."""
+        while True:
+            await asyncio.sleep(every_s)
+            working = [*self._held, *(m for _, _, m in self._queue.peek_all())]
+            if self._in_hand is not None and self._ack_later:
+                working.append(self._in_hand)
+            for msg in working:
+                try:
+                    await msg.in_progress()
+                except NatsError:
+                    break  # the connection is away: the server will redeliver if need be
+
     async def ack_held(self) -> None:
         """Acknowledge every message read so far (with `ack_later`: the reader has written
         them; a reader that gathers messages into one effect calls this after it)."""
@@ -409,9 +428,13 @@ class NatsBus:
             self._opening -= 1
         sub.consumer = nats_sub
         self._subscriptions.append(sub)
+        keep_alive = asyncio.create_task(sub.keep_alive(max(self.ack_wait_s / 3, 0.2)))
         try:
             yield sub
         finally:
+            keep_alive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keep_alive
             self._subscriptions.remove(sub)
             with contextlib.suppress(NatsError):  # already closed with the bus
                 await nats_sub.unsubscribe()

@@ -69,6 +69,10 @@ class DropOldestQueue(Generic[T]):
         self.closed = True
         self._ready.set()
 
+    def peek_all(self) -> list[T]:
+        """Every queued item, oldest first, left in the queue."""
+        return list(self._items)
+
     def clear(self) -> list[T]:
         """Take every queued item out, oldest first."""
         items = list(self._items)
