@@ -338,6 +338,26 @@ def test_events_by_range_entity_and_kind(harness):
         store.events(5, 1)
 
 
+def test_an_event_written_again_is_stored_once(harness):
+    store = harness.open()
+    fired = Event(T0 + 10, "alert.fired", "c01/r01/s01", Severity.CRITICAL, {"rule": "hot"})
+    fault = Event(T0 + 20, "fault.injected", "c01/r02/s03/fan1", end_ts=T0 + 500)
+    store.write_events([fired, fault, fired])  # twice in one write
+    store.write_events([fault, fired])  # a bus message delivered again
+    # ...but an event that differs in anything is another event
+    other = [
+        Event(T0 + 10, "alert.fired", "c01/r01/s01", Severity.CRITICAL, {"rule": "cold"}),
+        Event(T0 + 10, "alert.fired", "c01/r01/s01", Severity.WARNING, {"rule": "hot"}),
+        Event(T0 + 20, "fault.injected", "c01/r02/s03/fan1"),
+        Event(T0 + 11, "alert.fired", "c01/r01/s01", Severity.CRITICAL, {"rule": "hot"}),
+    ]
+    store.write_events(other)
+    got = store.events(T0, T0 + 1000)
+    assert len(got) == 6
+    assert got.count(fired) == 1 and got.count(fault) == 1
+    assert all(e in got for e in other)
+
+
 def test_the_newest_events_are_read_first_and_the_glob_applies_before_the_limit(harness):
     store = harness.open()
     servers = [Event(T0 + i, "alert.fired", f"c01/r01/s{i % 3:02d}") for i in range(3000)]

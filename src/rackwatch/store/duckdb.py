@@ -929,11 +929,19 @@ class DuckDBStore:
     # ------------------------------------------------------------------ events and inventory
 
     def write_events(self, events: Sequence[Event]) -> None:
+        """Store `events`; one already stored (the same instant, kind, entity, severity,
+        end and attributes: a bus message delivered again) is not stored twice."""
         table = records.events_table(events)
-        if table.num_rows:
-            with self._lock:
-                self._check_open()
-                self._insert("events", table)
+        if not table.num_rows:
+            return
+        lo, hi = min(int(e.ts) for e in events), max(int(e.ts) for e in events)
+        with self._lock:
+            self._check_open()
+            self._con.register("_new_events", table)
+            try:
+                self._con.execute(records.insert_new_events_sql("_new_events"), [lo, hi])
+            finally:
+                self._con.unregister("_new_events")
 
     def events(
         self,

@@ -18,22 +18,26 @@ from rackwatch.errors import StoreError
 from rackwatch.model import Event, Severity
 from rackwatch.model.entity import compile_pattern
 from rackwatch.store.base import EntityRecord
-from rackwatch.store.records import literal_prefix
+from rackwatch.store.records import insert_new_events_sql, literal_prefix
 
 _EVENT_BATCH = 1024
 _COLUMNS = ("ts", "end_ts", "kind", "entity", "severity", "attributes")
 
 
 def insert_events(con: psycopg.Connection[Any], table: pa.Table) -> None:
-    """Rows of `records.events_table` into `events`, by COPY, in one transaction."""
+    """Rows of `records.events_table` into `events`, in one transaction: by COPY into a
+    temporary table, then those not already stored (an event written again, as a bus message
+    delivered again, changes nothing)."""
     columns = [table.column(name).to_pylist() for name in _COLUMNS]
-    with (
-        con.transaction(),
-        con.cursor() as cur,
-        cur.copy(f"COPY events ({', '.join(_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for row in zip(*columns, strict=True):
-            copy.write_row(row)
+    ts = columns[0]
+    with con.transaction(), con.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS new_events (LIKE events) ON COMMIT DELETE ROWS"
+        )
+        with cur.copy(f"COPY new_events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+            for row in zip(*columns, strict=True):
+                copy.write_row(row)
+        cur.execute(insert_new_events_sql("new_events").replace("?", "%s"), [min(ts), max(ts)])
 
 
 def read_events(

@@ -41,6 +41,23 @@ def events_table(events: Sequence[Event]) -> pa.Table:
     )
 
 
+EVENT_COLUMNS = ("ts", "end_ts", "kind", "entity", "severity", "attributes")
+
+
+def insert_new_events_sql(new: str) -> str:
+    """INSERT of the rows of table `new` into `events`, each distinct row once and none
+    already there (the same in every column): writing an event again changes nothing.
+    Parameters: the rows' lowest and highest `ts` (so the check reads only that range)."""
+    cols = ", ".join(EVENT_COLUMNS)
+    return (
+        f"INSERT INTO events ({cols}) SELECT DISTINCT {cols} FROM {new} n "
+        "WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.ts BETWEEN ? AND ? "
+        "AND e.ts = n.ts AND e.kind = n.kind AND e.entity = n.entity "
+        "AND e.severity = n.severity AND e.attributes = n.attributes "
+        "AND e.end_ts IS NOT DISTINCT FROM n.end_ts)"
+    )
+
+
 def read_events(
     cur: duckdb.DuckDBPyConnection,
     start_ms: int,
