@@ -1,4 +1,5 @@
 import asyncio
+from collections.abc import Callable
 
 from rackwatch.bus import MemoryBus, subjects
 from rackwatch.engine.writer import StoreWriter
@@ -10,20 +11,49 @@ class FlakyStore:
 
     def __init__(self, n_failures: int) -> None:
         self.failures = {"write": n_failures, "events": n_failures}
+        self.attempts = {"write": 0, "events": 0}
+        self.busy = 0
+        """Writes in progress (in the writer's threads)."""
         self.samples: list[Batch] = []
         self.events: list[Event] = []
 
     def write(self, batch: Batch) -> None:
+        self._attempt("write", lambda: self.store_samples(batch))
+
+    def write_events(self, events: list[Event]) -> None:
+        self._attempt("events", lambda: self.store_events(events))
+
+    def _attempt(self, kind: str, store: Callable[[], None]) -> None:
+        self.busy += 1
+        self.attempts[kind] += 1
+        try:
+            store()
+        finally:
+            self.busy -= 1
+
+    def store_samples(self, batch: Batch) -> None:
         if self.failures["write"]:
             self.failures["write"] -= 1
             raise OSError("disk busy")
         self.samples.append(batch)
 
-    def write_events(self, events: list[Event]) -> None:
+    def store_events(self, events: list[Event]) -> None:
         if self.failures["events"]:
             self.failures["events"] -= 1
             raise OSError("disk busy")
         self.events.extend(events)
+
+
+async def written(store: FlakyStore, before: dict[str, int]) -> None:
+    """Until the writer has tried the messages just published and is done with them (its
+    retries and probes included), so that the next two are not gathered into one write."""
+    async with asyncio.timeout(10):
+        while any(store.attempts[k] <= before[k] for k in before):
+            await asyncio.sleep(0.001)
+        idle = 0
+        while idle < 3:  # no write in a thread for 3 ticks: the writer waits for the next
+            await asyncio.sleep(0.005)
+            idle = idle + 1 if not store.busy else 0
 
 
 def run_writer(store: FlakyStore, n: int, **kwargs: int) -> StoreWriter:
@@ -33,9 +63,10 @@ def run_writer(store: FlakyStore, n: int, **kwargs: int) -> StoreWriter:
         task = asyncio.create_task(writer.run())
         await writer.ready.wait()
         for i in range(n):
+            before = dict(store.attempts)
             await bus.publish(subjects.telemetry("t"), Batch.of([i], [0], [float(i)]))
             await bus.publish(subjects.events("e"), Event(ts=i, kind="fault.injected", entity="x"))
-            await asyncio.sleep(0.01)  # one write per message
+            await written(store, before)  # one write per message, however loaded the machine
         bus.close()
         await task
         return writer
@@ -58,12 +89,12 @@ class RecoveringStore(FlakyStore):
     def __init__(self) -> None:
         super().__init__(n_failures=0)
 
-    def write(self, batch: Batch) -> None:
+    def store_samples(self, batch: Batch) -> None:
         if int(batch.ts.max()) < 3:
             raise OSError("disk busy")
         self.samples.append(batch)
 
-    def write_events(self, events: list[Event]) -> None:
+    def store_events(self, events: list[Event]) -> None:
         if max(e.ts for e in events) < 3:
             raise OSError("disk busy")
         self.events.extend(events)
