@@ -507,7 +507,11 @@ def build_notifier_routes(notifiers: list[NotifierSettings], data_dir: Path) -> 
     return routes
 
 
-def build_alert_engine(settings: Settings, bus: AnyBus, registry: SeriesRegistry) -> AlertEngine:
+def build_alert_engine(
+    settings: Settings, bus: AnyBus, registry: SeriesRegistry, *, publishes: bool = True
+) -> AlertEngine:
+    """The `[alerts]` engine; `publishes=False`: a shadow, for a process that reads alerts
+    and states while another owns their events and notifications (AlertEngine)."""
     a = settings.alerts
     return AlertEngine(
         bus,
@@ -524,6 +528,7 @@ def build_alert_engine(settings: Settings, bus: AnyBus, registry: SeriesRegistry
         spool=NotificationSpool(settings.data_dir / SPOOL_FILE, max_items=a.notifier_spool_max),
         drain_s=a.notifier_drain_seconds,
         derived_sources=(INTELLIGENCE_SOURCE,),
+        publishes=publishes,
     )
 
 

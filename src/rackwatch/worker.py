@@ -12,7 +12,9 @@ reading with durable consumers (a worker that stops resumes where it stopped):
   message delivered twice (after a crash) is stored once.
 - `alerts`: the alert rules over its partition's racks, alert events on the bus.
 - `control`: the closed fan loop for the fans of its partition's racks (commands to the twin).
-- `detect`: anomaly detection, diagnosis, predictions and health for its partition's racks.
+- `detect`: anomaly detection, diagnosis, predictions and health for its partition's racks
+  (with a shadow alert engine for the states the health reads: it publishes and notifies
+  nothing, the alerts workers do).
 
 Every process has its own series ids; the bus's catalogue maps them (bus/spaced.py).
 """
@@ -156,6 +158,13 @@ async def run_worker(
     stats_interval_s: float = 2.0,
 ) -> WorkerStatus:
     """Run `role` for `partition` until `stop` is set; then finish what was read and close."""
+    if role is Role.TWIN and partition.index != 0:
+        # One room is one simulation (its racks share the air conditioner): a second twin
+        # would publish the whole room again.
+        raise ConfigError(
+            f"the twin is one process for the whole room, publishing in {partition.count} "
+            f"partitions: run it once, with --partition 0/{partition.count}"
+        )
     nats_bus = await connect(settings)
     store: Store | None = None
     try:
@@ -237,7 +246,9 @@ def _jobs(
         status.counters["events"] = lambda: writer.n_events
         status.counters["quarantined"] = lambda: writer.n_quarantined
         return [("writer", writer.run())]
-    alerts = app.build_alert_engine(settings, bus, registry)
+    # The detect role's engine is a shadow (its health reads the states): the alerts workers
+    # publish the alert events and send the notifications, once.
+    alerts = app.build_alert_engine(settings, bus, registry, publishes=role is Role.ALERTS)
     if role is Role.ALERTS:
         return [("rules", alerts.run())]
     if role is Role.CONTROL:

@@ -114,6 +114,7 @@ class AlertEngine:
         drain_s: float = 5.0,
         derived_sources: Sequence[str] = (),
         derived_stale_after_s: float | None = 300.0,
+        publishes: bool = True,
     ) -> None:
         """`source_timeouts`: wall seconds after which a source that runs on the wall clock
         (this host, agents, scrapes) counts as silent, and an entity it stopped sending
@@ -127,11 +128,17 @@ class AlertEngine:
         device states: a health alert setting one would hold itself up).
         `derived_stale_after_s`: a derived series that stops for this long while its entity's
         other derived series go on was withdrawn (a fan's failure prediction), and the levels
-        it held clear (`RuleEvaluator`)."""
+        it held clear (`RuleEvaluator`).
+        `publishes`: False makes a shadow engine, which keeps alerts and states for the
+        process that reads them (a detect worker's health) while the alert workers own the
+        events and the notifications: it publishes nothing, and notifies nothing."""
         if cooldown_s < 0:
             raise ValueError("cooldown_s must be >= 0")
         self.bus = bus
         self.registry = registry
+        self.publishes = publishes
+        if not publishes:
+            notifiers, spool = (), None
         self.evaluator = RuleEvaluator(rules, registry, derived_stale_after_s=derived_stale_after_s)
         self.book = AlertBook(cooldown_ms=round(cooldown_s * 1000), history=history)
         timeouts = dict(source_timeouts or {})
@@ -226,6 +233,8 @@ class AlertEngine:
         return events
 
     async def _publish(self, events: list[Event]) -> None:
+        if not self.publishes:
+            return
         for event in events:
             await self.bus.publish(subjects.events(event.kind), event)
 

@@ -116,6 +116,39 @@ def test_alerts_flow_through_the_bus_and_can_be_acknowledged() -> None:
     assert engine.recent_alerts(since_ms=10_000) == []
 
 
+def test_a_shadow_engine_keeps_alerts_and_states_but_publishes_and_notifies_nothing() -> None:
+    # A detect worker's engine (its health reads the states) beside the alerts worker, which
+    # owns the events and the notifications: the same alert must not go out twice.
+    reg = SeriesRegistry()
+    bus = MemoryBus()
+    notifier = Collecting()
+    engine = AlertEngine(
+        bus,
+        reg,
+        [Rule("cpu", CPU, warning=75, critical=85)],
+        [notifier],
+        clock=lambda: 0.0,
+        publishes=False,
+    )
+
+    async def scenario() -> list[Event]:
+        done, events = await started(engine, bus)
+        await bus.publish("telemetry.twin", cpu(reg, 0, 60))
+        await bus.publish("telemetry.twin", cpu(reg, 5, 90))
+        await settle()
+        [alert] = engine.active_alerts()
+        assert alert.severity.name == "CRITICAL"
+        assert engine.states()[SERVER] is DeviceState.CRITICAL
+        await engine.acknowledge(alert.id, "alice")
+        await engine.dispatcher.idle()
+        bus.close()
+        await done
+        return events
+
+    assert asyncio.run(scenario()) == []
+    assert notifier.got == []
+
+
 def test_maintenance_suppresses_notifications_and_shows_in_states() -> None:
     reg = SeriesRegistry()
     bus = MemoryBus()
