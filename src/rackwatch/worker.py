@@ -5,11 +5,11 @@ telemetry partitioned by rack, and each consuming role runs as workers, one per 
 reading with durable consumers (a worker that stops resumes where it stopped):
 
 - `twin`: the simulated room, published on `telemetry.twin` in `--partitions N`; obeys the
-  fan commands of `commands.twin`.
+  fan commands of `commands.twin`; announces the room's inventory (`inventory.item` events).
 - `store`: writes its partition's telemetry into the shared store (PostgreSQL for more than
-  one worker); partition 0 also writes the events. What is queued is gathered into one write
-  and acknowledged once written, and the store keeps one value per series and instant, so a
-  message delivered twice (after a crash) is stored once.
+  one worker); partition 0 also writes the events, and the inventory announced. What is
+  queued is gathered into one write and acknowledged once written, and the store keeps one
+  value per series and instant, so a message delivered twice (after a crash) is stored once.
 - `alerts`: the alert rules over its partition's racks, alert events on the bus.
 - `control`: the closed fan loop for the fans of its partition's racks (commands to the twin).
 - `detect`: anomaly detection, diagnosis, predictions and health for its partition's racks
@@ -35,15 +35,17 @@ from typing import Any
 import numpy as np
 
 from rackwatch import app
+from rackwatch.bus import subjects
 from rackwatch.bus.nats import NatsBus
 from rackwatch.bus.spaced import Partition, SpacedBus, partition_of
+from rackwatch.engine.inventory import announcements
 from rackwatch.engine.writer import StoreWriter
 from rackwatch.errors import ConfigError
 from rackwatch.model import SeriesRegistry
 from rackwatch.settings import Settings
 from rackwatch.sources.poller import PacedPoller
 from rackwatch.sources.twin import TwinSource
-from rackwatch.store.base import Store
+from rackwatch.store.base import EntityRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -219,6 +221,18 @@ async def run_worker(
             store.close()
 
 
+async def _announce(
+    bus: SpacedBus, entities: list[EntityRecord], ts_ms: int, status: WorkerStatus
+) -> None:
+    """The room's inventory, once, as `inventory.item` events: the store worker keeps it in
+    the shared store (the front ends' racks and servers). Again at each start: an upsert."""
+    n_announced = 0
+    status.counters["announced_entities"] = lambda: n_announced
+    for event in announcements(entities, ts_ms):
+        await bus.publish(subjects.events(event.kind), event)
+        n_announced += 1
+
+
 def _jobs(
     settings: Settings,
     role: Role,
@@ -236,7 +250,12 @@ def _jobs(
             TwinSource(twin, registry), bus, step_s=twin.step_s, speed=settings.twin.speed
         )
         status.counters["samples"] = lambda: poller.n_samples
-        return [("steps", poller.run(stop)), ("commands", poller.obey())]
+        entities = app.inventory_records(twin)
+        return [
+            ("steps", poller.run(stop)),
+            ("commands", poller.obey()),
+            ("inventory", _announce(bus, entities, twin.now_ms, status)),
+        ]
     if role is Role.STORE:
         assert store is not None
         # Messages queued meanwhile go in one write, then are acknowledged; at most
@@ -245,6 +264,7 @@ def _jobs(
         status.counters["samples"] = lambda: writer.n_samples
         status.counters["events"] = lambda: writer.n_events
         status.counters["quarantined"] = lambda: writer.n_quarantined
+        status.counters["malformed_announcements"] = lambda: writer.n_malformed_announcements
         return [("writer", writer.run())]
     # The detect role's engine is a shadow (its health reads the states): the alerts workers
     # publish the alert events and send the notifications, once.

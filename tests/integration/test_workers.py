@@ -336,3 +336,55 @@ def test_partitioned_store_workers_share_postgresql_and_a_front_end_serves_it(
     assert len(served) == len(racks)  # history from the shared store, every rack
     assert all(len(s["ts"]) > 10 for s in served)
     workers.stop(front)
+
+
+def test_a_front_end_shows_the_alert_workers_alerts_states_and_the_inventory(
+    workers: Workers, database: str
+) -> None:
+    import httpx
+
+    workers.start("store", "--store", database)
+    workers.start("alerts")
+    # fan-fail: c01/r01/s03/fan1 stops at 30 simulated minutes, 9 s at speed 200
+    workers.start("twin", "--scenario", "fan-fail", "--speed", "200")
+
+    def front_end() -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        proc = workers.launch(
+            f"serve-{len(workers.procs)}",
+            ["serve", "--bus", workers.url, "--store", database, "--port", str(port)],
+            *("--data-dir", str(workers.tmp / "data")),
+            ready="Ctrl-C stops",
+        )
+        return proc, f"http://127.0.0.1:{port}/api/v1"
+
+    def fan_alerts(base: str) -> list[dict[str, object]]:
+        alerts = httpx.get(f"{base}/alerts", timeout=10).json()["alerts"]
+        return [a for a in alerts if a["entity"] == "c01/r01/s03/fan1"]
+
+    front, base = front_end()
+    deadline = time.monotonic() + 90
+    while not fan_alerts(base):
+        assert time.monotonic() < deadline, httpx.get(f"{base}/events", timeout=10).text
+        time.sleep(0.5)
+    [alert] = fan_alerts(base)
+    assert (alert["rule"], alert["level"], alert["status"]) == ("fan-stopped", "CRITICAL", "firing")
+    states = httpx.get(f"{base}/states", params={"entity": "c01/r01/**"}, timeout=10).json()
+    states = states["entities"]
+    assert states["c01/r01/s03/fan1"]["state"] == "FAILED"
+    assert states["c01/r01/s03"]["state"] == "OK"  # heard, no change of its own
+    assert (states["c01/r01/s03"]["rollup_state"], states["c01/r01/s03"]["rollup_from"]) == (
+        "FAILED",
+        "c01/r01/s03/fan1",
+    )
+    assert states["c01/r01"]["alerts"]["critical"] >= 1
+    assert states["c01/r01/s01"]["rollup_state"] == "OK"
+    inventory = httpx.get(f"{base}/inventory", timeout=10).json()["entities"]
+    servers = sorted(e["path"] for e in inventory if e["kind"] == "server")
+    assert servers == [f"c01/r01/s0{n}" for n in range(1, 6)]  # the twin announced them
+    workers.stop(front)
+
+    # A front end started later reads the open alert back from the store.
+    _again, base = front_end()
+    [alert] = fan_alerts(base)
+    assert alert["status"] == "firing"

@@ -82,6 +82,7 @@ class Agent:
                 config.nats, self.name, prefix=config.nats_prefix, partitions=config.partitions
             )
             self.loop.listeners.append(self.publisher.publish)
+            self.loop.inventory_listeners.append(self.publisher.announce)
         self.protocol: ProtocolServer | None = None
         if config.listen is not None:
             self.protocol = ProtocolServer(*config.listen)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, HTTPException
 from starlette.requests import HTTPConnection
@@ -21,12 +21,14 @@ from rackwatch.api.fanout import Hub, Ids
 from rackwatch.api.params import ParamError, is_glob
 from rackwatch.bus import Bus
 from rackwatch.engine.alerts.engine import AlertEngine
+from rackwatch.engine.alerts.site import SiteAlerts
 from rackwatch.engine.control.group import FanControl
 from rackwatch.engine.energy.config import EnergyConfig
 from rackwatch.engine.intelligence import Intelligence
 from rackwatch.engine.live import LiveState
 from rackwatch.engine.reports import Reporter
 from rackwatch.engine.retention import RetentionRunner
+from rackwatch.engine.states import Maintenance, Rollup, UsageStatus
 from rackwatch.model import METRICS, SeriesRegistry
 from rackwatch.model.entity import ancestors
 from rackwatch.store.base import Store
@@ -68,6 +70,9 @@ class ApiContext:
     clock_ms: Callable[[], int] = _wall_clock_ms
     alerts: AlertEngine | None = None
     """Active alerts, acknowledgement, device states and maintenance (None: no alerting)."""
+    site_alerts: SiteAlerts | None = None
+    """A front end's view of the alerts and states the alert workers publish (`rackwatch
+    serve`): GET /alerts and GET /states answer from it when no engine runs here."""
     controller: FanControl | None = None
     """Fan modes and levels (None: no fan control)."""
     tokens: TokenStore | None = None
@@ -188,6 +193,26 @@ def get_alerts(conn: HTTPConnection) -> AlertEngine:
     return alerts
 
 
+class AlertReadout(Protocol):
+    """What GET /alerts and GET /states read: an alert engine, or a front end's SiteAlerts."""
+
+    def open_alert_dicts(self) -> list[dict[str, Any]]: ...
+    def recent_alerts(self, since_ms: int) -> list[dict[str, Any]]: ...
+    def rollups(self) -> dict[str, Rollup]: ...
+    def usage(self) -> dict[str, UsageStatus]: ...
+    def state_details(self, entity: str) -> dict[str, Any] | None: ...
+    def maintenance_of(self, entity: str) -> Maintenance | None: ...
+
+
+def get_alert_readout(conn: HTTPConnection) -> AlertReadout:
+    ctx = get_ctx(conn)
+    if ctx.alerts is not None:
+        return ctx.alerts
+    if ctx.site_alerts is not None:
+        return ctx.site_alerts
+    raise HTTPException(503, "alerting is not running on this server (no alert engine)")
+
+
 def get_controller(conn: HTTPConnection) -> FanControl:
     controller = get_ctx(conn).controller
     if controller is None:
@@ -207,6 +232,8 @@ def get_intelligence(conn: HTTPConnection) -> Intelligence:
 CtxDep = Annotated[ApiContext, Depends(get_ctx)]
 AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
 """The alert engine; 503 when the server runs without one. Put it after the access check."""
+AlertReadoutDep = Annotated[AlertReadout, Depends(get_alert_readout)]
+"""The alert engine, or a front end's view of the alert workers' events; 503 with neither."""
 ControllerDep = Annotated[FanControl, Depends(get_controller)]
 """The fan controller; 503 when the server runs without one."""
 IntelligenceDep = Annotated[Intelligence, Depends(get_intelligence)]

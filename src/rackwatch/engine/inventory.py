@@ -356,3 +356,62 @@ def disagreement_events(found: Sequence[Disagreement], ts_ms: int) -> list[Event
         )
         for d in found
     ]
+
+
+MAX_KIND = 64
+
+
+def announcements(entities: Iterable[EntityRecord], ts_ms: int) -> list[Event]:
+    """Inventory entries as `inventory.item` events, for a producer on a NATS bus with no
+    store of its own (a twin worker, an agent): the store worker keeps them.
+
+    >>> [e] = announcements([EntityRecord("c01/r01/s01", "server", {"slot": 1})], 5000)
+    >>> (str(e.kind), e.entity, dict(e.attributes))
+    ('inventory.item', 'c01/r01/s01', {'kind': 'server', 'attributes': {'slot': 1}})
+    """
+    return [
+        Event(
+            ts_ms,
+            EventKind.INVENTORY_ITEM,
+            entity.path,
+            Severity.INFO,
+            {"kind": entity.kind, "attributes": dict(entity.attributes)},
+        )
+        for entity in entities
+    ]
+
+
+@dataclass(frozen=True)
+class Announced:
+    """Events split: the inventory entries announced, the other events, and how many
+    announcements were malformed (left out)."""
+
+    entities: list[EntityRecord]
+    events: list[Event]
+    n_malformed: int
+
+
+def split_announcements(events: Iterable[Event]) -> Announced:
+    """The entries of the `inventory.item` events among `events`, and the rest.
+
+    >>> good = announcements([EntityRecord("c01/r01", "rack")], 0)[0]
+    >>> bad = Event(0, "inventory.item", "c01/r02", attributes={"kind": 7})
+    >>> other = Event(0, "fault.injected", "c01/r01/s01")
+    >>> split = split_announcements([good, bad, other])
+    >>> ([e.path for e in split.entities], [e.kind for e in split.events], split.n_malformed)
+    (['c01/r01'], ['fault.injected'], 1)
+    """
+    entities: list[EntityRecord] = []
+    others: list[Event] = []
+    n_malformed = 0
+    for event in events:
+        if event.kind != EventKind.INVENTORY_ITEM:
+            others.append(event)
+            continue
+        kind = event.attributes.get("kind")
+        attributes = event.attributes.get("attributes", {})
+        if isinstance(kind, str) and 0 < len(kind) <= MAX_KIND and isinstance(attributes, Mapping):
+            entities.append(EntityRecord(event.entity, kind, dict(attributes)))
+        else:
+            n_malformed += 1
+    return Announced(entities, others, n_malformed)

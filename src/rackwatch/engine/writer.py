@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from rackwatch.bus import Bus, Subscription, subjects
+from rackwatch.engine.inventory import split_announcements
 from rackwatch.model import Batch, Event
+from rackwatch.store.base import EntityRecord
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ _EXCERPT = 200
 class WritableStore(Protocol):
     def write(self, batch: Batch) -> None: ...
     def write_events(self, events: list[Event]) -> None: ...
+    def upsert_inventory(self, entities: Sequence[EntityRecord]) -> None: ...
 
 
 @dataclass(eq=False)
@@ -71,16 +74,34 @@ class StoreWriter:
         self._telemetry = _Lane[Batch](
             "samples", lambda batches: store.write(Batch.concat(batches)), len, _describe_batch
         )
-        self._events = _Lane[Event]("events", store.write_events, lambda _event: 1, repr)
+        self._events = _Lane[Event]("events", self._events_writer(store), lambda _e: 1, repr)
         self.n_errors = 0
         """Writes that failed (their records were retried, or a bad one isolated)."""
         self.n_dropped = 0
         """Samples and events given up after failed writes (over `max_retry_rows`)."""
+        self.n_malformed_announcements = 0
+        """`inventory.item` events without a kind or attributes (left out; a retried write
+        may count one again)."""
         self.n_quarantined = 0
         """Samples and events of the records the store refused while it took the others."""
         self.quarantined: deque[Batch | Event] = deque(maxlen=QUARANTINE_KEPT)
         """The last quarantined records, newest last."""
         self.ready = asyncio.Event()
+
+    def _events_writer(self, store: WritableStore) -> Callable[[list[Event]], None]:
+        """Events go to the store's events; the inventory entries that producers with no
+        store announce on the bus (`inventory.item`) go to its inventory (an upsert: one
+        announced again changes nothing)."""
+
+        def write(events: list[Event]) -> None:
+            split = split_announcements(events)
+            if split.entities:
+                store.upsert_inventory(split.entities)
+            if split.events:
+                store.write_events(split.events)
+            self.n_malformed_announcements += split.n_malformed
+
+        return write
 
     @property
     def n_samples(self) -> int:

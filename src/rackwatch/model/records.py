@@ -147,6 +147,10 @@ class EventKind(enum.StrEnum):
     fields); docs/INVENTORY.md."""
     INVENTORY_DISAGREEMENT = "inventory.disagreement"
     """A source reported a declared attribute otherwise (field, declared, discovered)."""
+    INVENTORY_ITEM = "inventory.item"
+    """An entity announced on a NATS bus by a producer with no store (a twin worker, an agent):
+    attributes `kind` and `attributes`. The store worker keeps it in the inventory, not among
+    the events (`engine.inventory.split_announcements`)."""
     JOB_STARTED = "job.started"
     """The twin's GPU fleet placed a job on a server (attributes: job, user, gpus, gpu_model,
     gpu_memory_bytes per card, cores, memory_bytes, gpu_utilization_ratio,

@@ -1,9 +1,13 @@
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from rackwatch.bus import MemoryBus, subjects
+from rackwatch.engine.inventory import announcements
 from rackwatch.engine.writer import StoreWriter
-from rackwatch.model import Batch, Event
+from rackwatch.model import Batch, Event, SeriesRegistry
+from rackwatch.store.base import EntityRecord
+from rackwatch.store.duckdb import DuckDBStore
 
 
 class FlakyStore:
@@ -107,3 +111,37 @@ def test_retries_are_bounded_and_the_oldest_are_given_up() -> None:
     # three writes fail: the third retry holds 3 rows > 2, so the oldest (0) is given up
     assert kept == [1, 2, 3, 4] and writer.n_dropped == 2  # sample 0 and event 0
     assert writer.n_quarantined == 0  # the store was down: no record is to blame
+
+
+def test_announced_inventory_goes_to_the_inventory_not_the_events(tmp_path: Path) -> None:
+    # A twin worker or a bus agent has no store: it announces its entities as events, and the
+    # store worker keeps them in the inventory (again: an upsert, nothing twice); a malformed
+    # announcement is counted and left out, and holds nothing back.
+    store = DuckDBStore(tmp_path / "db", SeriesRegistry())
+    rack = EntityRecord("c01/r01", "rack", {"slots": 42})
+    server = EntityRecord("c01/r01/s01", "server", {"slot": 1, "model": "R650"})
+
+    async def scenario() -> StoreWriter:
+        bus = MemoryBus()
+        writer = StoreWriter(bus, store)
+        task = asyncio.create_task(writer.run())
+        await writer.ready.wait()
+        for event in [*announcements([rack, server], 1000), *announcements([server], 2000)]:
+            await bus.publish(subjects.events(event.kind), event)
+        bad = Event(3000, "inventory.item", "c01/r01/s02", attributes={"kind": ["server"]})
+        await bus.publish(subjects.events(bad.kind), bad)
+        await bus.publish(subjects.events("fault.injected"), Event(4000, "fault.injected", "x"))
+        bus.close()
+        await task
+        return writer
+
+    try:
+        writer = asyncio.run(scenario())
+        assert [(r.path, r.kind, dict(r.attributes)) for r in store.inventory()] == [
+            ("c01/r01", "rack", {"slots": 42}),
+            ("c01/r01/s01", "server", {"slot": 1, "model": "R650"}),
+        ]
+        assert [e.kind for e in store.events(0, 10_000)] == ["fault.injected"]
+        assert writer.n_malformed_announcements == 1
+    finally:
+        store.close()

@@ -2,7 +2,8 @@
 filtered and paged), POST /alerts/{id}/ack and POST /alerts/ack (many at once).
 
 GET /alerts is the alert engine's memory: open alerts, and with `state=all` the recently
-resolved ones. The history is rebuilt from the `alert.*` events in the store
+resolved ones (on a front end, `rackwatch serve`, the same folded from the alert workers'
+events: engine/alerts/site.py). The history is rebuilt from the `alert.*` events in the store
 (engine/alerts/views.py), so it reaches back past a restart; the engine's fresher view is laid
 over it when the engine runs here.
 """
@@ -16,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS, AccessFirstRoute, ControlAccess
-from rackwatch.api.deps import AlertsDep, ApiContext, CtxDep
+from rackwatch.api.deps import AlertReadoutDep, AlertsDep, ApiContext, CtxDep
 from rackwatch.api.params import MAX_TS_MS, ParamError, check_entity_glob, excerpt, parse_time
 from rackwatch.api.routes.series import TIME_HELP
 from rackwatch.api.schemas import (
@@ -65,7 +66,7 @@ engine's newest sample, which the live state may not have yet): read this far pa
     response_model_exclude_unset=True,
 )
 async def get_alerts(
-    alerts: AlertsDep,
+    alerts: AlertReadoutDep,
     state: Annotated[
         Literal["active", "all"],
         Query(description="`active`: firing or acknowledged; `all`: also recently resolved."),
@@ -85,8 +86,8 @@ async def get_alerts(
     if state == "all":
         for occurrence in alerts.recent_alerts(-1):  # oldest first: the newest state wins
             found[occurrence["id"]] = occurrence
-    for alert in alerts.active_alerts():
-        found[alert.id] = alert.as_dict()
+    for alert in alerts.open_alert_dicts():
+        found[alert["id"]] = alert
     chosen = sorted(
         (a for a in found.values() if entity == "**" or matches(a["entity"], entity)),
         key=lambda a: (a["fired_ts_ms"], a["rule"], a["entity"]),

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, cast
 from fastapi import APIRouter, Query
 
 from rackwatch.api.auth import READ_ACCESS
-from rackwatch.api.deps import AlertsDep
+from rackwatch.api.deps import AlertReadout, AlertReadoutDep
 from rackwatch.api.params import check_entity_glob
 from rackwatch.api.schemas import (
     AlertCountsOut,
@@ -19,7 +19,6 @@ from rackwatch.api.schemas import (
     StateOut,
     StatesOut,
 )
-from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.states import DeviceState, Maintenance, Rollup
 from rackwatch.model.entity import compile_pattern
 
@@ -30,7 +29,7 @@ NO_STATE_OF_ITS_OWN = "no telemetry of its own: it shows its devices' states (ro
 
 @router.get("/states", dependencies=[READ_ACCESS], responses={400: {"model": ErrorOut}, 401: {}})
 async def get_states(
-    alerts: AlertsDep,
+    alerts: AlertReadoutDep,
     entity: Annotated[str, Query(description="Entity glob: `*` one segment, `**` any.")] = "**",
     state: Annotated[
         list[StateName] | None,
@@ -66,7 +65,7 @@ def _name(state: DeviceState) -> StateName:
 
 
 def state_out(
-    alerts: AlertEngine, entity: str, rollup: Rollup, usage: str | None = None
+    alerts: AlertReadout, entity: str, rollup: Rollup, usage: str | None = None
 ) -> StateOut | None:
     """The API shape of one entity's state and roll-up (None: the engine no longer knows an
     entity that should have a state of its own)."""

@@ -299,6 +299,10 @@ class AlertEngine:
         """Open alerts (firing or acknowledged), oldest first."""
         return self.book.open_alerts()
 
+    def open_alert_dicts(self) -> list[dict[str, Any]]:
+        """`active_alerts` as JSON-ready dicts (GET /alerts)."""
+        return [alert.as_dict() for alert in self.active_alerts()]
+
     def recent_alerts(self, since_ms: int) -> list[dict[str, Any]]:
         """Alert occurrences newer than `since_ms` as plain dicts with timestamp, entity,
         metric, value, threshold, level, status and message (the WebSocket `alerts` array)."""

@@ -1,0 +1,189 @@
+"""The alerts and device states of a site run by workers, for a front end (`rackwatch serve`).
+
+On a NATS bus the alert engines run in the `alerts` workers, one per partition; a front end
+has none. It folds what they publish instead: the `alert.*` events into the open and recent
+alerts (`views.AlertHistory`, the fold the alert history uses), `state.changed` into each
+device's state (its reason, since when, and the maintenance that set it) and
+`usage.changed` into busy/idle. At start it reads the same events back from the shared store
+(`seed`, the last `SEED_DAYS`), then follows the bus (`fold`, fed by the front end).
+
+It answers the read side of `AlertEngine` that GET /alerts and GET /states use. It is as
+fresh as the events: a level that falls without an event (the engine makes none) shows the
+level of the alert's last event, as the alert history does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from rackwatch.engine.alerts.views import ALERT_EVENT_KINDS, AlertHistory, HistoryTooLarge
+from rackwatch.engine.states import DeviceState, Maintenance, Rollup, UsageStatus, rollup_states
+from rackwatch.model import Event, EventKind, Severity
+from rackwatch.store.base import Store
+
+log = logging.getLogger(__name__)
+
+SEED_DAYS = 3
+"""How far back a front end reads the alert and state events at start."""
+SEED_MAX_EVENTS = 200_000
+"""Alert events a start may fold; more, and only the last `SEED_FALLBACK_HOURS` are read."""
+SEED_FALLBACK_HOURS = 6
+MAX_STATE_EVENTS = 500_000
+"""State and usage events a start reads at most (the newest)."""
+_DAY_MS = 86_400_000
+_STATES = frozenset(str(state) for state in DeviceState)
+_USAGES = frozenset(str(usage) for usage in UsageStatus)
+_LEVELS = {"WARNING": Severity.WARNING, "CRITICAL": Severity.CRITICAL}
+SITE_EVENT_KINDS = (
+    *ALERT_EVENT_KINDS,
+    str(EventKind.STATE_CHANGED),
+    str(EventKind.USAGE_CHANGED),
+)
+
+
+IMPLIED_OK = "sends telemetry; no state change from the alert workers"
+_ORDER = {kind: rank for rank, kind in enumerate(SITE_EVENT_KINDS)}
+"""Within one instant: a fire before its escalation, acknowledgement and resolution."""
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    state: DeviceState
+    since_ts: int | None
+    reason: str
+    by: str | None
+
+
+class SiteAlerts:
+    """Open alerts, recent ones, device states and usage, folded from events (see above)."""
+
+    def __init__(
+        self,
+        failure_rules: Collection[str] = (),
+        *,
+        history: int = 1000,
+        heard: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
+        """`heard`: the entities sending telemetry now (the front end's live state). The alert
+        workers publish a state when it changes, so an entity that has been OK all along has
+        no event: one heard with none is OK."""
+        self._heard = heard
+        self._failure_rules = frozenset(failure_rules)
+        self._alerts = AlertHistory(failure_rules, max_events=1 << 62)
+        self._recent: deque[dict[str, Any]] = deque(maxlen=history)
+        self._states: dict[str, _State] = {}
+        self._usage: dict[str, UsageStatus] = {}
+        self.n_events = 0
+
+    # --- feeding --------------------------------------------------------------------------
+
+    def seed(self, store: Store, now_ms: int) -> list[Event]:
+        """Read the last days' alert, state and usage events from the store, and return
+        them (oldest first). Blocking: call it from a worker thread, before `fold` is fed."""
+        start = now_ms - SEED_DAYS * _DAY_MS
+        end = 1 << 62  # a twin run faster than the wall clock stamps events ahead of it
+        try:
+            alert_events = store.events(start, end, kinds=ALERT_EVENT_KINDS, newest=SEED_MAX_EVENTS)
+            if len(alert_events) >= SEED_MAX_EVENTS:
+                raise HistoryTooLarge(f"{SEED_MAX_EVENTS:,} alert events in {SEED_DAYS} days")
+        except HistoryTooLarge as exc:
+            log.warning("%s: reading the last %d hours only", exc, SEED_FALLBACK_HOURS)
+            start = now_ms - SEED_FALLBACK_HOURS * 3_600_000
+            alert_events = store.events(start, end, kinds=ALERT_EVENT_KINDS)
+        kinds = (str(EventKind.STATE_CHANGED), str(EventKind.USAGE_CHANGED))
+        state_events = store.events(start, end, kinds=kinds, newest=MAX_STATE_EVENTS)
+        read = sorted(
+            [*alert_events, *state_events], key=lambda e: (e.ts, _ORDER.get(str(e.kind), 9))
+        )
+        self.fold(read)
+        return read
+
+    def fold(self, events: Iterable[Event]) -> None:
+        """Apply events in time order (any kind: those that say nothing here are skipped)."""
+        for event in events:
+            kind = str(event.kind)
+            if kind in ALERT_EVENT_KINDS:
+                self._alerts.add([event])
+                alert = self._alerts.alerts.get(str(event.attributes.get("alert_id")))
+                if alert is not None:
+                    self._recent.append(dict(alert))
+            elif kind == EventKind.STATE_CHANGED:
+                self._fold_state(event)
+            elif kind == EventKind.USAGE_CHANGED:
+                to = event.attributes.get("to")
+                if isinstance(to, str) and to in _USAGES:
+                    self._usage[event.entity] = UsageStatus(to)
+            else:
+                continue
+            self.n_events += 1
+
+    def _fold_state(self, event: Event) -> None:
+        to = event.attributes.get("to")
+        if not isinstance(to, str) or to not in _STATES:
+            return
+        by = event.attributes.get("by")
+        self._states[event.entity] = _State(
+            DeviceState(to),
+            event.ts,
+            str(event.attributes.get("reason", "")),
+            str(by) if by is not None else None,
+        )
+
+    # --- the read side of AlertEngine -----------------------------------------------------
+
+    def open_alert_dicts(self) -> list[dict[str, Any]]:
+        """Alerts firing or acknowledged, oldest first (`Alert.as_dict()`'s shape)."""
+        found = [a for a in self._alerts.alerts.values() if a["status"] != "resolved"]
+        return sorted(found, key=lambda a: (a["fired_ts_ms"], a["rule"], a["entity"]))
+
+    def recent_alerts(self, since_ms: int) -> list[dict[str, Any]]:
+        """The alerts' changes newer than `since_ms`, oldest first (the last `history`)."""
+        return [dict(a) for a in self._recent if a["ts_ms"] > since_ms]
+
+    def failure_rules(self) -> frozenset[str]:
+        return self._failure_rules
+
+    def states(self) -> dict[str, DeviceState]:
+        found = dict.fromkeys(self._heard(), DeviceState.OK)
+        found.update((entity, state.state) for entity, state in self._states.items())
+        return dict(sorted(found.items()))
+
+    def rollups(self) -> dict[str, Rollup]:
+        alerts = self.open_alert_dicts()
+        levels = ((a["entity"], _LEVELS.get(a["level"], Severity.INFO)) for a in alerts)
+        return rollup_states(self.states(), levels)
+
+    def state_details(self, entity: str) -> dict[str, Any] | None:
+        found = self._states.get(entity)
+        if found is None:
+            if entity not in self._heard():
+                return None
+            found = _State(DeviceState.OK, None, IMPLIED_OK, None)
+        maintenance = self.maintenance_of(entity)
+        return {
+            "entity": entity,
+            "state": str(found.state),
+            "reason": found.reason,
+            "since_ts_ms": found.since_ts,
+            "maintenance": None
+            if maintenance is None
+            else {
+                "by": maintenance.by,
+                "reason": maintenance.reason,
+                "since_ts_ms": maintenance.since_ts,
+            },
+        }
+
+    def maintenance_of(self, entity: str) -> Maintenance | None:
+        """The maintenance an entity's state says it is in (who, why, since when)."""
+        found = self._states.get(entity)
+        if found is None or found.state is not DeviceState.MAINTENANCE:
+            return None
+        return Maintenance(found.by or "", found.reason, found.since_ts or 0)
+
+    def usage(self) -> dict[str, UsageStatus]:
+        return dict(self._usage)

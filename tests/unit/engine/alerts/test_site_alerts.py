@@ -1,0 +1,108 @@
+"""A front end's view of the alert workers' events: open alerts, states, usage, and the same
+after a restart from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rackwatch.engine.alerts.site import IMPLIED_OK, SiteAlerts
+from rackwatch.engine.states import DeviceState, UsageStatus
+from rackwatch.model import Event, SeriesRegistry, Severity
+from rackwatch.store.duckdb import DuckDBStore
+
+FAN = "c01/r01/s03/fan1"
+SERVER = "c01/r01/s03"
+
+
+def alert(ts: int, kind: str, level: str = "CRITICAL", **more: object) -> Event:
+    attributes = {
+        "alert_id": "a1",
+        "rule": "fan-stopped",
+        "metric": "fan_rpm",
+        "level": level,
+        "fired_ts": 1000,
+        "message": "fan stopped",
+        "value": 0.0,
+        **more,
+    }
+    return Event(ts, kind, FAN, Severity.CRITICAL, attributes)
+
+
+def state(ts: int, entity: str, to: str, **more: object) -> Event:
+    return Event(ts, "state.changed", entity, attributes={"from": "ok", "to": to, **more})
+
+
+STORY = [
+    alert(1000, "alert.fired"),
+    state(1000, FAN, "failed", reason="fan stopped"),
+    Event(1000, "usage.changed", SERVER, attributes={"from": None, "to": "busy"}),
+    Event(1500, "fault.injected", FAN),  # says nothing here
+    alert(2000, "alert.acknowledged", by="alice"),
+]
+
+
+def test_the_events_make_the_open_alerts_and_the_states() -> None:
+    site = SiteAlerts({"fan-stopped"}, heard=lambda: frozenset({SERVER, FAN, "c01/r01/s01"}))
+    site.fold(STORY)
+    [open_alert] = site.open_alert_dicts()
+    assert (open_alert["status"], open_alert["acknowledged_by"]) == ("acknowledged", "alice")
+    assert open_alert["is_failure"] is True
+    assert [a["status"] for a in site.recent_alerts(0)] == ["firing", "acknowledged"]
+    assert site.recent_alerts(1000) == site.recent_alerts(0)[1:]
+    assert site.states() == {
+        "c01/r01/s01": DeviceState.OK,
+        SERVER: DeviceState.OK,
+        FAN: DeviceState.FAILED,
+    }
+    rollups = site.rollups()
+    assert (rollups[SERVER].rollup_state, rollups[SERVER].rollup_from) == (
+        DeviceState.FAILED,
+        FAN,
+    )
+    assert (rollups["c01/r01"].state, rollups["c01/r01"].n_critical) == (None, 1)
+    assert site.state_details(FAN) is not None
+    assert site.state_details(FAN)["since_ts_ms"] == 1000  # type: ignore[index]
+    assert site.state_details(SERVER)["reason"] == IMPLIED_OK  # type: ignore[index]
+    assert site.state_details("c09/r09/s09") is None
+    assert site.usage() == {SERVER: UsageStatus.BUSY}
+    assert site.n_events == 4
+
+    site.fold([alert(3000, "alert.resolved"), state(3000, FAN, "ok", reason="")])
+    assert site.open_alert_dicts() == []
+    assert site.rollups()[SERVER].rollup_state is DeviceState.OK
+
+
+def test_maintenance_comes_with_who_and_why_and_bad_events_are_skipped() -> None:
+    site = SiteAlerts()
+    site.fold(
+        [
+            state(5000, SERVER, "maintenance", reason="disk swap", by="bob"),
+            state(6000, FAN, "sideways"),  # no such state
+            Event(6000, "usage.changed", SERVER, attributes={"to": 7}),
+            Event(6000, "alert.fired", FAN, attributes={"rule": "x"}),  # no alert id
+        ]
+    )
+    found = site.maintenance_of(SERVER)
+    assert found is not None and (found.by, found.reason, found.since_ts) == (
+        "bob",
+        "disk swap",
+        5000,
+    )
+    assert site.maintenance_of(FAN) is None
+    assert site.states() == {SERVER: DeviceState.MAINTENANCE}
+    assert site.open_alert_dicts() == [] and site.usage() == {}
+
+
+def test_a_front_end_started_later_reads_the_same_back_from_the_store(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path / "db", SeriesRegistry())
+    try:
+        store.write_events(STORY)
+        site = SiteAlerts()
+        read = site.seed(store, now_ms=10_000)
+        assert [e.ts for e in read] == sorted(e.ts for e in read) and len(read) == 4
+        [open_alert] = site.open_alert_dicts()
+        assert open_alert["status"] == "acknowledged"
+        assert site.states() == {FAN: DeviceState.FAILED}
+        assert site.usage() == {SERVER: UsageStatus.BUSY}
+    finally:
+        store.close()
