@@ -142,6 +142,29 @@ class Maintenance:
     since_ts: int
 
 
+def details_of(
+    entity: str,
+    state: DeviceState,
+    reason: str,
+    since_ts: int | None,
+    maintenance: Maintenance | None,
+) -> dict[str, Any]:
+    """One entity's state as GET /states reads it (`DeviceStates.details`)."""
+    return {
+        "entity": entity,
+        "state": str(state),
+        "reason": reason,
+        "since_ts_ms": since_ts,
+        "maintenance": None
+        if maintenance is None
+        else {
+            "by": maintenance.by,
+            "reason": maintenance.reason,
+            "since_ts_ms": maintenance.since_ts,
+        },
+    }
+
+
 class DeviceStates:
     """The state of every tracked entity (default: every entity that sends telemetry)."""
 
@@ -196,20 +219,9 @@ class DeviceStates:
         device = self._devices.get(entity)
         if device is None:
             return None
-        maintenance = self.maintenance_of(entity)
-        return {
-            "entity": entity,
-            "state": str(device.state),
-            "reason": device.reason,
-            "since_ts_ms": device.since_ts,
-            "maintenance": None
-            if maintenance is None
-            else {
-                "by": maintenance.by,
-                "reason": maintenance.reason,
-                "since_ts_ms": maintenance.since_ts,
-            },
-        }
+        return details_of(
+            entity, device.state, device.reason, device.since_ts, self.maintenance_of(entity)
+        )
 
     def is_reporting(self, entity: str) -> bool | None:
         """Whether `entity` sends telemetry: heard from, not silent for its timeout on its

@@ -21,7 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from rackwatch.engine.alerts.views import ALERT_EVENT_KINDS, AlertHistory, HistoryTooLarge
-from rackwatch.engine.states import DeviceState, Maintenance, Rollup, UsageStatus, rollup_states
+from rackwatch.engine.states import (
+    DeviceState,
+    Maintenance,
+    Rollup,
+    UsageStatus,
+    details_of,
+    rollup_states,
+)
 from rackwatch.model import Event, EventKind, Severity
 from rackwatch.store.base import Store
 
@@ -163,20 +170,9 @@ class SiteAlerts:
             if entity not in self._heard():
                 return None
             found = _State(DeviceState.OK, None, IMPLIED_OK, None)
-        maintenance = self.maintenance_of(entity)
-        return {
-            "entity": entity,
-            "state": str(found.state),
-            "reason": found.reason,
-            "since_ts_ms": found.since_ts,
-            "maintenance": None
-            if maintenance is None
-            else {
-                "by": maintenance.by,
-                "reason": maintenance.reason,
-                "since_ts_ms": maintenance.since_ts,
-            },
-        }
+        return details_of(
+            entity, found.state, found.reason, found.since_ts, self.maintenance_of(entity)
+        )
 
     def maintenance_of(self, entity: str) -> Maintenance | None:
         """The maintenance an entity's state says it is in (who, why, since when)."""
