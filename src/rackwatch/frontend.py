@@ -6,9 +6,9 @@ end that restarts starts from now), so several can run behind a load balancer. T
 and the device states (GET /alerts, GET /states, the dashboard's panels and rack chips) are
 folded from the events the alert workers publish, read back from the store at start
 (engine/alerts/site.py); anomalies and incidents are the events the workers stored; the
-inventory is what the producers announced (the store worker keeps it). Acknowledging alerts,
-maintenance, fan control and fault injection stay with the processes that own them (the
-routes answer 503 here).
+inventory is what the producers announced (the store worker keeps it). An acknowledgement
+goes to the alerts workers as a command (`commands.alerts`); maintenance, fan control and
+fault injection stay with the processes that own them (the routes answer 503 here).
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ async def serve_front_end(
     follow: asyncio.Task[None] | None = None
     try:
         await front.bus.start()
+        front.site_alerts.publish = front.bus.publish  # acknowledgements, to the workers
         ready = asyncio.Event()
         follow = asyncio.create_task(follow_site_alerts(front, ready), name="site-alerts")
         await ready.wait()

@@ -10,7 +10,8 @@ reading with durable consumers (a worker that stops resumes where it stopped):
   one worker); partition 0 also writes the events, and the inventory announced. What is
   queued is gathered into one write and acknowledged once written, and the store keeps one
   value per series and instant, so a message delivered twice (after a crash) is stored once.
-- `alerts`: the alert rules over its partition's racks, alert events on the bus.
+- `alerts`: the alert rules over its partition's racks, alert events on the bus; obeys the
+  acknowledgements front ends send (`commands.alerts`).
 - `control`: the closed fan loop for the fans of its partition's racks (commands to the twin).
 - `detect`: anomaly detection, diagnosis, predictions and health for its partition's racks
   (with a shadow alert engine for the states the health reads: it publishes and notifies
@@ -269,8 +270,8 @@ def _jobs(
     # The detect role's engine is a shadow (its health reads the states): the alerts workers
     # publish the alert events and send the notifications, once.
     alerts = app.build_alert_engine(settings, bus, registry, publishes=role is Role.ALERTS)
-    if role is Role.ALERTS:
-        return [("rules", alerts.run())]
+    if role is Role.ALERTS:  # and the front ends' acknowledgements
+        return [("rules", alerts.run()), ("acknowledgements", alerts.obey())]
     if role is Role.CONTROL:
         twin = app.build_twin(settings, app.aligned_now_ms(5000, up=True))
         mine = [

@@ -382,9 +382,31 @@ def test_a_front_end_shows_the_alert_workers_alerts_states_and_the_inventory(
     inventory = httpx.get(f"{base}/inventory", timeout=10).json()["entities"]
     servers = sorted(e["path"] for e in inventory if e["kind"] == "server")
     assert servers == [f"c01/r01/s0{n}" for n in range(1, 6)]  # the twin announced them
+
+    # Acknowledged on the front end, by the alerts worker: the answer waits for its event.
+    token = control_token(workers)
+    headers = {"Authorization": f"Bearer {token}"}
+    answer = httpx.post(f"{base}/alerts/{alert['id']}/ack", headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["alert"]["status"] == "acknowledged"
+    assert answer.json()["alert"]["acknowledged_by"].startswith("site tests")
+    many = httpx.post(
+        f"{base}/alerts/ack", json={"ids": [alert["id"], "nope"]}, headers=headers, timeout=30
+    )
+    assert many.json() == {"acknowledged": [alert["id"]], "not_found": ["nope"]}, many.text
     workers.stop(front)
 
-    # A front end started later reads the open alert back from the store.
+    # A front end started later reads the open alert back from the store, acknowledged.
     _again, base = front_end()
     [alert] = fan_alerts(base)
-    assert alert["status"] == "firing"
+    assert alert["status"] == "acknowledged"
+    events = httpx.get(f"{base}/events", params={"kind": "alert.acknowledged"}, timeout=10)
+    assert len(events.json()["events"]) == 1, events.text  # once, by the one alerts worker
+
+
+def control_token(workers: Workers) -> str:
+    command = [sys.executable, "-m", "rackwatch", "token", "create", "--scope", "control"]
+    command += ["--data-dir", str(workers.tmp / "data"), "--name", "site tests"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout
+    lines = [line.strip() for line in out.splitlines()]
+    return lines[next(i for i, line in enumerate(lines) if "created" in line) + 1]

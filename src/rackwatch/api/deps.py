@@ -168,8 +168,14 @@ class ApiContext:
             send_timeout_s=self.ws_send_timeout_s,
             queue_size=self.ws_queue_size,
             live=self.live,
-            recent_alerts=None if self.alerts is None else self.alerts.recent_alerts,
+            recent_alerts=self._recent_alerts(),
         )
+
+    def _recent_alerts(self) -> Callable[[int], list[dict[str, Any]]] | None:
+        """The WebSocket's `alerts` array: the engine's, or a front end's SiteAlerts'."""
+        if self.alerts is not None:
+            return self.alerts.recent_alerts
+        return None if self.site_alerts is None else self.site_alerts.recent_alerts
 
 
 def get_ctx(conn: HTTPConnection) -> ApiContext:
@@ -213,6 +219,15 @@ def get_alert_readout(conn: HTTPConnection) -> AlertReadout:
     raise HTTPException(503, "alerting is not running on this server (no alert engine)")
 
 
+def get_alert_acknowledger(conn: HTTPConnection) -> AlertEngine | SiteAlerts:
+    ctx = get_ctx(conn)
+    if ctx.alerts is not None:
+        return ctx.alerts
+    if ctx.site_alerts is not None and ctx.site_alerts.publish is not None:
+        return ctx.site_alerts
+    raise HTTPException(503, "alerting is not running on this server (no alert engine)")
+
+
 def get_controller(conn: HTTPConnection) -> FanControl:
     controller = get_ctx(conn).controller
     if controller is None:
@@ -232,6 +247,9 @@ def get_intelligence(conn: HTTPConnection) -> Intelligence:
 CtxDep = Annotated[ApiContext, Depends(get_ctx)]
 AlertsDep = Annotated[AlertEngine, Depends(get_alerts)]
 """The alert engine; 503 when the server runs without one. Put it after the access check."""
+AlertAckDep = Annotated[AlertEngine | SiteAlerts, Depends(get_alert_acknowledger)]
+"""The alert engine, or a front end's SiteAlerts (through the alerts workers); 503 with
+neither. Put it after the access check."""
 AlertReadoutDep = Annotated[AlertReadout, Depends(get_alert_readout)]
 """The alert engine, or a front end's view of the alert workers' events; 503 with neither."""
 ControllerDep = Annotated[FanControl, Depends(get_controller)]

@@ -164,6 +164,9 @@ class CommandAction(enum.StrEnum):
     FAN_SET_MODE = "fan.set_mode"
     TWIN_INJECT_FAULT = "twin.inject_fault"
     """Twin only: params `{"kind", "params"?, "start_ms"?}`, target the fault's entity."""
+    ALERT_ACKNOWLEDGE = "alert.acknowledge"
+    """To the alerts workers (`commands.alerts`), from a front end: params `{"ids": [...]}`;
+    each worker acknowledges those it holds open (`AlertEngine.obey`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, HTTPException, Query
 from starlette.concurrency import run_in_threadpool
 
 from rackwatch.api.auth import READ_ACCESS, AccessFirstRoute, ControlAccess
-from rackwatch.api.deps import AlertReadoutDep, AlertsDep, ApiContext, CtxDep
+from rackwatch.api.deps import AlertAckDep, AlertReadoutDep, ApiContext, CtxDep
 from rackwatch.api.params import MAX_TS_MS, ParamError, check_entity_glob, excerpt, parse_time
 from rackwatch.api.routes.series import TIME_HELP
 from rackwatch.api.schemas import (
@@ -33,6 +33,7 @@ from rackwatch.api.schemas import (
     ErrorOut,
 )
 from rackwatch.engine.alerts.lifecycle import AlertNotFound
+from rackwatch.engine.alerts.site import AckTimeout, SiteAlerts
 from rackwatch.engine.alerts.views import (
     HistoryTooLarge,
     group_by_rule,
@@ -201,33 +202,54 @@ async def _name_legacy_tokens(ctx: ApiContext, page: list[dict[str, Any]]) -> No
         alert["acknowledged_by"] = relabel(alert["acknowledged_by"], names)
 
 
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (401, 403, 504)}
+"""An acknowledgement's errors: no token, a read token, no confirmation from the workers."""
+
+
 @router.post(
     "/alerts/ack",
-    responses={
-        400: {"model": ErrorOut},
-        401: {"model": ErrorOut},
-        403: {"model": ErrorOut},
-        422: {"model": ErrorOut},
-    },
+    responses={**_ERRORS, 400: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 async def acknowledge_alerts(
-    caller: ControlAccess, alerts: AlertsDep, body: AlertsAckIn
+    caller: ControlAccess, alerts: AlertAckDep, body: AlertsAckIn
 ) -> AlertsAckOut:
     """Acknowledge many open alerts at once (a room-wide fault: one call, not 15), each as
     POST /alerts/{id}/ack does: one `alert.acknowledged` event per alert not acknowledged
-    before. Ids of no open alert come back in `not_found`; a repeated id counts once."""
+    before. Ids of no open alert come back in `not_found`; a repeated id counts once. On a
+    front end (`rackwatch serve`) the alerts workers acknowledge, and the answer waits for
+    their confirmation (504 after 5 s without it)."""
+    if isinstance(alerts, SiteAlerts):
+        done, not_found = await _through_workers(alerts, body.ids, caller.issued_by)
+        return AlertsAckOut(acknowledged=[a["id"] for a in done], not_found=not_found)
     result = await alerts.acknowledge_many(body.ids, caller.issued_by)
     return AlertsAckOut(
         acknowledged=[a.id for a in result.acknowledged], not_found=result.not_found
     )
 
 
-@router.post(
-    "/alerts/{alert_id}/ack",
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}},
-)
-async def acknowledge_alert(caller: ControlAccess, alerts: AlertsDep, alert_id: str) -> AlertAckOut:
+async def _through_workers(
+    site: SiteAlerts, ids: list[str], by: str
+) -> tuple[list[dict[str, Any]], list[str]]:
+    try:
+        return await site.acknowledge_many(ids, by)
+    except AckTimeout as exc:
+        raise HTTPException(status_code=504, detail=str(exc)) from None
+
+
+@router.post("/alerts/{alert_id}/ack", responses={**_ERRORS, 404: {"model": ErrorOut}})
+async def acknowledge_alert(
+    caller: ControlAccess, alerts: AlertAckDep, alert_id: str
+) -> AlertAckOut:
     """Acknowledge an open alert (again: no change); 404 if no open alert has this id."""
+    if isinstance(alerts, SiteAlerts):
+        done, _missing = await _through_workers(alerts, [alert_id], caller.issued_by)
+        if not done:
+            raise HTTPException(
+                status_code=404,
+                detail=f"no open alert with id {alert_id!r}: it may have resolved; "
+                "list the open ones and use one of their ids",
+            )
+        return AlertAckOut(alert=alert_out(done[0]))
     try:
         alert = await alerts.acknowledge(alert_id, caller.issued_by)
     except AlertNotFound as exc:

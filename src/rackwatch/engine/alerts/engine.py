@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -77,7 +78,17 @@ from rackwatch.engine.states import (
     rollup_states,
     sleep_until_silence,
 )
-from rackwatch.model import Batch, Event, EventKind, SeriesRegistry, Severity
+from rackwatch.model import (
+    Batch,
+    Command,
+    CommandAction,
+    Event,
+    EventKind,
+    SeriesRegistry,
+    Severity,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -342,6 +353,19 @@ class AlertEngine:
         await self._publish(events)
         return AckResult(done, not_found)
 
+    async def obey(self) -> None:
+        """Apply the acknowledgements front ends send on `commands.alerts` (a site run by
+        workers, docs/SCALE.md) until the bus closes: each engine acknowledges the alerts it
+        holds open, and its `alert.acknowledged` events tell the front end it is done. A
+        command that is not one is logged and skipped."""
+        async with self.bus.subscribe(subjects.commands(ALERTS_COMMANDS)) as commands:
+            async for _subject, command in commands:
+                ids = acknowledged_ids(command)
+                if ids is None:
+                    log.warning("not an acknowledgement, skipped: %.200r", command)
+                    continue
+                await self.acknowledge_many(ids, command.issued_by)
+
     def states(self) -> dict[str, DeviceState]:
         return self.devices.states()
 
@@ -391,6 +415,33 @@ class AlertEngine:
     def sources(self) -> dict[str, bool]:
         """Every source watched for silence, and whether it is silent now."""
         return {} if self.watch is None else self.watch.sources()
+
+
+ALERTS_COMMANDS = "alerts"
+"""`commands.alerts`: what front ends ask of the alerts workers."""
+MAX_ACK_IDS = 1000
+"""Alert ids one acknowledgement may name (as POST /alerts/ack)."""
+
+
+def acknowledged_ids(command: Any) -> list[str] | None:
+    """The alert ids of an `alert.acknowledge` command (None: not a well-formed one).
+
+    >>> from rackwatch.model import Command
+    >>> acknowledged_ids(Command("alerts", "alert.acknowledge", {"ids": ["a1"]}, "alice"))
+    ['a1']
+    >>> acknowledged_ids(Command("alerts", "alert.acknowledge", {"ids": "a1"}, "alice")) is None
+    True
+    """
+    if not isinstance(command, Command) or command.action != CommandAction.ALERT_ACKNOWLEDGE:
+        return None
+    ids = command.params.get("ids")
+    if not isinstance(ids, list) or not 0 < len(ids) <= MAX_ACK_IDS:
+        return None
+    if not all(isinstance(i, str) and 0 < len(i) <= 64 for i in ids):
+        return None
+    if not isinstance(command.issued_by, str) or not command.issued_by.strip():
+        return None
+    return ids
 
 
 def source_notification(change: SourceChange) -> Notification:

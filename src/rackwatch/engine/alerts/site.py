@@ -7,19 +7,24 @@ device's state (its reason, since when, and the maintenance that set it) and
 `usage.changed` into busy/idle. At start it reads the same events back from the shared store
 (`seed`, the last `SEED_DAYS`), then follows the bus (`fold`, fed by the front end).
 
-It answers the read side of `AlertEngine` that GET /alerts and GET /states use. It is as
+It answers the read side of `AlertEngine` that GET /alerts and GET /states use, and
+acknowledges through the workers (`acknowledge_many`: a command on `commands.alerts`, done
+when their `alert.acknowledged` events come back). It is as
 fresh as the events: a level that falls without an event (the engine makes none) shows the
 level of the alert's last event, as the alert history does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rackwatch.bus import subjects
+from rackwatch.engine.alerts.engine import ALERTS_COMMANDS
 from rackwatch.engine.alerts.views import ALERT_EVENT_KINDS, AlertHistory, HistoryTooLarge
 from rackwatch.engine.states import (
     DeviceState,
@@ -29,7 +34,8 @@ from rackwatch.engine.states import (
     details_of,
     rollup_states,
 )
-from rackwatch.model import Event, EventKind, Severity
+from rackwatch.errors import RackwatchError
+from rackwatch.model import Command, CommandAction, Event, EventKind, Severity
 from rackwatch.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -57,6 +63,15 @@ _ORDER = {kind: rank for rank, kind in enumerate(SITE_EVENT_KINDS)}
 """Within one instant: a fire before its escalation, acknowledgement and resolution."""
 
 
+ACK_WAIT_S = 5.0
+"""How long an acknowledgement waits for the alerts workers' confirmation."""
+ACK_POLL_S = 0.02
+
+
+class AckTimeout(RackwatchError, TimeoutError):
+    """The alerts workers did not confirm an acknowledgement in time."""
+
+
 @dataclass(frozen=True, slots=True)
 class _State:
     state: DeviceState
@@ -79,6 +94,8 @@ class SiteAlerts:
         workers publish a state when it changes, so an entity that has been OK all along has
         no event: one heard with none is OK."""
         self._heard = heard
+        self.publish: Callable[[str, Any], Awaitable[None]] | None = None
+        """The bus's publish, for acknowledgements (set by the front end once connected)."""
         self._failure_rules = frozenset(failure_rules)
         self._alerts = AlertHistory(failure_rules, max_events=1 << 62)
         self._recent: deque[dict[str, Any]] = deque(maxlen=history)
@@ -150,6 +167,51 @@ class SiteAlerts:
     def recent_alerts(self, since_ms: int) -> list[dict[str, Any]]:
         """The alerts' changes newer than `since_ms`, oldest first (the last `history`)."""
         return [dict(a) for a in self._recent if a["ts_ms"] > since_ms]
+
+    # --- acknowledgement, through the alerts workers ------------------------------------
+
+    async def acknowledge_many(
+        self, alert_ids: Sequence[str], by: str, *, wait_s: float = ACK_WAIT_S
+    ) -> tuple[list[dict[str, Any]], list[str]]:
+        """Acknowledge the open alerts of `alert_ids` as the engine does, through the alerts
+        workers: an `alert.acknowledge` command on `commands.alerts`, then wait for each
+        alert's `alert.acknowledged` event to be folded here. Returns the alerts now
+        acknowledged (in the order asked) and the ids of no open alert. AckTimeout when the
+        workers do not confirm within `wait_s`; RuntimeError when no bus is attached."""
+        if not by.strip():
+            raise ValueError("say who acknowledges the alerts (a user or service name)")
+        if self.publish is None:
+            raise RuntimeError("no bus attached: acknowledgements cannot reach the workers")
+        opened = {a["id"] for a in self.open_alert_dicts()}
+        asked = list(dict.fromkeys(alert_ids))
+        wanted = [i for i in asked if i in opened]
+        not_found = [i for i in asked if i not in opened]
+        pending = [i for i in wanted if self._alerts.alerts[i]["status"] != "acknowledged"]
+        if pending:
+            command = Command(
+                ALERTS_COMMANDS, CommandAction.ALERT_ACKNOWLEDGE, {"ids": pending}, issued_by=by
+            )
+            await self.publish(subjects.commands(ALERTS_COMMANDS), command)
+            try:
+                async with asyncio.timeout(wait_s):
+                    while any(self._status(i) == "firing" for i in pending):
+                        await asyncio.sleep(ACK_POLL_S)
+            except TimeoutError:
+                waiting = [i for i in pending if self._status(i) == "firing"]
+                raise AckTimeout(
+                    f"the alerts workers did not confirm the acknowledgement of {len(waiting)} "
+                    f"alert(s) within {wait_s:g} s (first: {waiting[0]}): check that a "
+                    "`rackwatch worker --role alerts` runs for every partition"
+                ) from None
+        done = [dict(a) for i in wanted if (a := self._alerts.alerts.get(i)) is not None]
+        # resolved meanwhile: no longer open, as the engine would say
+        return [a for a in done if a["status"] == "acknowledged"], not_found + [
+            a["id"] for a in done if a["status"] == "resolved"
+        ]
+
+    def _status(self, alert_id: str) -> str | None:
+        found = self._alerts.alerts.get(alert_id)
+        return None if found is None else str(found["status"])
 
     def failure_rules(self) -> frozenset[str]:
         return self._failure_rules

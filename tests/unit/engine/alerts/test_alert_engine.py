@@ -15,7 +15,7 @@ from rackwatch.engine.alerts import AlertNotFound, AlertStatus, Rule
 from rackwatch.engine.alerts.engine import AlertEngine
 from rackwatch.engine.notifiers import SPOOL_FILE, Notification, NotificationSpool
 from rackwatch.engine.states import DeviceState, SilencePolicy, UsageStatus
-from rackwatch.model import Batch, Event, SeriesRegistry, Severity
+from rackwatch.model import Batch, Command, Event, SeriesRegistry, Severity
 from rackwatch.settings import AlertSettings, build_alert_rules
 from rackwatch.sources.twin import TwinSource
 from rackwatch.twin import Twin
@@ -147,6 +147,35 @@ def test_a_shadow_engine_keeps_alerts_and_states_but_publishes_and_notifies_noth
 
     assert asyncio.run(scenario()) == []
     assert notifier.got == []
+
+
+def test_the_engine_obeys_the_acknowledgements_a_front_end_sends() -> None:
+    reg = SeriesRegistry()
+    bus = MemoryBus()
+    engine = AlertEngine(bus, reg, [Rule("cpu", CPU, warning=75, critical=85)], clock=lambda: 0.0)
+
+    async def scenario() -> list[Event]:
+        done, events = await started(engine, bus)
+        orders = asyncio.create_task(engine.obey())
+        await settle()
+        await bus.publish("telemetry.twin", cpu(reg, 5, 90))
+        await settle()
+        [alert] = engine.active_alerts()
+        bad = Command("alerts", "alert.acknowledge", {"ids": "not a list"}, "mallory")
+        await bus.publish("commands.alerts", bad)  # skipped, and the next one still obeyed
+        ack = Command("alerts", "alert.acknowledge", {"ids": [alert.id, "other"]}, "alice")
+        await bus.publish("commands.alerts", ack)
+        await settle()
+        bus.close()
+        await done
+        await orders
+        return events
+
+    events = asyncio.run(scenario())
+    acks = [e for e in events if e.kind == "alert.acknowledged"]
+    assert [e.attributes["by"] for e in acks] == ["alice"]
+    [alert] = engine.active_alerts()
+    assert alert.status is AlertStatus.ACKNOWLEDGED
 
 
 def test_maintenance_suppresses_notifications_and_shows_in_states() -> None:

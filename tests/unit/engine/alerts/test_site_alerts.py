@@ -3,11 +3,14 @@ after a restart from the store."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from rackwatch.engine.alerts.site import IMPLIED_OK, SiteAlerts
+import pytest
+
+from rackwatch.engine.alerts.site import IMPLIED_OK, AckTimeout, SiteAlerts
 from rackwatch.engine.states import DeviceState, UsageStatus
-from rackwatch.model import Event, SeriesRegistry, Severity
+from rackwatch.model import Command, Event, SeriesRegistry, Severity
 from rackwatch.store.duckdb import DuckDBStore
 
 FAN = "c01/r01/s03/fan1"
@@ -106,3 +109,42 @@ def test_a_front_end_started_later_reads_the_same_back_from_the_store(tmp_path: 
         assert site.usage() == {SERVER: UsageStatus.BUSY}
     finally:
         store.close()
+
+
+def test_an_acknowledgement_goes_to_the_workers_and_waits_for_their_event() -> None:
+    site = SiteAlerts()
+    site.fold(STORY[:2])  # firing
+    sent: list[tuple[str, Command]] = []
+
+    async def worker_confirms(subject: str, command: Command) -> None:
+        sent.append((subject, command))
+        await asyncio.sleep(0.05)  # the worker's event comes back a little later
+        site.fold([alert(2000, "alert.acknowledged", by=command.issued_by)])
+
+    site.publish = worker_confirms
+    done, not_found = asyncio.run(site.acknowledge_many(["a1", "nope", "a1"], "alice"))
+    assert [(a["id"], a["status"], a["acknowledged_by"]) for a in done] == [
+        ("a1", "acknowledged", "alice")
+    ]
+    assert not_found == ["nope"]
+    [(subject, command)] = sent
+    assert (subject, command.action, dict(command.params)) == (
+        "commands.alerts",
+        "alert.acknowledge",
+        {"ids": ["a1"]},
+    )
+    # Again: already acknowledged, nothing sent.
+    asyncio.run(site.acknowledge_many(["a1"], "bob"))
+    assert len(sent) == 1
+
+
+def test_no_confirmation_in_time_is_a_clear_error() -> None:
+    site = SiteAlerts()
+    site.fold(STORY[:2])
+
+    async def nobody_listens(_subject: str, _command: Command) -> None:
+        return None
+
+    site.publish = nobody_listens
+    with pytest.raises(AckTimeout, match="rackwatch worker --role alerts"):
+        asyncio.run(site.acknowledge_many(["a1"], "alice", wait_s=0.1))
