@@ -234,6 +234,16 @@ async def _announce(
         n_announced += 1
 
 
+def within_a_rack(path: str) -> bool:
+    """Whether an entity lies in one partition: a rack or anything in it (not a cluster, the
+    room or a root such as `host`, whose members the partitions share).
+
+    >>> [within_a_rack(p) for p in ("c01/r01/s01", "c01/r01", "c01", "room", "room/crac")]
+    [True, True, False, False, True]
+    """
+    return "/" in path
+
+
 def _jobs(
     settings: Settings,
     role: Role,
@@ -286,4 +296,6 @@ def _jobs(
     intelligence = app.build_intelligence(settings, bus, registry, alerts)
     if intelligence is None:
         raise ConfigError("the detect role needs [intelligence] enabled = true")
+    if partition.count > 1:  # its racks only: a cluster or the room spans the partitions
+        intelligence.publishes_health_of = within_a_rack
     return [("rules", alerts.run()), ("intelligence", intelligence.run())]

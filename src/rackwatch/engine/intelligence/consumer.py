@@ -32,7 +32,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -214,6 +214,9 @@ class Intelligence:
         self._subscription: Subscription | None = None
         self.n_health_samples = 0
         """`health_score` samples published since start."""
+        self.publishes_health_of: Callable[[str], bool] = _every_entity
+        """Whose `health_score` is published: a detect worker of one partition among several
+        sees only its racks, so the clusters and the room are not its to score."""
         self._busy = False
         """Batches taken from the bus and not yet scored and published."""
         self._next_health_ms: dict[str, int] = {}
@@ -357,7 +360,11 @@ class Intelligence:
         thread: thousands of entities)."""
         samples = []
         for source, now in due:
-            paths = sorted(p for p in report.entities if snap.source_of.get(p) == source)
+            paths = sorted(
+                p
+                for p in report.entities
+                if snap.source_of.get(p) == source and self.publishes_health_of(p)
+            )
             if not paths:
                 continue
             keys = [(path, HEALTH_METRIC) for path in paths]
@@ -382,3 +389,7 @@ class Intelligence:
                 )
             )
         return samples
+
+
+def _every_entity(_path: str) -> bool:
+    return True

@@ -13,6 +13,7 @@ from rackwatch.engine.intelligence import HEALTH_METRIC, SOURCE, Intelligence, I
 from rackwatch.model import Batch, Event, EventKind, SeriesRegistry
 from rackwatch.sources.twin import TwinSource
 from rackwatch.twin import Twin
+from rackwatch.worker import within_a_rack
 
 START_MS = 1_767_225_600_000
 HOST_MS = START_MS + 300 * 86_400_000  # a real machine's wall clock, far from the twin's time
@@ -122,3 +123,32 @@ def test_a_batch_that_fails_is_skipped_and_the_consumer_goes_on() -> None:
 
     asyncio.run(asyncio.wait_for(main(), 30))
     assert intelligence.snapshot.stats.n_samples == 1
+
+
+def test_a_partitions_detect_worker_publishes_no_health_for_the_clusters_or_the_room() -> None:
+    # Its racks are one share of the room: the room's and the clusters' scores are not its own.
+    registry = SeriesRegistry()
+    source = TwinSource(Twin.from_scenario("small", seed=4, start_ms=START_MS), registry)
+    bus = MemoryBus()
+    intelligence = Intelligence(bus, registry)
+    intelligence.publishes_health_of = within_a_rack
+    scored: set[str] = set()
+
+    async def main() -> None:
+        async with bus.subscribe(subjects.telemetry(SOURCE)) as health:
+            task = asyncio.create_task(intelligence.run())
+            await intelligence.ready.wait()
+            for _ in range(4 * 12):  # 4 minutes: health once a minute
+                await bus.publish(subjects.telemetry("twin"), source.read(1)[0])
+                await asyncio.sleep(0)
+            assert await intelligence.settle(10)
+            bus.close()
+            await task
+            while (item := health._queue.get_nowait()) is not None:  # type: ignore[attr-defined]
+                batch = item[1]
+                keys = registry.keys()
+                scored.update(keys[s].entity for s in batch.series)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+    assert {"c01/r01", "c01/r01/s01"} <= scored
+    assert not scored & {"c01", "room"}
