@@ -187,6 +187,8 @@ async def run_worker(
             take_events=role is not Role.STORE or partition.index == 0,
             on_telemetry_done=status.lags,
             ack_later=role is Role.STORE,  # acknowledged once written (StoreWriter)
+            # a store worker started after the producers still gets their inventory
+            replay_events=role is Role.STORE,
         )
         await bus.start()
         jobs = _jobs(settings, role, partition, bus, registry, store, status, stop)

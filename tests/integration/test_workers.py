@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -343,10 +344,17 @@ def test_a_front_end_shows_the_alert_workers_alerts_states_and_the_inventory(
 ) -> None:
     import httpx
 
-    workers.start("store", "--store", database)
     workers.start("alerts")
     # fan-fail: c01/r01/s03/fan1 stops at 30 simulated minutes, 9 s at speed 200
-    workers.start("twin", "--scenario", "fan-fail", "--speed", "200")
+    stats = workers.tmp / "twin.json"
+    workers.start("twin", "--scenario", "fan-fail", "--speed", "200", "--stats", str(stats))
+    # The store worker first runs after the twin has announced its inventory: its events
+    # consumer, new, starts at the oldest event the stream holds.
+    deadline = time.monotonic() + 30
+    while not stats.exists() or json.loads(stats.read_text()).get("announced_entities", 0) < 5:
+        assert time.monotonic() < deadline, "the twin announced no inventory"
+        time.sleep(0.2)
+    workers.start("store", "--store", database)
 
     def front_end() -> tuple[subprocess.Popen[str], str]:
         port = free_port()

@@ -160,6 +160,7 @@ class SpacedBus:
         take_events: bool = True,
         on_telemetry_done: Callable[[float, int], None] | None = None,
         ack_later: bool = False,
+        replay_events: bool = False,
     ) -> None:
         self.nats = nats_bus
         self.registry = registry
@@ -173,10 +174,14 @@ class SpacedBus:
         self.durable = durable
         self.take_events = take_events
         self.on_telemetry_done = on_telemetry_done
+        """Told of each telemetry message read and acknowledged (`NatsSubscription`)."""
         self.ack_later = ack_later
         """Subscriptions acknowledge only on `ack_held()` (a reader that gathers messages
         into one write acknowledges them once written)."""
-        """Told of each telemetry message read and acknowledged (`NatsSubscription`)."""
+        self.replay_events = replay_events
+        """A durable events consumer made for the first time starts at the oldest event the
+        stream holds, not at the next one (a store worker started after the producers still
+        gets their inventory announcements and events; the store keeps each once)."""
         self._partitioner = _Partitioner(registry, self.partitions)
         self._publisher: Publisher | None = None
         self._resolver: Resolver | None = None
@@ -238,8 +243,14 @@ class SpacedBus:
             durable = f"{self.durable}-{pattern.replace('.', '_').replace('>', 'all')}"
             durable = durable.replace("*", "any")
         done = self.on_telemetry_done if family == subjects.TELEMETRY else None
+        replay = self.replay_events and family == subjects.EVENTS and durable is not None
         async with self.nats.subscribe(
-            wire, max_pending=max_pending, durable=durable, on_acked=done, ack_later=self.ack_later
+            wire,
+            max_pending=max_pending,
+            durable=durable,
+            replay=replay,
+            on_acked=done,
+            ack_later=self.ack_later,
         ) as inner:
             yield _SpacedSubscription(inner, self._started()[1])
 
