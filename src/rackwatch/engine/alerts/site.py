@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from typing import Any
 
 from rackwatch.bus import subjects
 from rackwatch.engine.alerts.engine import ALERTS_COMMANDS
-from rackwatch.engine.alerts.views import ALERT_EVENT_KINDS, AlertHistory, HistoryTooLarge
+from rackwatch.engine.alerts.views import ALERT_EVENT_KINDS, AlertHistory
 from rackwatch.engine.states import (
     DeviceState,
     Maintenance,
@@ -43,10 +44,9 @@ log = logging.getLogger(__name__)
 SEED_DAYS = 3
 """How far back a front end reads the alert and state events at start."""
 SEED_MAX_EVENTS = 200_000
-"""Alert events a start may fold; more, and only the last `SEED_FALLBACK_HOURS` are read."""
-SEED_FALLBACK_HOURS = 6
-MAX_STATE_EVENTS = 500_000
-"""State and usage events a start reads at most (the newest)."""
+"""Alert events, and state and usage events, a start reads at most (the newest)."""
+HEARD_FRESH_S = 1.0
+"""How long the entities heard are reused (GET /states asks once per entity)."""
 _DAY_MS = 86_400_000
 _STATES = frozenset(str(state) for state in DeviceState)
 _USAGES = frozenset(str(usage) for usage in UsageStatus)
@@ -94,6 +94,8 @@ class SiteAlerts:
         workers publish a state when it changes, so an entity that has been OK all along has
         no event: one heard with none is OK."""
         self._heard = heard
+        self._heard_cache: Collection[str] = frozenset()
+        self._heard_at = -HEARD_FRESH_S
         self.publish: Callable[[str, Any], Awaitable[None]] | None = None
         """The bus's publish, for acknowledgements (set by the front end once connected)."""
         self._failure_rules = frozenset(failure_rules)
@@ -110,16 +112,18 @@ class SiteAlerts:
         them (oldest first). Blocking: call it from a worker thread, before `fold` is fed."""
         start = now_ms - SEED_DAYS * _DAY_MS
         end = 1 << 62  # a twin run faster than the wall clock stamps events ahead of it
-        try:
-            alert_events = store.events(start, end, kinds=ALERT_EVENT_KINDS, newest=SEED_MAX_EVENTS)
-            if len(alert_events) >= SEED_MAX_EVENTS:
-                raise HistoryTooLarge(f"{SEED_MAX_EVENTS:,} alert events in {SEED_DAYS} days")
-        except HistoryTooLarge as exc:
-            log.warning("%s: reading the last %d hours only", exc, SEED_FALLBACK_HOURS)
-            start = now_ms - SEED_FALLBACK_HOURS * 3_600_000
-            alert_events = store.events(start, end, kinds=ALERT_EVENT_KINDS)
+        alert_events = store.events(start, end, kinds=ALERT_EVENT_KINDS, newest=SEED_MAX_EVENTS)
         kinds = (str(EventKind.STATE_CHANGED), str(EventKind.USAGE_CHANGED))
-        state_events = store.events(start, end, kinds=kinds, newest=MAX_STATE_EVENTS)
+        state_events = store.events(start, end, kinds=kinds, newest=SEED_MAX_EVENTS)
+        for name, found in (("alert", alert_events), ("state and usage", state_events)):
+            if len(found) >= SEED_MAX_EVENTS:
+                log.warning(
+                    "more than %s %s events in %d days: the newest only are read (an alert "
+                    "opened before them is not shown)",
+                    f"{SEED_MAX_EVENTS:,}",
+                    name,
+                    SEED_DAYS,
+                )
         read = sorted(
             [*alert_events, *state_events], key=lambda e: (e.ts, _ORDER.get(str(e.kind), 9))
         )
@@ -132,9 +136,12 @@ class SiteAlerts:
             kind = str(event.kind)
             if kind in ALERT_EVENT_KINDS:
                 self._alerts.add([event])
-                alert = self._alerts.alerts.get(str(event.attributes.get("alert_id")))
+                alert_id = str(event.attributes.get("alert_id"))
+                alert = self._alerts.alerts.get(alert_id)
                 if alert is not None:
                     self._recent.append(dict(alert))
+                    if alert["status"] == "resolved":  # kept in `_recent` only: bounded
+                        del self._alerts.alerts[alert_id]
             elif kind == EventKind.STATE_CHANGED:
                 self._fold_state(event)
             elif kind == EventKind.USAGE_CHANGED:
@@ -161,7 +168,7 @@ class SiteAlerts:
 
     def open_alert_dicts(self) -> list[dict[str, Any]]:
         """Alerts firing or acknowledged, oldest first (`Alert.as_dict()`'s shape)."""
-        found = [a for a in self._alerts.alerts.values() if a["status"] != "resolved"]
+        found = self._alerts.alerts.values()  # resolved ones are not kept
         return sorted(found, key=lambda a: (a["fired_ts_ms"], a["rule"], a["entity"]))
 
     def recent_alerts(self, since_ms: int) -> list[dict[str, Any]]:
@@ -205,9 +212,8 @@ class SiteAlerts:
                 ) from None
         done = [dict(a) for i in wanted if (a := self._alerts.alerts.get(i)) is not None]
         # resolved meanwhile: no longer open, as the engine would say
-        return [a for a in done if a["status"] == "acknowledged"], not_found + [
-            a["id"] for a in done if a["status"] == "resolved"
-        ]
+        gone = [i for i in wanted if i not in self._alerts.alerts]
+        return done, not_found + gone
 
     def _status(self, alert_id: str) -> str | None:
         found = self._alerts.alerts.get(alert_id)
@@ -217,7 +223,7 @@ class SiteAlerts:
         return self._failure_rules
 
     def states(self) -> dict[str, DeviceState]:
-        found = dict.fromkeys(self._heard(), DeviceState.OK)
+        found = dict.fromkeys(self._heard_now(), DeviceState.OK)
         found.update((entity, state.state) for entity, state in self._states.items())
         return dict(sorted(found.items()))
 
@@ -229,12 +235,18 @@ class SiteAlerts:
     def state_details(self, entity: str) -> dict[str, Any] | None:
         found = self._states.get(entity)
         if found is None:
-            if entity not in self._heard():
+            if entity not in self._heard_now():
                 return None
             found = _State(DeviceState.OK, None, IMPLIED_OK, None)
         return details_of(
             entity, found.state, found.reason, found.since_ts, self.maintenance_of(entity)
         )
+
+    def _heard_now(self) -> Collection[str]:
+        now = time.monotonic()
+        if now - self._heard_at > HEARD_FRESH_S:
+            self._heard_cache, self._heard_at = self._heard(), now
+        return self._heard_cache
 
     def maintenance_of(self, entity: str) -> Maintenance | None:
         """The maintenance an entity's state says it is in (who, why, since when)."""

@@ -148,3 +148,17 @@ def test_no_confirmation_in_time_is_a_clear_error() -> None:
     site.publish = nobody_listens
     with pytest.raises(AckTimeout, match="rackwatch worker --role alerts"):
         asyncio.run(site.acknowledge_many(["a1"], "alice", wait_s=0.1))
+
+
+def test_resolved_alerts_are_not_kept_beyond_the_recent_history() -> None:
+    # A front end runs for months: what it holds must not grow with every alert ever fired.
+    site = SiteAlerts(history=50)
+    for n in range(2000):
+        fired = alert(10 * n, "alert.fired", alert_id=f"a{n}")
+        site.fold([fired, alert(10 * n + 5, "alert.resolved", alert_id=f"a{n}")])
+    assert site.open_alert_dicts() == []
+    assert len(site.recent_alerts(0)) == 50
+    assert len(site._alerts.alerts) == 0  # the fold's memory, not only the view
+    site.fold([alert(99_999, "alert.fired", alert_id="a7", reopened=True, n_reopened=1)])
+    [again] = site.open_alert_dicts()
+    assert (again["id"], again["n_reopened"]) == ("a7", 1)
